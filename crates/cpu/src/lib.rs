@@ -1,0 +1,19 @@
+//! morph86's CPU: architectural state and the reference interpreter.
+//!
+//! The interpreter is the reference engine: every other engine (the JIT)
+//! must agree with it, and it is checked against real-hardware test suites
+//! and the host CPU (see the `morph86-difftest` crate).
+
+pub mod bus;
+pub mod decode;
+pub mod fault;
+pub mod flags;
+pub mod interp;
+pub mod model;
+pub mod state;
+
+pub use bus::{Bus, FlatRam};
+pub use fault::Fault;
+pub use interp::{Cpu, StepOutcome};
+pub use model::CpuModel;
+pub use state::{CpuState, SegReg, Segment};

@@ -1,0 +1,2 @@
+//! Host-CPU oracles.
+pub mod native;

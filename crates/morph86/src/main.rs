@@ -1,0 +1,65 @@
+//! `morph86`: the command-line front end.
+
+mod conformance_cmd;
+
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// morph86: a full-system x86 PC emulator.
+#[derive(Parser)]
+#[command(name = "morph86", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run real-hardware single-step test suites (MOO files) against the interpreter.
+    Conformance {
+        /// MOO files or directories holding them.
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+        /// CPU model the tests were captured on: 8086 or 80286.
+        #[arg(long)]
+        cpu: morph86_cpu::CpuModel,
+        /// Exit 0 as long as no more than this many tests fail.
+        #[arg(long, default_value_t = 0)]
+        max_fail: usize,
+        /// Worker threads (default: available cores).
+        #[arg(long)]
+        threads: Option<usize>,
+        /// Print the first N failures of each failing file.
+        #[arg(long, default_value_t = 3)]
+        show: usize,
+    },
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("morph86: error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<ExitCode> {
+    match cli.command {
+        Command::Conformance {
+            paths,
+            cpu,
+            max_fail,
+            threads,
+            show,
+        } => conformance_cmd::run(&paths, cpu, max_fail, threads, show),
+    }
+}
