@@ -37,6 +37,8 @@ pub struct Decoded {
     pub seg_override: Option<SegReg>,
     /// The instruction must raise #UD when executed.
     pub invalid: bool,
+    /// The instruction exceeds the model's length limit: #GP(0).
+    pub too_long: bool,
     /// An x87 escape (D8-DF) on a CPU without an FPU model: iced decoded a
     /// stand-in opcode only to find the length and memory operand.
     pub esc: bool,
@@ -54,7 +56,16 @@ impl Decoded {
             rep: 0,
             seg_override: None,
             invalid: true,
+            too_long: false,
             esc: false,
+        }
+    }
+
+    fn too_long(len: u8) -> Decoded {
+        Decoded {
+            too_long: true,
+            invalid: false,
+            ..Decoded::invalid(len)
         }
     }
 }
@@ -114,9 +125,8 @@ pub fn decode(model: CpuModel, code32: bool, bytes: &[u8]) -> Result<Decoded, De
     }
     if let Some(max) = model.max_insn_len() {
         if i >= max {
-            // Only prefixes up to the limit: the CPU gives up with #UD (286)
-            // or #GP (386+); both are reported as invalid here.
-            return Ok(Decoded::invalid(max as u8));
+            // Only prefixes up to the limit: the CPU gives up with #GP(0).
+            return Ok(Decoded::too_long(max as u8));
         }
     }
     if bad_prefix {
@@ -178,7 +188,8 @@ pub fn decode(model: CpuModel, code32: bool, bytes: &[u8]) -> Result<Decoded, De
     }
     if let Some(max) = model.max_insn_len() {
         if len > max {
-            return Ok(Decoded::invalid(max as u8));
+            // Over-long instructions raise #GP(0) (seen on the 80286 too).
+            return Ok(Decoded::too_long(max as u8));
         }
     }
     let opcode = if buf[op_at] == 0x0F {
@@ -220,6 +231,7 @@ pub fn decode(model: CpuModel, code32: bool, bytes: &[u8]) -> Result<Decoded, De
         rep,
         seg_override: seg,
         invalid,
+        too_long: false,
         esc,
     })
 }
@@ -321,7 +333,7 @@ mod tests {
         let d = decode(CpuModel::I80286, false, &[0x66, 0x40]).unwrap();
         assert!(d.invalid);
         let d = decode(CpuModel::I80286, false, &[0x26; 12]).unwrap();
-        assert!(d.invalid);
+        assert!(d.too_long);
         let d = decode(CpuModel::P6, false, &[0x66, 0x40]).unwrap();
         assert!(!d.invalid && d.op32);
     }

@@ -147,22 +147,13 @@ impl Runner {
         let mut exception = None;
         match self.model {
             CpuModel::I8086 => {
-                // One instruction; a REP string instruction may take several steps.
-                let start = self.cpu.state.eip;
-                for _ in 0..64 {
-                    match self.cpu.step(&mut self.bus) {
-                        StepOutcome::Exception(f) => {
-                            exception = Some(f);
-                            break;
-                        }
-                        StepOutcome::TripleFault(f) | StepOutcome::Unhandled(f) => {
-                            return Err(format!("shutdown on {f}"))
-                        }
-                        _ => {}
+                // Exactly one instruction (REP counts stay below REP_CHUNK).
+                match self.cpu.step(&mut self.bus) {
+                    StepOutcome::Exception(f) => exception = Some(f),
+                    StepOutcome::TripleFault(f) | StepOutcome::Unhandled(f) => {
+                        return Err(format!("shutdown on {f}"))
                     }
-                    if self.cpu.state.eip != start {
-                        break;
-                    }
+                    _ => {}
                 }
             }
             _ => {
@@ -228,7 +219,13 @@ impl Runner {
 
         // Memory: every listed byte, and every byte the CPU wrote.
         let flags_at = match (t.exception, exception) {
-            (Some(e), _) => Some(e.flags_addr),
+            // EXCP gives the FLAGS word's bus address, rounded down to even;
+            // locate the word from the expected final SS:SP instead.
+            (Some(_), _) => {
+                let ss = u32::from(fina[5].unwrap_or(iv(5)));
+                let sp = u32::from(fina[8].unwrap_or(iv(8)));
+                Some(((ss << 4) + ((sp + 4) & 0xFFFF)) & 0xFF_FFFF)
+            }
             (None, Some(f)) if self.model == CpuModel::I8086 && f.vector == 0 => {
                 let ss = u32::from(s.segs[SegReg::Ss as usize].selector);
                 Some(((ss << 4) + ((s.regs[4] + 4) & 0xFFFF)) & 0xFFFFF)
@@ -294,7 +291,7 @@ impl Runner {
             file: name,
             ..FileReport::default()
         };
-        for t in &moo.tests {
+        for (pos, t) in moo.tests.iter().enumerate() {
             let (info, key) = match meta {
                 Some(m) => (m.lookup(&t.bytes), m.opcode_key(&t.bytes)),
                 None => (
@@ -316,7 +313,7 @@ impl Runner {
                             t.bytes.iter().map(|b| format!("{b:02X}")).collect();
                         rep.failures.push(format!(
                             "#{} {} [{}]: {}",
-                            t.index,
+                            pos,
                             t.name,
                             bytes.join(" "),
                             e

@@ -455,6 +455,10 @@ impl Cpu {
         let mut cf = false;
         let mut af = false;
         if (al & 0x0F) > 9 || old_af {
+            // CF also takes the carry/borrow out of this first adjustment.
+            if self.model != CpuModel::I8086 {
+                cf = if sub { al < 6 } else { al + 6 > 0xFF };
+            }
             new = if sub { new.wrapping_sub(6) } else { new + 6 } & 0xFF;
             af = true;
         }

@@ -45,6 +45,9 @@ impl Cpu {
 
     /// Executes a decoded instruction; EIP already points past it.
     pub(super) fn exec<B: Bus>(&mut self, bus: &mut B, d: &Decoded, next: u32) -> Exec {
+        if d.too_long {
+            return Err(Fault::GP0);
+        }
         if d.invalid {
             if self.model == CpuModel::I8086 {
                 // The 8086 has no #UD; undefined encodings we do not model act as NOP.
@@ -741,6 +744,10 @@ impl Cpu {
         let sp = self.sp();
         let v = self.stack_read(bus, sp, 0, size)?;
         self.set_sp(self.sp_add(sp, size as i32));
+        if self.model == CpuModel::I80286 {
+            // The 80286 keeps the incremented SP when the store faults.
+            self.commit_regs();
+        }
         let loc = self.loc(d, 0);
         self.write_loc(bus, loc, size, v)
     }
@@ -821,13 +828,45 @@ impl Cpu {
 
     /// An x87 escape on a CPU without a modelled FPU: the 8086 computes the
     /// address and carries on; later chips trap with #NM when CR0.EM is set.
-    fn esc<B: Bus>(&mut self, _bus: &mut B, _d: &Decoded) -> Exec {
-        if self.model != CpuModel::I8086 && self.state.cr0 & 0x4 != 0 {
+    fn esc<B: Bus>(&mut self, _bus: &mut B, d: &Decoded) -> Exec {
+        if self.model == CpuModel::I8086 {
+            return Ok(());
+        }
+        if self.state.cr0 & 0x4 != 0 {
             return Err(Fault::new(vector::NM));
+        }
+        // The 80286 still checks the memory operand against the segment limit.
+        if d.insn.op_kind(0) == OpKind::Memory {
+            let size = x87_mem_size(d.opcode as u8, d.modrm_reg);
+            if size > 0 {
+                self.seg_linear(Self::mem_seg(d), self.effective_address(d), size, false)?;
+            }
         }
         Ok(())
     }
 
     /// Flags that arithmetic leaves defined, for tests.
     pub const ARITH_FLAGS: u32 = CF | PF | AF | ZF | SF | OF;
+}
+
+/// Size of the memory operand of x87 escape `op` (D8-DF) with ModRM.reg `r`
+/// in 16-bit code; 0 for encodings without a memory operand.
+fn x87_mem_size(op: u8, r: u8) -> u32 {
+    match (op, r) {
+        (0xD8, _) | (0xDA, _) => 4,
+        (0xD9, 0 | 2 | 3) => 4,
+        (0xD9, 4 | 6) => 14,
+        (0xD9, 5 | 7) => 2,
+        (0xDB, 0..=3) => 4,
+        (0xDB, 5 | 7) => 10,
+        (0xDC, _) => 8,
+        (0xDD, 0..=3) => 8,
+        (0xDD, 4 | 6) => 94,
+        (0xDD, 7) => 2,
+        (0xDE, _) => 2,
+        (0xDF, 0..=3) => 2,
+        (0xDF, 4 | 6) => 10,
+        (0xDF, 5 | 7) => 8,
+        _ => 0,
+    }
 }

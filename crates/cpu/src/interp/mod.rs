@@ -165,7 +165,7 @@ impl Cpu {
 
     /// Makes the current registers the ones a fault restores.
     #[inline]
-    fn commit_regs(&mut self) {
+    pub(super) fn commit_regs(&mut self) {
         self.saved_regs = self.state.regs;
         self.saved_eflags = self.state.eflags;
     }

@@ -221,7 +221,9 @@ impl Cpu {
         if self.model == CpuModel::I8086 {
             return Ok(s.base.wrapping_add(off));
         }
-        let fault = if seg == SegReg::Ss {
+        // The 80286 in real mode reports stack-limit violations as #GP too.
+        let real286 = self.model == CpuModel::I80286 && !self.state.protected_mode();
+        let fault = if seg == SegReg::Ss && !real286 {
             Fault::SS0
         } else {
             Fault::GP0

@@ -39,6 +39,27 @@ impl Cpu {
         };
     }
 
+    /// A string access faulted. The 80286 has already stepped the pointer of
+    /// the faulting access (and CX under REP) when the fault is taken, as the
+    /// hardware captures show; later chips leave the iteration undone.
+    fn string_fault(
+        &mut self,
+        f: crate::fault::Fault,
+        ptr: usize,
+        a32: bool,
+        delta: u32,
+        rep: bool,
+    ) -> crate::fault::Fault {
+        if self.model == crate::model::CpuModel::I80286 {
+            self.advance(ptr, a32, delta);
+            if rep {
+                self.advance(reg::ECX, a32, u32::MAX);
+            }
+            self.commit_regs();
+        }
+        f
+    }
+
     pub(super) fn string_op<B: Bus>(&mut self, bus: &mut B, d: &Decoded) -> Exec {
         use Mnemonic as M;
         let (kind, size) = match d.insn.mnemonic() {
@@ -77,34 +98,79 @@ impl Cpu {
             if rep && self.index(reg::ECX, a32) == 0 {
                 break;
             }
+            // Each access is followed at once by its pointer update; on the
+            // 80286 a faulting access still updates its pointer (and CX).
+            macro_rules! access {
+                ($e:expr, $ptr:expr) => {
+                    match $e {
+                        Ok(v) => v,
+                        Err(f) => return Err(self.string_fault(f, $ptr, a32, delta, rep)),
+                    }
+                };
+            }
             match kind {
                 Kind::Movs => {
-                    let v = self.read_mem(bus, src_seg, self.index(reg::ESI, a32), size)?;
-                    self.write_mem(bus, SegReg::Es, self.index(reg::EDI, a32), size, v)?;
+                    let v = access!(
+                        self.read_mem(bus, src_seg, self.index(reg::ESI, a32), size),
+                        reg::ESI
+                    );
                     self.advance(reg::ESI, a32, delta);
+                    access!(
+                        self.write_mem(bus, SegReg::Es, self.index(reg::EDI, a32), size, v),
+                        reg::EDI
+                    );
                     self.advance(reg::EDI, a32, delta);
+                }
+                Kind::Cmps if self.model == crate::model::CpuModel::I80286 => {
+                    // The 80286 reads ES:DI first (seen in which pointer a fault steps).
+                    let b = access!(
+                        self.read_mem(bus, SegReg::Es, self.index(reg::EDI, a32), size),
+                        reg::EDI
+                    );
+                    self.advance(reg::EDI, a32, delta);
+                    let a = access!(
+                        self.read_mem(bus, src_seg, self.index(reg::ESI, a32), size),
+                        reg::ESI
+                    );
+                    self.advance(reg::ESI, a32, delta);
+                    self.sub(a, b, 0, size);
                 }
                 Kind::Cmps => {
-                    let a = self.read_mem(bus, src_seg, self.index(reg::ESI, a32), size)?;
-                    let b = self.read_mem(bus, SegReg::Es, self.index(reg::EDI, a32), size)?;
-                    self.sub(a, b, 0, size);
+                    let a = access!(
+                        self.read_mem(bus, src_seg, self.index(reg::ESI, a32), size),
+                        reg::ESI
+                    );
                     self.advance(reg::ESI, a32, delta);
+                    let b = access!(
+                        self.read_mem(bus, SegReg::Es, self.index(reg::EDI, a32), size),
+                        reg::EDI
+                    );
                     self.advance(reg::EDI, a32, delta);
+                    self.sub(a, b, 0, size);
                 }
                 Kind::Scas => {
-                    let b = self.read_mem(bus, SegReg::Es, self.index(reg::EDI, a32), size)?;
+                    let b = access!(
+                        self.read_mem(bus, SegReg::Es, self.index(reg::EDI, a32), size),
+                        reg::EDI
+                    );
+                    self.advance(reg::EDI, a32, delta);
                     let a = self.get_reg(0, size as u8);
                     self.sub(a, b, 0, size);
-                    self.advance(reg::EDI, a32, delta);
                 }
                 Kind::Lods => {
-                    let v = self.read_mem(bus, src_seg, self.index(reg::ESI, a32), size)?;
+                    let v = access!(
+                        self.read_mem(bus, src_seg, self.index(reg::ESI, a32), size),
+                        reg::ESI
+                    );
                     self.set_reg(0, size as u8, v);
                     self.advance(reg::ESI, a32, delta);
                 }
                 Kind::Stos => {
                     let v = self.get_reg(0, size as u8);
-                    self.write_mem(bus, SegReg::Es, self.index(reg::EDI, a32), size, v)?;
+                    access!(
+                        self.write_mem(bus, SegReg::Es, self.index(reg::EDI, a32), size, v),
+                        reg::EDI
+                    );
                     self.advance(reg::EDI, a32, delta);
                 }
                 Kind::Ins => {
@@ -112,15 +178,18 @@ impl Cpu {
                     self.check_io(bus, port, size)?;
                     // The destination is probed before the port is read.
                     let di = self.index(reg::EDI, a32);
-                    self.seg_linear(SegReg::Es, di, size, true)?;
+                    access!(self.seg_linear(SegReg::Es, di, size, true), reg::EDI);
                     let v = bus.io_read(port, size as u8);
-                    self.write_mem(bus, SegReg::Es, di, size, v)?;
+                    access!(self.write_mem(bus, SegReg::Es, di, size, v), reg::EDI);
                     self.advance(reg::EDI, a32, delta);
                 }
                 Kind::Outs => {
                     let port = self.get_reg(2, 2) as u16;
                     self.check_io(bus, port, size)?;
-                    let v = self.read_mem(bus, src_seg, self.index(reg::ESI, a32), size)?;
+                    let v = access!(
+                        self.read_mem(bus, src_seg, self.index(reg::ESI, a32), size),
+                        reg::ESI
+                    );
                     bus.io_write(port, size as u8, v);
                     self.advance(reg::ESI, a32, delta);
                 }
