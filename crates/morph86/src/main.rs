@@ -1,6 +1,7 @@
 //! `morph86`: the command-line front end.
 
 mod conformance_cmd;
+mod difftest_cmd;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
@@ -35,6 +36,27 @@ enum Command {
         #[arg(long, default_value_t = 3)]
         show: usize,
     },
+    /// Differential tests against an oracle.
+    Difftest {
+        #[command(subcommand)]
+        oracle: DifftestOracle,
+    },
+}
+
+#[derive(Subcommand)]
+enum DifftestOracle {
+    /// Random 32-bit user-mode instructions, run on the host CPU and on the interpreter.
+    Host {
+        /// Number of cases.
+        #[arg(long, default_value_t = 100_000)]
+        count: u64,
+        /// Seed of the case generator.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Print up to this many failing cases.
+        #[arg(long, default_value_t = 20)]
+        show: usize,
+    },
 }
 
 fn main() -> ExitCode {
@@ -61,5 +83,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
             threads,
             show,
         } => conformance_cmd::run(&paths, cpu, max_fail, threads, show),
+        Command::Difftest {
+            oracle: DifftestOracle::Host { count, seed, show },
+        } => difftest_cmd::host(count, seed, show),
     }
 }
