@@ -98,6 +98,12 @@ pub fn decode(model: CpuModel, code32: bool, bytes: &[u8]) -> Result<Decoded, De
     let (mut op66, mut op67, mut rep, mut seg) = (false, false, 0u8, None);
     let mut bad_prefix = false;
     loop {
+        if let Some(max) = model.max_insn_len() {
+            if i >= max {
+                // Only prefixes up to the limit: the CPU gives up with #GP(0).
+                return Ok(Decoded::too_long(max as u8));
+            }
+        }
         if i >= n {
             return Err(DecodeError::Truncated);
         }
@@ -122,12 +128,6 @@ pub fn decode(model: CpuModel, code32: bool, bytes: &[u8]) -> Result<Decoded, De
             break;
         }
         i += 1;
-    }
-    if let Some(max) = model.max_insn_len() {
-        if i >= max {
-            // Only prefixes up to the limit: the CPU gives up with #GP(0).
-            return Ok(Decoded::too_long(max as u8));
-        }
     }
     if bad_prefix {
         return Ok(Decoded::invalid((i + 1) as u8));

@@ -73,5 +73,5 @@ pub const STATUS: u32 = CF | PF | AF | ZF | SF | OF;
 /// Even parity of the low byte: PF as the CPU computes it.
 #[inline]
 pub fn parity(v: u32) -> bool {
-    (v as u8).count_ones() % 2 == 0
+    (v as u8).count_ones().is_multiple_of(2)
 }

@@ -1,6 +1,7 @@
 //! `morph86`: the command-line front end.
 
 mod conformance_cmd;
+mod demo;
 mod difftest_cmd;
 
 use anyhow::Result;
@@ -18,6 +19,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Run a guest. With no options: the built-in demo program.
+    Run,
     /// Run real-hardware single-step test suites (MOO files) against the interpreter.
     Conformance {
         /// MOO files or directories holding them.
@@ -35,6 +38,12 @@ enum Command {
         /// Print the first N failures of each failing file.
         #[arg(long, default_value_t = 3)]
         show: usize,
+    },
+    /// Measure the interpreter on a fixed instruction mix and print instructions/second.
+    Bench {
+        /// Loop iterations of the mix (11 instructions each).
+        #[arg(long, default_value_t = 2_000_000)]
+        iterations: u32,
     },
     /// Differential tests against an oracle.
     Difftest {
@@ -83,6 +92,21 @@ fn run(cli: Cli) -> Result<ExitCode> {
             threads,
             show,
         } => conformance_cmd::run(&paths, cpu, max_fail, threads, show),
+        Command::Run => {
+            let n = demo::run(std::io::stdout().lock())?;
+            eprintln!("morph86: guest halted after {n} instructions");
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Bench { iterations } => {
+            let code = morph86_benches::integer_mix(iterations);
+            let (mut cpu, mut ram) = morph86_benches::machine(&code);
+            let start = std::time::Instant::now();
+            let n = morph86_benches::run_to_halt(&mut cpu, &mut ram);
+            let secs = start.elapsed().as_secs_f64();
+            let (hits, misses) = cpu.cache_stats();
+            println!("integer_mix: {n} instructions in {secs:.3}s = {:.1} M instructions/s (decode cache {hits} hits, {misses} misses)", n as f64 / secs / 1e6);
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Difftest {
             oracle: DifftestOracle::Host { count, seed, show },
         } => difftest_cmd::host(count, seed, show),

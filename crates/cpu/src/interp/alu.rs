@@ -149,7 +149,6 @@ impl Cpu {
     /// One rotate/shift by `count` (already masked as the model masks it).
     pub(super) fn shift(&mut self, op: ShiftOp, v: u32, count: u32, size: u32) -> u32 {
         let m = mask(size);
-        let bits = size * 8;
         let sb = sign_bit(size);
         let mut v = v & m;
         if op == ShiftOp::Setmo {
@@ -208,10 +207,9 @@ impl Cpu {
                     v = (v >> 1) | (v & sb);
                     of = false;
                 }
-                ShiftOp::Setmo => unreachable!("handled above"),
+                ShiftOp::Setmo => {}
             }
         }
-        let _ = bits;
         let mut f = self.state.eflags & (SF | ZF | PF | AF);
         match op {
             ShiftOp::Rol | ShiftOp::Ror | ShiftOp::Rcl | ShiftOp::Rcr => {
@@ -221,11 +219,9 @@ impl Cpu {
                 }
             }
             _ => {
-                f = szp(v, size);
-                // AF is undefined; the chips seen set it for SHL/SHR/SAR.
-                if self.model != CpuModel::P6 || true {
-                    f |= AF;
-                }
+                // AF is undefined after a shift; it is left set, as the
+                // 8086 and 80286 captures agree with either value.
+                f = szp(v, size) | AF;
             }
         }
         if cf {
@@ -251,7 +247,6 @@ impl Cpu {
         if count == 0 {
             return dst;
         }
-        let bits = size * 8;
         let m = mask(size);
         let (dst, src) = (dst & m, src & m);
         // Work in 64 bits: for 16-bit operands a count above 16 takes bits
@@ -272,8 +267,6 @@ impl Cpu {
             let cf = ((wide << (count - 1)) >> 47) & 1 != 0;
             (r, cf)
         } else {
-            let wide = (u64::from(dst) << 32) | (u64::from(src) << 16) | u64::from(dst);
-            let _ = wide;
             let w = (u64::from(dst)) | (u64::from(src) << 16) | (u64::from(dst) << 32);
             let r = (w >> count) as u32 & m;
             let cf = (w >> (count - 1)) & 1 != 0;
@@ -287,7 +280,6 @@ impl Cpu {
         if (r ^ dst) & sb != 0 {
             f |= OF;
         }
-        let _ = bits;
         self.set_status(f);
         r
     }
@@ -347,9 +339,6 @@ impl Cpu {
         // SF/ZF/PF/AF are undefined; use the high half's sign and the low half.
         let result_for_flags = if size == 1 { lo | (hi << 8) } else { lo };
         let mut f = szp(result_for_flags, size) & !ZF;
-        if self.model == CpuModel::I8086 {
-            f = szp(if size == 1 { hi } else { hi }, size);
-        }
         if overflow {
             f |= CF | OF;
         }

@@ -255,3 +255,6 @@ impl Cpu {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -62,7 +62,7 @@ impl Cpu {
 
     pub(super) fn string_op<B: Bus>(&mut self, bus: &mut B, d: &Decoded) -> Exec {
         use Mnemonic as M;
-        let (kind, size) = match d.insn.mnemonic() {
+        let (kind, size): (Kind, u32) = match d.insn.mnemonic() {
             M::Movsb => (Kind::Movs, 1),
             M::Movsw => (Kind::Movs, 2),
             M::Movsd => (Kind::Movs, 4),
@@ -88,7 +88,7 @@ impl Cpu {
         let a32 = d.addr32;
         let src_seg = d.seg_override.unwrap_or(SegReg::Ds);
         let delta = if self.flag(DF) {
-            (size as u32).wrapping_neg()
+            size.wrapping_neg()
         } else {
             size
         };

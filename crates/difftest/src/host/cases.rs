@@ -490,7 +490,7 @@ fn emit(g: &mut Gen, class: Class) {
             let masked = count & 31;
             g.undefined = match op {
                 0..=3 => sdm::rotate(masked),
-                4 | 5 | 6 => sdm::shift(masked, bits, true),
+                4..=6 => sdm::shift(masked, bits, true),
                 _ => sdm::shift(masked, bits, false),
             };
         }

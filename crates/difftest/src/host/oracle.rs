@@ -167,12 +167,9 @@ pub fn compare(case: &Case, host: &Outcome, emu: &Outcome) -> Vec<String> {
     if host.eip != emu.eip {
         d.push(format!("eip: host {:#x} emu {:#x}", host.eip, emu.eip));
     }
-    for i in 0..8 {
-        if host.regs[i] != emu.regs[i] {
-            d.push(format!(
-                "{}: host {:08x} emu {:08x}",
-                NAMES[i], host.regs[i], emu.regs[i]
-            ));
+    for ((name, h), e) in NAMES.iter().zip(host.regs).zip(emu.regs) {
+        if h != e {
+            d.push(format!("{name}: host {h:08x} emu {e:08x}"));
         }
     }
     let m = COMPARED_FLAGS & !case.undefined;
