@@ -8,6 +8,7 @@ pub mod bus;
 pub mod decode;
 pub mod fault;
 pub mod flags;
+pub mod fpu;
 pub mod interp;
 pub mod model;
 pub mod state;

@@ -175,6 +175,8 @@ pub struct CpuState {
     pub sysenter_eip: u32,
     /// Set by HLT; cleared by an interrupt or reset.
     pub halted: bool,
+    /// The x87 FPU.
+    pub fpu: crate::fpu::FpuState,
 }
 
 impl Default for CpuState {
@@ -218,6 +220,7 @@ impl CpuState {
             sysenter_esp: 0,
             sysenter_eip: 0,
             halted: false,
+            fpu: crate::fpu::FpuState::default(),
         }
     }
 
@@ -232,6 +235,12 @@ impl CpuState {
         let seg = &mut self.segs[s as usize];
         seg.selector = selector;
         seg.base = u32::from(selector) << 4;
+    }
+
+    /// EFLAGS as typed flags.
+    #[inline]
+    pub fn flags(&self) -> crate::flags::Eflags {
+        crate::flags::Eflags::from_bits_retain(self.eflags)
     }
 
     /// CR0.PE: protected mode enabled.

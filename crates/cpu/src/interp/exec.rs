@@ -60,6 +60,9 @@ impl Cpu {
         if d.esc {
             return self.esc(bus, d);
         }
+        if matches!(d.opcode, 0xD8..=0xDF | 0x9B | 0x0FAE) {
+            return self.exec_x87(bus, d);
+        }
         let i = &d.insn;
         let m = i.mnemonic();
         match m {
@@ -463,7 +466,7 @@ impl Cpu {
                 self.set_flag(IF, m == Mnemonic::Sti);
                 Ok(())
             }
-            Mnemonic::Nop | Mnemonic::Pause | Mnemonic::Wait => Ok(()),
+            Mnemonic::Nop | Mnemonic::Pause => Ok(()),
             Mnemonic::Hlt => {
                 if self.state.cpl() != 0 {
                     return Err(Fault::GP0);

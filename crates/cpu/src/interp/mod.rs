@@ -12,6 +12,7 @@ mod exec;
 mod operand;
 mod string;
 mod system;
+mod x87;
 
 use crate::bus::Bus;
 use crate::decode::{self, DecodeCache, Decoded, FETCH_LEN};

@@ -399,13 +399,6 @@ impl Cpu {
                 // Not recognised in real mode.
                 Err(Fault::UD)
             }
-            m if is_x87(m) => {
-                if self.state.cr0 & 0x4 != 0 {
-                    return Err(Fault::new(vector::NM));
-                }
-                // The x87 unit is not modelled yet: CPUID reports no FPU.
-                Err(Fault::UD)
-            }
             _ => Err(Fault::UD),
         }
     }
@@ -414,9 +407,4 @@ impl Cpu {
     fn tsc(&self) -> u64 {
         self.state.tsc.wrapping_add(self.icount)
     }
-}
-
-fn is_x87(m: Mnemonic) -> bool {
-    let name = format!("{m:?}");
-    name.starts_with('F') && name != "Fwait"
 }
