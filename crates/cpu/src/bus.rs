@@ -48,6 +48,20 @@ pub trait Bus {
         let _ = (port, size, value);
     }
 
+    /// A host pointer to physical page `page` (4 KiB) if it is plain RAM, for
+    /// the TLB. For `write`, only pages whose writes need no tracking qualify.
+    /// The pointer must stay valid while [`Bus::map_epoch`] is unchanged.
+    fn page_ptr(&mut self, page: u32, write: bool) -> Option<*mut u8> {
+        let _ = (page, write);
+        None
+    }
+
+    /// Changes whenever pointers from [`Bus::page_ptr`] may have become stale.
+    /// Must differ between bus instances that hand out pointers.
+    fn map_epoch(&self) -> u64 {
+        0
+    }
+
     /// Marks the 4 KiB physical page `page` as holding decoded code, so that a
     /// later write to it bumps [`Bus::code_epoch`].
     fn mark_code_page(&mut self, page: u32);
@@ -56,135 +70,49 @@ pub trait Bus {
     fn code_epoch(&self) -> u64;
 }
 
-/// Flat RAM from address 0, with code-page tracking. Addresses beyond the
-/// end read as 0xFF and ignore writes (an open bus).
-#[derive(Clone, Debug)]
-pub struct FlatRam {
-    ram: Vec<u8>,
-    code_pages: Vec<u64>,
-    any_code: bool,
-    epoch: u64,
-}
-
-impl FlatRam {
-    /// RAM of `size` bytes, zero-filled.
-    pub fn new(size: usize) -> FlatRam {
-        let pages = size.div_ceil(4096);
-        FlatRam {
-            ram: vec![0; size],
-            code_pages: vec![0; pages.div_ceil(64)],
-            any_code: false,
-            epoch: 0,
-        }
-    }
-
-    /// The RAM contents.
-    pub fn bytes(&self) -> &[u8] {
-        &self.ram
-    }
-
-    /// Mutable RAM contents. Writing through this forgets every decoded
-    /// instruction, as if the page had been written by the CPU.
-    pub fn bytes_mut(&mut self) -> &mut [u8] {
-        self.invalidate_code();
-        &mut self.ram
-    }
-
-    /// Forgets all code-page marks and bumps the epoch.
-    pub fn invalidate_code(&mut self) {
-        if self.any_code {
-            self.code_pages.iter_mut().for_each(|w| *w = 0);
-            self.any_code = false;
-        }
-        self.epoch += 1;
-    }
-
-    #[inline]
-    fn note_write(&mut self, addr: u32, len: u32) {
-        if !self.any_code {
-            return;
-        }
-        let first = addr >> 12;
-        let last = addr.wrapping_add(len - 1) >> 12;
-        for page in [first, last] {
-            let (w, b) = ((page / 64) as usize, page % 64);
-            if let Some(word) = self.code_pages.get(w) {
-                if word & (1 << b) != 0 {
-                    self.invalidate_code();
-                    return;
-                }
-            }
-        }
-    }
-}
+/// Flat RAM from address 0 with code-page tracking: the mapped guest RAM
+/// of `morph86-memory`. Addresses beyond the end read as 0xFF and ignore writes.
+pub type FlatRam = morph86_memory::GuestRam;
 
 impl Bus for FlatRam {
     #[inline]
     fn read_u8(&mut self, addr: u32) -> u8 {
-        self.ram.get(addr as usize).copied().unwrap_or(0xFF)
+        morph86_memory::GuestRam::read_u8(self, addr)
     }
     #[inline]
     fn write_u8(&mut self, addr: u32, value: u8) {
-        self.note_write(addr, 1);
-        if let Some(b) = self.ram.get_mut(addr as usize) {
-            *b = value;
-        }
+        morph86_memory::GuestRam::write_u8(self, addr, value);
     }
     #[inline]
     fn read_u16(&mut self, addr: u32) -> u16 {
-        let a = addr as usize;
-        match self.ram.get(a..a + 2) {
-            Some(s) => u16::from_le_bytes([s[0], s[1]]),
-            None => {
-                u16::from(self.read_u8(addr)) | u16::from(self.read_u8(addr.wrapping_add(1))) << 8
-            }
-        }
+        morph86_memory::GuestRam::read_u16(self, addr)
     }
     #[inline]
     fn read_u32(&mut self, addr: u32) -> u32 {
-        let a = addr as usize;
-        match self.ram.get(a..a + 4) {
-            Some(s) => u32::from_le_bytes([s[0], s[1], s[2], s[3]]),
-            None => {
-                u32::from(self.read_u16(addr))
-                    | u32::from(self.read_u16(addr.wrapping_add(2))) << 16
-            }
-        }
+        morph86_memory::GuestRam::read_u32(self, addr)
     }
     #[inline]
     fn write_u16(&mut self, addr: u32, value: u16) {
-        self.note_write(addr, 2);
-        let a = addr as usize;
-        match self.ram.get_mut(a..a + 2) {
-            Some(s) => s.copy_from_slice(&value.to_le_bytes()),
-            None => {
-                self.write_u8(addr, value as u8);
-                self.write_u8(addr.wrapping_add(1), (value >> 8) as u8);
-            }
-        }
+        morph86_memory::GuestRam::write_u16(self, addr, value);
     }
     #[inline]
     fn write_u32(&mut self, addr: u32, value: u32) {
-        self.note_write(addr, 4);
-        let a = addr as usize;
-        match self.ram.get_mut(a..a + 4) {
-            Some(s) => s.copy_from_slice(&value.to_le_bytes()),
-            None => {
-                self.write_u16(addr, value as u16);
-                self.write_u16(addr.wrapping_add(2), (value >> 16) as u16);
-            }
-        }
+        morph86_memory::GuestRam::write_u32(self, addr, value);
+    }
+    #[inline]
+    fn page_ptr(&mut self, page: u32, write: bool) -> Option<*mut u8> {
+        morph86_memory::GuestRam::page_ptr(self, page, write)
+    }
+    #[inline]
+    fn map_epoch(&self) -> u64 {
+        morph86_memory::GuestRam::map_epoch(self)
     }
     fn mark_code_page(&mut self, page: u32) {
-        let (w, b) = ((page / 64) as usize, page % 64);
-        if let Some(word) = self.code_pages.get_mut(w) {
-            *word |= 1 << b;
-            self.any_code = true;
-        }
+        self.flag_page(page, morph86_memory::PageFlags::CODE);
     }
     #[inline]
     fn code_epoch(&self) -> u64 {
-        self.epoch
+        morph86_memory::GuestRam::code_epoch(self)
     }
 }
 

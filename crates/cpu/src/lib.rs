@@ -10,6 +10,7 @@ pub mod fault;
 pub mod flags;
 pub mod fpu;
 pub mod interp;
+pub mod mmu;
 pub mod model;
 pub mod state;
 

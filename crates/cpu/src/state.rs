@@ -252,7 +252,9 @@ impl CpuState {
     /// Current privilege level (CS.RPL in protected mode, 0 in real mode).
     #[inline]
     pub fn cpl(&self) -> u8 {
-        if self.protected_mode() {
+        if self.eflags & crate::flags::Eflags::VM.bits() != 0 {
+            3
+        } else if self.protected_mode() {
             (self.segs[SegReg::Cs as usize].selector & 3) as u8
         } else {
             0

@@ -39,7 +39,7 @@ impl<W: Write> Bus for DemoBus<W> {
         self.ram.read_u8(addr)
     }
     fn write_u8(&mut self, addr: u32, value: u8) {
-        self.ram.write_u8(addr, value)
+        self.ram.write_u8(addr, value);
     }
     fn io_write(&mut self, port: u16, _size: u8, value: u32) {
         if port == 0xE9 {

@@ -205,9 +205,8 @@ impl Cpu {
         if self.model != CpuModel::I8086 && entry + 3 > idt.limit {
             return Err(Fault::with_error(vector::GP, u32::from(vec) * 8 + 2));
         }
-        let a = self.translate(idt.base.wrapping_add(entry));
-        let off = u32::from(bus.read_u16(a));
-        let sel = bus.read_u16(self.translate(idt.base.wrapping_add(entry + 2)));
+        let off = self.sys_read(bus, idt.base.wrapping_add(entry), 2)?;
+        let sel = self.sys_read(bus, idt.base.wrapping_add(entry + 2), 2)? as u16;
         let sp = self.sp();
         let fl = self.state.eflags & 0xFFFF;
         let cs = u32::from(self.state.segs[SegReg::Cs as usize].selector);

@@ -9,6 +9,7 @@
 mod alu;
 mod control;
 mod exec;
+mod memory;
 mod operand;
 mod string;
 mod system;
@@ -56,6 +57,10 @@ pub struct Cpu {
     cache: DecodeCache,
     /// EIP of the instruction being executed.
     start_eip: u32,
+    /// The software TLB.
+    pub tlb: crate::mmu::Tlb,
+    /// Bus map epoch the TLB's host pointers belong to.
+    tlb_epoch: u64,
     /// General registers and EFLAGS at the last commit point, restored when
     /// an instruction faults so that faults are precise.
     saved_regs: [u32; 8],
@@ -76,6 +81,8 @@ impl Cpu {
             icount: 0,
             cache: DecodeCache::new(),
             start_eip: 0,
+            tlb: crate::mmu::Tlb::new(),
+            tlb_epoch: u64::MAX,
             saved_regs: [0; 8],
             saved_eflags: 0,
         }
@@ -118,6 +125,7 @@ impl Cpu {
             return StepOutcome::Halted;
         }
         self.start_eip = self.state.eip;
+        self.sync_tlb(bus);
         match self.execute_one(bus) {
             Ok(()) => {
                 self.icount += 1;
@@ -172,43 +180,74 @@ impl Cpu {
     }
 
     /// Fetches and decodes the instruction at CS:EIP.
+    ///
+    /// The decode cache is keyed by the *physical* address of the first byte,
+    /// so a new address space (CR3) cannot reuse stale decodings; instructions
+    /// that cross a page boundary are decoded afresh every time.
     fn fetch_decode<B: Bus>(&mut self, bus: &mut B) -> Exec<Decoded> {
         let cs = self.state.segs[SegReg::Cs as usize];
         let code32 = cs.is_32();
         let eip = self.state.eip;
         let linear = cs.base.wrapping_add(eip);
-        let key = DecodeCache::key(linear, code32);
+        let user = self.user();
+        let is8086 = self.model == CpuModel::I8086;
+        let phys = if is8086 { linear & self.a20_mask } else { self.translate_lin(bus, linear, false, user)? };
+        let key = DecodeCache::key(phys, code32);
         let epoch = bus.code_epoch();
         if let Some(d) = self.cache.get(key, epoch) {
             self.check_fetch_limit(eip, d.len)?;
             return Ok(d);
         }
-        // Fetch up to FETCH_LEN bytes, stopping at the segment limit.
+        // Fetch bytes from the first page (and the segment, up to its limit);
+        // touch the next page only if the instruction really extends into it.
         let mut buf = [0u8; FETCH_LEN];
         let mut n = 0;
-        let wrap16 = self.model == CpuModel::I8086;
-        while n < FETCH_LEN {
-            let off = eip.wrapping_add(n as u32);
-            let off = if wrap16 { off & 0xFFFF } else { off };
-            if self.model != CpuModel::I8086 && off > cs.limit {
-                break;
+        let mut page_end = FETCH_LEN;
+        let mut second_page = None;
+        let d = loop {
+            while n < page_end.min(FETCH_LEN) {
+                let off = eip.wrapping_add(n as u32);
+                let off = if is8086 { off & 0xFFFF } else { off };
+                if !is8086 && off > cs.limit {
+                    break;
+                }
+                let lin = cs.base.wrapping_add(off);
+                let a = if is8086 {
+                    lin & self.a20_mask
+                } else if (lin ^ linear) & !0xFFF == 0 {
+                    phys + (lin - linear)
+                } else {
+                    match second_page {
+                        Some(p) => p | (lin & 0xFFF),
+                        None => {
+                            page_end = n;
+                            break;
+                        }
+                    }
+                };
+                buf[n] = bus.read_u8(a);
+                n += 1;
             }
-            let phys = self.translate(cs.base.wrapping_add(off));
-            buf[n] = bus.read_u8(phys);
-            n += 1;
-        }
-        let d = match decode::decode(self.model, code32, &buf[..n]) {
-            Ok(d) => d,
-            Err(decode::DecodeError::Truncated) => return Err(Fault::GP0),
+            match decode::decode(self.model, code32, &buf[..n]) {
+                Ok(d) => break d,
+                Err(decode::DecodeError::Truncated) if page_end < FETCH_LEN && second_page.is_none() => {
+                    let next = (linear | 0xFFF).wrapping_add(1);
+                    second_page = Some(self.translate_lin(bus, next, false, user)? & !0xFFF);
+                    page_end = FETCH_LEN;
+                }
+                Err(decode::DecodeError::Truncated) => return Err(Fault::GP0),
+            }
         };
         self.check_fetch_limit(eip, d.len)?;
-        let first = self.translate(linear) >> 12;
-        let last = self.translate(linear.wrapping_add(u32::from(d.len) - 1)) >> 12;
-        bus.mark_code_page(first);
-        if last != first {
-            bus.mark_code_page(last);
+        let crosses = !is8086 && (linear & 0xFFF) + u32::from(d.len) > 0x1000;
+        if !crosses {
+            if bus.code_epoch() == epoch {
+                bus.mark_code_page(phys >> 12);
+                // Marking may revoke write pointers the TLB holds to this page.
+                self.sync_tlb(bus);
+                self.cache.put(key, bus.code_epoch(), d);
+            }
         }
-        self.cache.put(key, bus.code_epoch(), d);
         Ok(d)
     }
 
@@ -222,13 +261,6 @@ impl Cpu {
             return Err(Fault::GP0);
         }
         Ok(())
-    }
-
-    /// Linear to physical. Paging is not modelled yet (CR0.PG is refused by
-    /// MOV CR0), so this applies the address-line mask only.
-    #[inline]
-    pub fn translate(&self, linear: u32) -> u32 {
-        linear & self.a20_mask
     }
 
     /// Reads FLAGS as PUSHF would see them.

@@ -264,82 +264,37 @@ impl Cpu {
     }
 
     /// Reads `size` bytes (1, 2 or 4) at `seg:off`.
-    pub(super) fn read_mem<B: Bus>(
-        &mut self,
-        bus: &mut B,
-        seg: SegReg,
-        off: u32,
-        size: u32,
-    ) -> Exec<u32> {
-        if self.model == CpuModel::I8086 && size > 1 {
-            // The 8086 wraps each byte's offset within the segment.
+    #[inline]
+    pub(super) fn read_mem<B: Bus>(&mut self, bus: &mut B, seg: SegReg, off: u32, size: u32) -> Exec<u32> {
+        if self.model == CpuModel::I8086 {
+            // The 8086 wraps each byte's offset within the segment; no paging.
+            let base = self.state.segs[seg as usize].base;
             let mut v = 0;
             for k in 0..size {
-                let lin = self.state.segs[seg as usize]
-                    .base
-                    .wrapping_add(off.wrapping_add(k) & 0xFFFF);
-                v |= u32::from(bus.read_u8(self.translate(lin))) << (8 * k);
+                let lin = base.wrapping_add(off.wrapping_add(k) & 0xFFFF);
+                v |= u32::from(bus.read_u8(lin & self.a20_mask)) << (8 * k);
             }
             return Ok(v);
         }
         let lin = self.seg_linear(seg, off, size, false)?;
-        let phys = self.translate(lin);
-        Ok(match size {
-            1 => u32::from(bus.read_u8(phys)),
-            2 => {
-                if self.translate(lin.wrapping_add(1)) == phys.wrapping_add(1) {
-                    u32::from(bus.read_u16(phys))
-                } else {
-                    u32::from(bus.read_u8(phys))
-                        | u32::from(bus.read_u8(self.translate(lin.wrapping_add(1)))) << 8
-                }
-            }
-            _ => {
-                if self.translate(lin.wrapping_add(3)) == phys.wrapping_add(3) {
-                    bus.read_u32(phys)
-                } else {
-                    let mut v = 0;
-                    for k in 0..4 {
-                        v |= u32::from(bus.read_u8(self.translate(lin.wrapping_add(k)))) << (8 * k);
-                    }
-                    v
-                }
-            }
-        })
+        let user = self.user();
+        self.lin_read(bus, lin, size, user)
     }
 
     /// Writes `size` bytes (1, 2 or 4) at `seg:off`.
-    pub(super) fn write_mem<B: Bus>(
-        &mut self,
-        bus: &mut B,
-        seg: SegReg,
-        off: u32,
-        size: u32,
-        v: u32,
-    ) -> Exec {
-        if self.model == CpuModel::I8086 && size > 1 {
+    #[inline]
+    pub(super) fn write_mem<B: Bus>(&mut self, bus: &mut B, seg: SegReg, off: u32, size: u32, v: u32) -> Exec {
+        if self.model == CpuModel::I8086 {
+            let base = self.state.segs[seg as usize].base;
             for k in 0..size {
-                let lin = self.state.segs[seg as usize]
-                    .base
-                    .wrapping_add(off.wrapping_add(k) & 0xFFFF);
-                bus.write_u8(self.translate(lin), (v >> (8 * k)) as u8);
+                let lin = base.wrapping_add(off.wrapping_add(k) & 0xFFFF);
+                bus.write_u8(lin & self.a20_mask, (v >> (8 * k)) as u8);
             }
             return Ok(());
         }
         let lin = self.seg_linear(seg, off, size, true)?;
-        let phys = self.translate(lin);
-        let contiguous = self.translate(lin.wrapping_add(size - 1)) == phys.wrapping_add(size - 1);
-        match size {
-            1 => bus.write_u8(phys, v as u8),
-            2 if contiguous => bus.write_u16(phys, v as u16),
-            4 if contiguous => bus.write_u32(phys, v),
-            _ => {
-                for k in 0..size {
-                    bus.write_u8(self.translate(lin.wrapping_add(k)), (v >> (8 * k)) as u8);
-                }
-            }
-        }
-        Ok(())
+        let user = self.user();
+        self.lin_write(bus, lin, size, v, user)
     }
 
     /// True when the stack is 32-bit (SS.B).

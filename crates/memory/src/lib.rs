@@ -1,0 +1,13 @@
+//! Guest physical memory.
+//!
+//! [`GuestRam`] is an anonymous `memmap2` mapping addressed through a raw
+//! base pointer that no Rust reference owns, so the CPU's software TLB may
+//! cache host pointers into it (see [`GuestRam::page_ptr`]). Each 4 KiB page
+//! carries flags: *code* (decoded instructions came from it) and *page table*
+//! (the page walker read a directory or table from it). Writes to flagged
+//! pages must take the slow path, which is how decoded code and cached
+//! translations stay coherent with guest writes.
+
+mod ram;
+
+pub use ram::{GuestRam, PageFlags, RamError};

@@ -1,0 +1,315 @@
+//! Mapped guest RAM.
+
+use memmap2::MmapMut;
+use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+static INSTANCES: AtomicU64 = AtomicU64::new(1);
+
+/// Per-page tracking flags.
+pub struct PageFlags;
+
+impl PageFlags {
+    /// The page holds instructions that were decoded.
+    pub const CODE: u8 = 1;
+    /// The page holds a page directory or page table the walker read.
+    pub const PAGE_TABLE: u8 = 2;
+}
+
+/// RAM could not be mapped.
+#[derive(Debug)]
+pub struct RamError(std::io::Error);
+
+impl fmt::Display for RamError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "cannot map guest RAM: {}", self.0)
+    }
+}
+
+impl std::error::Error for RamError {}
+
+/// Guest RAM from physical address 0. Accesses beyond its end read as
+/// all ones and ignore writes (an open bus).
+pub struct GuestRam {
+    /// Keeps the mapping alive; never accessed through a reference.
+    _map: Option<MmapMut>,
+    /// Base of the mapping (dangling when `len` is 0).
+    base: *mut u8,
+    len: usize,
+    flags: Vec<u8>,
+    flagged: usize,
+    code_epoch: u64,
+    /// Bumped whenever a page gains a flag, so cached write pointers are dropped.
+    map_epoch: u64,
+}
+
+// SAFETY: GuestRam exclusively owns its mapping; the raw pointer is only
+// dereferenced through &self/&mut self methods (or by a CPU that holds the
+// &mut GuestRam for the duration of a step), so moving it between threads is
+// as safe as moving a Vec<u8>.
+unsafe impl Send for GuestRam {}
+
+impl fmt::Debug for GuestRam {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("GuestRam").field("len", &self.len).field("code_epoch", &self.code_epoch).finish()
+    }
+}
+
+impl GuestRam {
+    /// Maps `size` bytes of zeroed RAM.
+    pub fn try_new(size: usize) -> Result<GuestRam, RamError> {
+        let (map, base) = if size == 0 {
+            (None, std::ptr::NonNull::<u8>::dangling().as_ptr())
+        } else {
+            let mut m = MmapMut::map_anon(size).map_err(RamError)?;
+            let p = m.as_mut_ptr();
+            (Some(m), p)
+        };
+        Ok(GuestRam {
+            _map: map,
+            base,
+            len: size,
+            flags: vec![0; size.div_ceil(4096)],
+            flagged: 0,
+            code_epoch: 0,
+            // Distinct per instance, so a TLB filled from another RAM never matches.
+            map_epoch: INSTANCES.fetch_add(1, Ordering::Relaxed) << 40,
+        })
+    }
+
+    /// Maps `size` bytes of zeroed RAM; panics if the host has no memory for it
+    /// (tests and tools; a machine uses [`GuestRam::try_new`]).
+    pub fn new(size: usize) -> GuestRam {
+        match Self::try_new(size) {
+            Ok(r) => r,
+            Err(e) => panic!("{e}"),
+        }
+    }
+
+    /// Size in bytes.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// True for zero-sized RAM.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The RAM contents.
+    pub fn bytes(&self) -> &[u8] {
+        // SAFETY: base..base+len is our live mapping (or a dangling pointer
+        // with len 0); &self prevents concurrent mutation through this type.
+        unsafe { std::slice::from_raw_parts(self.base, self.len) }
+    }
+
+    /// Mutable RAM contents. Forgets every page flag first, as if the whole
+    /// RAM had been written by the guest.
+    pub fn bytes_mut(&mut self) -> &mut [u8] {
+        self.invalidate_code();
+        // SAFETY: as in `bytes`, with &mut self giving exclusive access.
+        unsafe { std::slice::from_raw_parts_mut(self.base, self.len) }
+    }
+
+    /// Clears all page flags and bumps the code epoch.
+    pub fn invalidate_code(&mut self) {
+        if self.flagged > 0 {
+            self.flags.iter_mut().for_each(|f| *f = 0);
+            self.flagged = 0;
+        }
+        self.code_epoch += 1;
+    }
+
+    /// Counter that changes whenever a page holding decoded code is written.
+    #[inline]
+    pub fn code_epoch(&self) -> u64 {
+        self.code_epoch
+    }
+
+    /// Counter that changes whenever a page gains a flag (cached write
+    /// pointers to it must be dropped).
+    #[inline]
+    pub fn map_epoch(&self) -> u64 {
+        self.map_epoch
+    }
+
+    /// Sets `flag` on the page holding `addr`.
+    pub fn flag_page(&mut self, page: u32, flag: u8) {
+        if let Some(f) = self.flags.get_mut(page as usize) {
+            if *f & flag == 0 {
+                if *f == 0 {
+                    self.flagged += 1;
+                }
+                *f |= flag;
+                self.map_epoch += 1;
+            }
+        }
+    }
+
+    /// The flags of a page.
+    #[inline]
+    pub fn page_flags(&self, page: u32) -> u8 {
+        self.flags.get(page as usize).copied().unwrap_or(0)
+    }
+
+    /// Host pointer to the start of physical page `page`, for a TLB. For
+    /// `write`, only pages without flags qualify (writes to code and
+    /// page-table pages must take the slow path).
+    ///
+    /// The pointer stays valid for as long as this `GuestRam` lives; a write
+    /// pointer stays *usable* only while [`GuestRam::map_epoch`] is unchanged.
+    #[inline]
+    pub fn page_ptr(&self, page: u32, write: bool) -> Option<*mut u8> {
+        let off = (page as usize) << 12;
+        if off + 4096 > self.len || (write && self.flags[page as usize] != 0) {
+            return None;
+        }
+        // SAFETY: off + 4096 <= len, so the result stays inside the mapping.
+        Some(unsafe { self.base.add(off) })
+    }
+
+    /// A guest write touched `addr..addr+len`: clears flags and bumps the code
+    /// epoch if it hit a flagged page. Returns the flags that were hit.
+    #[inline]
+    fn note_write(&mut self, addr: u32, len: u32) -> u8 {
+        if self.flagged == 0 {
+            return 0;
+        }
+        let first = addr >> 12;
+        let last = addr.wrapping_add(len - 1) >> 12;
+        let mut hit = 0;
+        for page in [first, last] {
+            if let Some(f) = self.flags.get_mut(page as usize) {
+                if *f != 0 {
+                    hit |= *f;
+                    *f = 0;
+                    self.flagged -= 1;
+                }
+            }
+        }
+        if hit & PageFlags::CODE != 0 {
+            self.code_epoch += 1;
+        }
+        hit
+    }
+
+    /// Reads `N` bytes at `addr` if they are all inside RAM.
+    #[inline]
+    fn get<const N: usize>(&self, addr: u32) -> Option<[u8; N]> {
+        let a = addr as usize;
+        if a.checked_add(N)? <= self.len {
+            let mut out = [0u8; N];
+            // SAFETY: a..a+N lies inside the mapping (checked above).
+            unsafe { std::ptr::copy_nonoverlapping(self.base.add(a), out.as_mut_ptr(), N) };
+            Some(out)
+        } else {
+            None
+        }
+    }
+
+    #[inline]
+    fn put<const N: usize>(&mut self, addr: u32, v: [u8; N]) -> bool {
+        let a = addr as usize;
+        match a.checked_add(N) {
+            Some(end) if end <= self.len => {
+                // SAFETY: a..a+N lies inside the mapping (checked above).
+                unsafe { std::ptr::copy_nonoverlapping(v.as_ptr(), self.base.add(a), N) };
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Reads a byte (0xFF beyond RAM).
+    #[inline]
+    pub fn read_u8(&self, addr: u32) -> u8 {
+        self.get::<1>(addr).map_or(0xFF, |b| b[0])
+    }
+
+    /// Reads a little-endian word.
+    #[inline]
+    pub fn read_u16(&self, addr: u32) -> u16 {
+        match self.get::<2>(addr) {
+            Some(b) => u16::from_le_bytes(b),
+            None => u16::from(self.read_u8(addr)) | u16::from(self.read_u8(addr.wrapping_add(1))) << 8,
+        }
+    }
+
+    /// Reads a little-endian dword.
+    #[inline]
+    pub fn read_u32(&self, addr: u32) -> u32 {
+        match self.get::<4>(addr) {
+            Some(b) => u32::from_le_bytes(b),
+            None => u32::from(self.read_u16(addr)) | u32::from(self.read_u16(addr.wrapping_add(2))) << 16,
+        }
+    }
+
+    /// Writes a byte; returns the page flags the write hit.
+    #[inline]
+    pub fn write_u8(&mut self, addr: u32, v: u8) -> u8 {
+        let hit = self.note_write(addr, 1);
+        self.put(addr, [v]);
+        hit
+    }
+
+    /// Writes a little-endian word; returns the page flags the write hit.
+    #[inline]
+    pub fn write_u16(&mut self, addr: u32, v: u16) -> u8 {
+        let hit = self.note_write(addr, 2);
+        if !self.put(addr, v.to_le_bytes()) {
+            self.put(addr, [v as u8]);
+            self.put(addr.wrapping_add(1), [(v >> 8) as u8]);
+        }
+        hit
+    }
+
+    /// Writes a little-endian dword; returns the page flags the write hit.
+    #[inline]
+    pub fn write_u32(&mut self, addr: u32, v: u32) -> u8 {
+        let hit = self.note_write(addr, 4);
+        if !self.put(addr, v.to_le_bytes()) {
+            for k in 0..4 {
+                self.put(addr.wrapping_add(k), [(v >> (8 * k)) as u8]);
+            }
+        }
+        hit
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_writes_and_open_bus() {
+        let mut r = GuestRam::new(0x2000);
+        r.write_u32(0x10, 0x1122_3344);
+        assert_eq!(r.read_u16(0x12), 0x1122);
+        assert_eq!(r.read_u32(0x1FFE), 0xFFFF_0000);
+        r.write_u32(0x1FFE, 0xAABB_CCDD);
+        assert_eq!(r.read_u16(0x1FFE), 0xCCDD);
+        assert_eq!(r.bytes()[0x10], 0x44);
+    }
+
+    #[test]
+    fn flagged_pages_refuse_write_pointers_and_bump_epochs() {
+        let mut r = GuestRam::new(0x3000);
+        assert!(r.page_ptr(1, true).is_some());
+        let (c0, m0) = (r.code_epoch(), r.map_epoch());
+        r.flag_page(1, PageFlags::CODE);
+        assert!(r.page_ptr(1, true).is_none());
+        assert!(r.page_ptr(1, false).is_some());
+        assert_ne!(r.map_epoch(), m0);
+        assert_eq!(r.write_u8(0x1800, 1), PageFlags::CODE);
+        assert_ne!(r.code_epoch(), c0);
+        assert!(r.page_ptr(1, true).is_some(), "a written page loses its flags");
+        assert!(r.page_ptr(3, false).is_none(), "beyond RAM");
+    }
+
+    #[test]
+    fn zero_sized() {
+        let r = GuestRam::new(0);
+        assert!(r.is_empty());
+        assert_eq!(r.read_u8(0), 0xFF);
+    }
+}
