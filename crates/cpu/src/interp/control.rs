@@ -4,6 +4,7 @@ use super::operand::mask;
 use super::{Cpu, StepOutcome};
 use crate::bus::Bus;
 use crate::decode::Decoded;
+use super::protected::Event;
 use crate::fault::{vector, Exec, Fault};
 use crate::flags::{IF, TF};
 use crate::model::CpuModel;
@@ -65,21 +66,31 @@ impl Cpu {
             )
     }
 
-    /// Loads CS:EIP for a far transfer.
-    fn far_jump_to(&mut self, bus: &mut impl Bus, sel: u16, off: u32, op32: bool) -> Exec {
+    /// True in protected mode outside virtual-8086 mode.
+    #[inline]
+    pub(super) fn pm(&self) -> bool {
+        self.state.protected_mode() && self.state.eflags & Self::VM == 0
+    }
+
+    /// Loads CS:EIP for a far transfer in real or virtual-8086 mode.
+    fn far_jump_real(&mut self, sel: u16, off: u32, op32: bool) -> Exec {
         let off = if op32 { off } else { off & 0xFFFF };
-        if self.state.protected_mode() && self.state.eflags & 0x0002_0000 == 0 {
-            self.load_code_segment(bus, sel)?;
-        } else {
-            self.state.load_seg_real(SegReg::Cs, sel);
+        if off > 0xFFFF && self.model != CpuModel::I8086 {
+            return Err(Fault::GP0);
         }
-        self.set_eip_checked(off)
+        self.state.load_seg_real(SegReg::Cs, sel);
+        self.state.eip = off;
+        Ok(())
     }
 
     pub(super) fn jmp<B: Bus>(&mut self, bus: &mut B, d: &Decoded) -> Exec {
         if Self::is_far(d) {
             let (sel, off) = self.far_target(bus, d)?;
-            return self.far_jump_to(bus, sel, off, d.op32);
+            if self.pm() {
+                let next = self.state.eip;
+                return self.far_transfer_pm(bus, sel, off, d.op32, false, next);
+            }
+            return self.far_jump_real(sel, off, d.op32);
         }
         match d.insn.op_kind(0) {
             OpKind::NearBranch16 | OpKind::NearBranch32 => self.jump_near(d),
@@ -96,13 +107,16 @@ impl Cpu {
         let size = if d.op32 { 4 } else { 2 };
         if Self::is_far(d) {
             let (sel, off) = self.far_target(bus, d)?;
+            if self.pm() {
+                return self.far_transfer_pm(bus, sel, off, d.op32, true, next);
+            }
             let cs = u32::from(self.state.segs[SegReg::Cs as usize].selector);
             let sp = self.sp();
             let sp1 = self.sp_add(sp, -(size as i32));
             self.stack_write(bus, sp1, size, cs)?;
             let sp2 = self.sp_add(sp1, -(size as i32));
             self.stack_write(bus, sp2, size, next)?;
-            self.far_jump_to(bus, sel, off, d.op32)?;
+            self.far_jump_real(sel, off, d.op32)?;
             self.set_sp(sp2);
             return Ok(());
         }
@@ -132,27 +146,44 @@ impl Cpu {
         } else {
             0
         };
-        self.far_jump_to(bus, sel, off, d.op32)?;
+        if self.pm() {
+            return self.retf_pm(bus, d.op32, imm);
+        }
+        self.far_jump_real(sel, off, d.op32)?;
         self.set_sp(self.sp_add(sp, (2 * size + imm) as i32));
         Ok(())
     }
 
     pub(super) fn iret<B: Bus>(&mut self, bus: &mut B, d: &Decoded) -> Exec {
-        if self.state.protected_mode() {
-            // Protected-mode IRET (privilege changes, tasks, V86) belongs to the
-            // system-architecture work; only same-level returns are handled.
-            if self.state.eflags & crate::flags::NT != 0 {
-                return Err(Fault::GP0);
-            }
+        if self.pm() {
+            return self.iret_pm(bus, d.op32);
         }
+        let v86 = self.state.eflags & Self::VM != 0;
         let size = if d.op32 { 4 } else { 2 };
+        if v86 && self.iopl() < 3 && !(self.vme() && size == 2) {
+            return Err(Fault::GP0);
+        }
         let sp = self.sp();
         let off = self.stack_read(bus, sp, 0, size)?;
         let sel = self.stack_read(bus, sp, size, 2)? as u16;
         let fl = self.stack_read(bus, sp, 2 * size, size)?;
-        self.far_jump_to(bus, sel, off, d.op32)?;
+        if v86 && self.iopl() < 3 {
+            // VME (SDM Vol. 3A §20.4.4): IF goes to VIF; TF or a pending
+            // virtual interrupt that would be enabled raise #GP.
+            if fl & TF != 0 || (fl & IF != 0 && self.state.eflags & Self::VIP != 0) {
+                return Err(Fault::GP0);
+            }
+            self.far_jump_real(sel, off, d.op32)?;
+            self.set_sp(self.sp_add(sp, 6));
+            let keep = IF | Self::IOPL_MASK | 0xFFFF_0000;
+            let mut nf = (self.state.eflags & keep) | (fl & !keep & 0xFFFF);
+            nf = if fl & IF != 0 { nf | Self::VIF } else { nf & !Self::VIF };
+            self.state.eflags = self.fix_flags(nf);
+            return Ok(());
+        }
+        self.far_jump_real(sel, off, d.op32)?;
         self.set_sp(self.sp_add(sp, (3 * size) as i32));
-        self.write_flags(fl, size);
+        self.write_flags(fl, size, true);
         Ok(())
     }
 
@@ -190,16 +221,62 @@ impl Cpu {
         Ok(())
     }
 
-    /// INT n / INT3 / INTO: deliver with the return address after the instruction.
-    pub(super) fn software_interrupt<B: Bus>(&mut self, bus: &mut B, vec: u8) -> Exec {
-        self.interrupt(bus, vec, None)
+    /// INT n (`int_n`), INT3 or INTO: delivered with the return address
+    /// after the instruction.
+    pub(super) fn software_interrupt<B: Bus>(&mut self, bus: &mut B, vec: u8, int_n: bool) -> Exec {
+        if self.state.eflags & Self::VM != 0 && int_n {
+            if self.vme() {
+                // The redirection bitmap sits 32 bytes below the I/O map base.
+                let tr = self.state.tr;
+                let base = self.sys_read(bus, tr.base + 0x66, 2)?;
+                let bit_byte = (base.wrapping_sub(32)).wrapping_add(u32::from(vec) / 8);
+                let redirected = self.sys_read(bus, tr.base.wrapping_add(bit_byte), 1)? & (1 << (vec & 7)) == 0;
+                if redirected {
+                    return self.interrupt_v86_redirected(bus, vec);
+                }
+            }
+            if self.iopl() < 3 {
+                return Err(Fault::GP0);
+            }
+        }
+        if self.state.protected_mode() {
+            return self.interrupt_pm(bus, vec, None, Event::Software);
+        }
+        self.interrupt_real(bus, vec)
+    }
+
+    /// VME: an INT n redirected to the virtual-8086 program's own IVT.
+    fn interrupt_v86_redirected<B: Bus>(&mut self, bus: &mut B, vec: u8) -> Exec {
+        let entry = u32::from(vec) * 4;
+        let off = self.lin_read(bus, entry, 2, true)?;
+        let sel = self.lin_read(bus, entry + 2, 2, true)? as u16;
+        let mut fl = self.state.eflags & 0xFFFF;
+        if self.iopl() < 3 {
+            // The image shows VIF as IF and IOPL as 3.
+            fl = (fl & !IF) | if self.state.eflags & Self::VIF != 0 { IF } else { 0 } | Self::IOPL_MASK;
+        }
+        let cs = u32::from(self.state.segs[SegReg::Cs as usize].selector);
+        let ip = self.state.eip & 0xFFFF;
+        let sp = self.sp();
+        let sp1 = self.sp_add(sp, -2);
+        self.stack_write(bus, sp1, 2, fl)?;
+        let sp2 = self.sp_add(sp1, -2);
+        self.stack_write(bus, sp2, 2, cs)?;
+        let sp3 = self.sp_add(sp2, -2);
+        self.stack_write(bus, sp3, 2, ip)?;
+        self.set_sp(sp3);
+        if self.iopl() < 3 {
+            self.state.eflags &= !(Self::VIF | TF);
+        } else {
+            self.state.eflags &= !(IF | TF);
+        }
+        self.state.load_seg_real(SegReg::Cs, sel);
+        self.state.eip = off;
+        Ok(())
     }
 
     /// Delivers interrupt `vec` through the IVT (real mode).
-    pub(super) fn interrupt<B: Bus>(&mut self, bus: &mut B, vec: u8, _error: Option<u32>) -> Exec {
-        if self.state.protected_mode() {
-            return Err(Fault::with_error(vector::GP, u32::from(vec) * 8 + 2));
-        }
+    pub(super) fn interrupt_real<B: Bus>(&mut self, bus: &mut B, vec: u8) -> Exec {
         let idt = self.state.idtr;
         let entry = u32::from(vec) * 4;
         if self.model != CpuModel::I8086 && entry + 3 > idt.limit {
@@ -221,26 +298,56 @@ impl Cpu {
         self.state.eflags &= !(IF | TF | 0x0004_0000);
         self.state.load_seg_real(SegReg::Cs, sel);
         self.state.eip = off;
+        self.state.halted = false;
         Ok(())
     }
 
-    /// Delivers an exception raised by an instruction: a second fault while
-    /// delivering becomes #DF, and a fault delivering #DF shuts the CPU down.
-    pub(super) fn deliver_exception<B: Bus>(
-        &mut self,
-        bus: &mut B,
-        fault: Fault,
-    ) -> Result<(), Fault> {
+    /// Delivers an event (exception or external interrupt) in any mode.
+    pub(super) fn deliver_event<B: Bus>(&mut self, bus: &mut B, vec: u8, error: Option<u32>, event: Event) -> Exec {
         if self.state.protected_mode() {
-            // IDT delivery in protected mode is part of the system architecture.
-            return Err(fault);
+            self.interrupt_pm(bus, vec, error, event)
+        } else {
+            self.interrupt_real(bus, vec)
         }
-        match self.interrupt(bus, fault.vector, fault.error) {
-            Ok(()) => Ok(()),
-            Err(_) if self.model != CpuModel::I8086 && fault.vector != vector::DF => self
-                .interrupt(bus, vector::DF, Some(0))
-                .map_err(|_| Fault::new(vector::DF)),
-            Err(f) => Err(f),
+    }
+
+    /// Delivers an exception raised by an instruction with the double-fault
+    /// rules of SDM Vol. 3A Table 6-5: a contributory fault while delivering a
+    /// contributory one (or any of those or #PF while delivering #PF) becomes
+    /// #DF; a fault while delivering #DF shuts the CPU down.
+    pub(super) fn deliver_exception<B: Bus>(&mut self, bus: &mut B, fault: Fault) -> Result<(), Fault> {
+        fn class(v: u8) -> u8 {
+            match v {
+                0 | 10 | 11 | 12 | 13 => 1, // contributory
+                14 => 2,                    // page fault
+                8 => 3,                     // double fault
+                _ => 0,                     // benign
+            }
+        }
+        let mut current = fault;
+        let real = !self.state.protected_mode();
+        // Real-mode errors have no error code on the stack.
+        loop {
+            let err = if real { None } else { current.error };
+            let r = if self.model == CpuModel::I8086 {
+                self.interrupt_real(bus, current.vector)
+            } else {
+                self.deliver_event(bus, current.vector, err, Event::Exception)
+            };
+            let second = match r {
+                Ok(()) => return Ok(()),
+                Err(f) => f,
+            };
+            self.state.regs = self.saved_regs;
+            let (a, b) = (class(current.vector), class(second.vector));
+            if a == 3 || self.model == CpuModel::I8086 {
+                return Err(second);
+            }
+            current = if (a == 1 && b == 1) || (a == 2 && (b == 1 || b == 2)) {
+                Fault::with_error(vector::DF, 0)
+            } else {
+                second
+            };
         }
     }
 

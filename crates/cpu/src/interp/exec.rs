@@ -6,7 +6,7 @@ use super::Cpu;
 use crate::bus::Bus;
 use crate::decode::Decoded;
 use crate::fault::{vector, Exec, Fault};
-use crate::flags::{self, AF, CF, DF, IF, OF, PF, SF, ZF};
+use crate::flags::{self, AF, CF, DF, IF, OF, PF, SF, TF, ZF};
 use crate::model::CpuModel;
 use crate::state::{reg, SegReg};
 use iced_x86::{Mnemonic, OpKind};
@@ -34,6 +34,12 @@ impl Cpu {
             _ => zf || (sf != of),
         };
         r ^ (cc & 1 != 0)
+    }
+
+    /// Reads operand `n` (for other modules).
+    #[inline]
+    pub(super) fn read_op_public<B: Bus>(&mut self, bus: &mut B, d: &Decoded, n: u32, size: u32) -> Exec<u32> {
+        self.read_op(bus, d, n, size)
     }
 
     /// Reads operand `n` with the size of operand `n`.
@@ -266,13 +272,35 @@ impl Cpu {
             Mnemonic::Pushf | Mnemonic::Pushfd => {
                 let size = if m == Mnemonic::Pushfd { 4 } else { 2 };
                 // VM and RF are never seen in the pushed image.
-                let v = self.state.eflags & !0x0003_0000;
+                let mut v = self.state.eflags & !0x0003_0000;
+                if self.state.eflags & Self::VM != 0 && self.iopl() < 3 {
+                    if !(self.vme() && size == 2) {
+                        return Err(Fault::GP0);
+                    }
+                    // VME: IF shows VIF, IOPL reads as 3.
+                    v = (v & !IF) | if self.state.eflags & Self::VIF != 0 { IF } else { 0 } | Self::IOPL_MASK;
+                }
                 self.push(bus, size, v)
             }
             Mnemonic::Popf | Mnemonic::Popfd => {
                 let size = if m == Mnemonic::Popfd { 4 } else { 2 };
+                if self.state.eflags & Self::VM != 0 && self.iopl() < 3 {
+                    if !(self.vme() && size == 2) {
+                        return Err(Fault::GP0);
+                    }
+                    let v = self.stack_read(bus, self.sp(), 0, 2)?;
+                    if v & TF != 0 || (v & IF != 0 && self.state.eflags & Self::VIP != 0) {
+                        return Err(Fault::GP0);
+                    }
+                    self.set_sp(self.sp_add(self.sp(), 2));
+                    let keep = IF | Self::IOPL_MASK | 0xFFFF_0000;
+                    let mut nf = (self.state.eflags & keep) | (v & !keep);
+                    nf = if v & IF != 0 { nf | Self::VIF } else { nf & !Self::VIF };
+                    self.state.eflags = self.fix_flags(nf);
+                    return Ok(());
+                }
                 let v = self.pop(bus, size)?;
-                self.write_flags(v, size);
+                self.write_flags(v, size, false);
                 Ok(())
             }
             Mnemonic::Lahf => {
@@ -460,10 +488,23 @@ impl Cpu {
                 Ok(())
             }
             Mnemonic::Cli | Mnemonic::Sti => {
+                let sti = m == Mnemonic::Sti;
                 if self.state.protected_mode() && u32::from(self.state.cpl()) > self.iopl() {
+                    // VME / PVI (SDM Vol. 3A §20.4): the virtual interrupt flag instead.
+                    if self.vme() || self.pvi() {
+                        if sti && self.state.eflags & Self::VIP != 0 {
+                            return Err(Fault::GP0);
+                        }
+                        self.set_flag(Self::VIF, sti);
+                        return Ok(());
+                    }
                     return Err(Fault::GP0);
                 }
-                self.set_flag(IF, m == Mnemonic::Sti);
+                if sti && !self.flag(IF) {
+                    // STI delays interrupts until after the next instruction.
+                    self.shadow = super::Shadow::Sti;
+                }
+                self.set_flag(IF, sti);
                 Ok(())
             }
             Mnemonic::Nop | Mnemonic::Pause => Ok(()),
@@ -555,12 +596,12 @@ impl Cpu {
             }
             Mnemonic::Retf => self.retf(bus, d),
             Mnemonic::Iret | Mnemonic::Iretd => self.iret(bus, d),
-            Mnemonic::Int => self.software_interrupt(bus, i.immediate8()),
-            Mnemonic::Int3 => self.software_interrupt(bus, vector::BP),
-            Mnemonic::Int1 => self.software_interrupt(bus, vector::DB),
+            Mnemonic::Int => self.software_interrupt(bus, i.immediate8(), true),
+            Mnemonic::Int3 => self.software_interrupt(bus, vector::BP, false),
+            Mnemonic::Int1 => self.deliver_event(bus, vector::DB, None, super::protected::Event::Exception),
             Mnemonic::Into => {
                 if self.flag(OF) {
-                    self.software_interrupt(bus, vector::OF)
+                    self.software_interrupt(bus, vector::OF, false)
                 } else {
                     Ok(())
                 }
@@ -603,20 +644,28 @@ impl Cpu {
         (self.state.eflags & flags::IOPL) >> 12
     }
 
-    /// Writes FLAGS from POPF/IRET: `size` 2 changes only the low 16 bits.
-    pub(super) fn write_flags(&mut self, v: u32, size: u32) {
+    /// Writes FLAGS from POPF (`iret` false) or IRET: `size` 2 changes only
+    /// the low 16 bits; IOPL changes only at CPL 0 and IF only at CPL <= IOPL
+    /// (SDM Vol. 2 POPF, IRET). POPF never changes VM, VIF or VIP.
+    pub(super) fn write_flags(&mut self, v: u32, size: u32, iret: bool) {
         let old = self.state.eflags;
-        let mut keep = if size == 2 { 0xFFFF_0000 } else { 0x0003_0000 }; // VM, RF
+        let mut keep = if size == 2 { 0xFFFF_0000 } else { Self::VM };
+        if !iret {
+            keep |= Self::VM | Self::VIF | Self::VIP;
+        }
         if self.state.protected_mode() {
             let cpl = u32::from(self.state.cpl());
             if cpl > 0 {
-                keep |= flags::IOPL;
+                keep |= flags::IOPL | Self::VIF | Self::VIP;
             }
             if cpl > self.iopl() {
                 keep |= IF;
             }
         }
-        let merged = (old & keep) | (v & !keep);
+        let mut merged = (old & keep) | (v & !keep);
+        if !iret {
+            merged &= !Self::RF;
+        }
         self.state.eflags = self.fix_flags(merged);
     }
 
@@ -677,7 +726,11 @@ impl Cpu {
                 if s == SegReg::Cs && self.model != CpuModel::I8086 {
                     return Err(Fault::UD);
                 }
-                return self.load_segment(bus, s, v);
+                self.load_segment(bus, s, v)?;
+                if s == SegReg::Ss {
+                    self.shadow = super::Shadow::MovSs;
+                }
+                return Ok(());
             }
             if gpr(r0).is_none() {
                 return self.mov_system(bus, d);
@@ -737,6 +790,9 @@ impl Cpu {
                 let v = self.stack_read(bus, sp, 0, size)? as u16;
                 self.load_segment(bus, s, v)?;
                 self.set_sp(self.sp_add(sp, size as i32));
+                if s == SegReg::Ss {
+                    self.shadow = super::Shadow::MovSs;
+                }
                 return Ok(());
             }
             let v = self.pop(bus, size)?;
@@ -819,12 +875,12 @@ impl Cpu {
         }
     }
 
-    /// I/O permission: CPL <= IOPL, else the TSS bitmap (protected mode).
-    pub(super) fn check_io<B: Bus>(&mut self, _bus: &mut B, _port: u16, _size: u32) -> Exec {
-        if self.state.protected_mode() && u32::from(self.state.cpl()) > self.iopl() {
-            // The TSS I/O bitmap is consulted by the system-architecture work;
-            // until then a port denied by IOPL is denied outright.
-            return Err(Fault::GP0);
+    /// I/O permission: CPL <= IOPL, else the TSS bitmap (protected and V86 mode).
+    #[inline]
+    pub(super) fn check_io<B: Bus>(&mut self, bus: &mut B, port: u16, size: u32) -> Exec {
+        self.io_allowed(bus, port, size)?;
+        if self.state.dr[7] & 0xFF != 0 {
+            self.check_io_breakpoints(port, size);
         }
         Ok(())
     }

@@ -140,6 +140,9 @@ impl Cpu {
     /// Reads `size` (1, 2 or 4) bytes at linear `lin`.
     #[inline]
     pub(super) fn lin_read<B: Bus>(&mut self, bus: &mut B, lin: u32, size: u32, user: bool) -> Exec<u32> {
+        if self.state.dr[7] & 0xFF != 0 {
+            self.check_data_breakpoints(lin, size, false);
+        }
         let off = lin & 0xFFF;
         if off + size <= 4096 {
             let e = self.tlb_entry(bus, lin, false, user)?;
@@ -178,6 +181,9 @@ impl Cpu {
     /// Writes `size` (1, 2 or 4) bytes at linear `lin`.
     #[inline]
     pub(super) fn lin_write<B: Bus>(&mut self, bus: &mut B, lin: u32, size: u32, v: u32, user: bool) -> Exec {
+        if self.state.dr[7] & 0xFF != 0 {
+            self.check_data_breakpoints(lin, size, true);
+        }
         let off = lin & 0xFFF;
         if off + size <= 4096 {
             let e = self.tlb_entry(bus, lin, true, user)?;

@@ -11,6 +11,7 @@ mod control;
 mod exec;
 mod memory;
 mod operand;
+mod protected;
 mod string;
 mod system;
 mod x87;
@@ -18,6 +19,7 @@ mod x87;
 use crate::bus::Bus;
 use crate::decode::{self, DecodeCache, Decoded, FETCH_LEN};
 use crate::fault::{Exec, Fault};
+use crate::fault;
 use crate::flags;
 use crate::model::CpuModel;
 use crate::state::{CpuState, SegReg};
@@ -40,6 +42,21 @@ pub enum StepOutcome {
     Unhandled(Fault),
 }
 
+/// Interrupt inhibition after STI (interrupts only) or MOV SS / POP SS
+/// (interrupts and debug traps), for one instruction.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Shadow {
+    /// No shadow.
+    None,
+    /// After STI that set IF.
+    Sti,
+    /// After MOV SS or POP SS.
+    MovSs,
+}
+
+/// DR6.BS: single-step trap.
+const DR6_BS: u32 = 1 << 14;
+
 /// REP string instructions yield after this many iterations so that a
 /// machine can service interrupts; EIP stays on the instruction meanwhile.
 pub const REP_CHUNK: u32 = 4096;
@@ -61,6 +78,14 @@ pub struct Cpu {
     pub tlb: crate::mmu::Tlb,
     /// Bus map epoch the TLB's host pointers belong to.
     tlb_epoch: u64,
+    /// Interrupt shadow set by the last instruction (STI, MOV SS).
+    shadow: Shadow,
+    /// DR6 bits of debug traps raised by the current instruction.
+    pending_debug_trap: u32,
+    /// Debug traps held back by a MOV SS shadow.
+    deferred_debug_trap: u32,
+    /// The current instruction delivered a software interrupt (no single-step trap).
+    delivered_interrupt: bool,
     /// General registers and EFLAGS at the last commit point, restored when
     /// an instruction faults so that faults are precise.
     saved_regs: [u32; 8],
@@ -83,6 +108,10 @@ impl Cpu {
             start_eip: 0,
             tlb: crate::mmu::Tlb::new(),
             tlb_epoch: u64::MAX,
+            shadow: Shadow::None,
+            pending_debug_trap: 0,
+            deferred_debug_trap: 0,
+            delivered_interrupt: false,
             saved_regs: [0; 8],
             saved_eflags: 0,
         }
@@ -119,28 +148,133 @@ impl Cpu {
         self.state.segs[SegReg::Cs as usize].is_32()
     }
 
-    /// Executes one instruction and delivers any exception it raises.
+    /// Executes one instruction and delivers any exception it raises, then
+    /// any debug trap it caused (single step, data breakpoints, task T bit).
     pub fn step<B: Bus>(&mut self, bus: &mut B) -> StepOutcome {
         if self.state.halted {
             return StepOutcome::Halted;
         }
         self.start_eip = self.state.eip;
         self.sync_tlb(bus);
+        // The shadow set by the previous instruction covers this one.
+        let shadow = std::mem::replace(&mut self.shadow, Shadow::None);
+        let eflags_before = self.state.eflags;
+        if self.state.dr[7] & 0xFF != 0 && eflags_before & protected::RF_BIT == 0 {
+            let bits = self.code_breakpoints();
+            if bits != 0 {
+                self.state.dr[6] |= bits;
+                return self.raise(bus, Fault::new(fault::vector::DB));
+            }
+        }
+        self.pending_debug_trap = 0;
         match self.execute_one(bus) {
             Ok(()) => {
                 self.icount += 1;
+                if eflags_before & protected::RF_BIT != 0 {
+                    // RF lasts for one instruction (unless it just set RF, e.g. IRET).
+                    self.state.eflags &= !protected::RF_BIT;
+                }
+                let mut bits = self.pending_debug_trap;
+                if eflags_before & flags::TF != 0 && !self.delivered_interrupt {
+                    bits |= DR6_BS;
+                }
+                if self.shadow == Shadow::MovSs {
+                    // MOV SS / POP SS hold debug traps until after the next instruction.
+                    self.deferred_debug_trap |= bits;
+                    bits = 0;
+                } else if shadow != Shadow::MovSs {
+                    bits |= std::mem::take(&mut self.deferred_debug_trap);
+                }
+                self.delivered_interrupt = false;
+                if bits != 0 {
+                    self.state.dr[6] |= bits;
+                    return self.raise(bus, Fault::new(fault::vector::DB));
+                }
                 if self.state.halted {
                     StepOutcome::Halted
                 } else {
                     StepOutcome::Executed
                 }
             }
-            Err(fault) => {
+            Err(f) => {
                 self.icount += 1;
-                match self.deliver_exception(bus, fault) {
-                    Ok(()) => StepOutcome::Exception(fault),
-                    Err(f) => self.shutdown_outcome(f),
-                }
+                self.delivered_interrupt = false;
+                self.raise(bus, f)
+            }
+        }
+    }
+
+    /// Delivers an exception and reports the outcome.
+    fn raise<B: Bus>(&mut self, bus: &mut B, f: Fault) -> StepOutcome {
+        match self.deliver_exception(bus, f) {
+            Ok(()) => StepOutcome::Exception(f),
+            Err(e) => self.shutdown_outcome(e),
+        }
+    }
+
+    /// True when a maskable interrupt may be delivered now (IF set and no
+    /// STI / MOV SS shadow).
+    pub fn interrupts_enabled(&self) -> bool {
+        self.state.eflags & flags::IF != 0 && self.shadow == Shadow::None
+    }
+
+    /// Delivers a hardware interrupt (from an interrupt controller) with
+    /// vector `vec`, waking the CPU from HLT. The caller checks
+    /// [`Cpu::interrupts_enabled`] first (except for NMI, vector 2).
+    pub fn inject_interrupt<B: Bus>(&mut self, bus: &mut B, vec: u8) -> StepOutcome {
+        self.state.halted = false;
+        self.sync_tlb(bus);
+        self.start_eip = self.state.eip;
+        self.commit_regs();
+        match self.deliver_event(bus, vec, None, protected::Event::External) {
+            Ok(()) => StepOutcome::Executed,
+            Err(f) => {
+                self.state.regs = self.saved_regs;
+                self.raise(bus, f)
+            }
+        }
+    }
+
+    /// Linear addresses of enabled instruction breakpoints that match CS:EIP,
+    /// as DR6 bits.
+    fn code_breakpoints(&self) -> u32 {
+        let lin = self.state.segs[SegReg::Cs as usize].base.wrapping_add(self.state.eip);
+        let dr7 = self.state.dr[7];
+        (0..4).filter(|&n| dr7 & (3 << (2 * n)) != 0 && (dr7 >> (16 + 4 * n)) & 3 == 0 && self.state.dr[n] == lin).fold(0, |b, n| b | (1 << n))
+    }
+
+    /// Records data breakpoints hit by an access of `size` bytes at `lin`.
+    #[inline]
+    pub(super) fn check_data_breakpoints(&mut self, lin: u32, size: u32, write: bool) {
+        let dr7 = self.state.dr[7];
+        for n in 0..4 {
+            let rw = (dr7 >> (16 + 4 * n)) & 3;
+            if dr7 & (3 << (2 * n)) == 0 || !(rw == 1 && write || rw == 3) {
+                continue;
+            }
+            let len = [1, 2, 8, 4][((dr7 >> (18 + 4 * n)) & 3) as usize];
+            let start = self.state.dr[n] & !(len - 1);
+            if lin <= start.wrapping_add(len - 1) && start <= lin.wrapping_add(size - 1) {
+                self.pending_debug_trap |= 1 << n;
+            }
+        }
+    }
+
+    /// Records I/O breakpoints (CR4.DE, DR7 R/W = 10) hit by a port access.
+    pub(super) fn check_io_breakpoints(&mut self, port: u16, size: u32) {
+        if self.state.cr4 & 8 == 0 {
+            return;
+        }
+        let dr7 = self.state.dr[7];
+        for n in 0..4 {
+            if dr7 & (3 << (2 * n)) == 0 || (dr7 >> (16 + 4 * n)) & 3 != 2 {
+                continue;
+            }
+            let len = [1, 2, 8, 4][((dr7 >> (18 + 4 * n)) & 3) as usize];
+            let start = self.state.dr[n] & 0xFFFF & !(len - 1);
+            let p = u32::from(port);
+            if p <= start + len - 1 && start <= p + size - 1 {
+                self.pending_debug_trap |= 1 << n;
             }
         }
     }
@@ -152,11 +286,7 @@ impl Cpu {
         self.commit_regs();
         let d = self.fetch_decode(bus)?;
         let next = self.state.eip.wrapping_add(u32::from(d.len));
-        let next = if d.op32 || self.code32() {
-            next
-        } else {
-            next & 0xFFFF
-        };
+        let next = if self.code32() { next } else { next & 0xFFFF };
         let r = self.exec(bus, &d, next);
         if r.is_err() {
             self.state.regs = self.saved_regs;

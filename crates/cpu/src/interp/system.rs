@@ -10,10 +10,15 @@ use crate::state::{attr, reg, SegReg, Segment};
 use iced_x86::{Mnemonic, OpKind, Register};
 
 /// CPUID leaf 1 EDX: exactly the features implemented so far.
-/// TSC (4), MSR (5), CX8 (8), CMOV (15).
-pub const CPUID_FEATURES_EDX: u32 = (1 << 4) | (1 << 5) | (1 << 8) | (1 << 15);
-/// CPUID leaf 1 EAX: family 6, model 1, stepping 9 (a Pentium Pro).
-pub const CPUID_SIGNATURE: u32 = 0x0000_0619;
+/// VME (1), DE (2), PSE (3), TSC (4), MSR (5), CX8 (8), SEP (11), PGE (13), CMOV (15).
+pub const CPUID_FEATURES_EDX: u32 =
+    (1 << 1) | (1 << 2) | (1 << 3) | (1 << 4) | (1 << 5) | (1 << 8) | (1 << 11) | (1 << 13) | (1 << 15);
+/// CPUID leaf 1 EAX: family 6, model 5, stepping 2 (a Pentium II "Deschutes";
+/// a model-1 signature would make Linux distrust SEP).
+pub const CPUID_SIGNATURE: u32 = 0x0000_0652;
+
+/// CR4 bits the CPU implements: VME, PVI, TSD, DE, PSE, PGE, OSFXSR, OSXMMEXCPT.
+const CR4_SUPPORTED: u32 = 0x1 | 0x2 | 0x4 | 0x8 | 0x10 | 0x80 | 0x200 | 0x400;
 
 /// MSR numbers the CPU implements.
 pub mod msr {
@@ -28,138 +33,52 @@ pub mod msr {
 }
 
 impl Cpu {
-    /// Reads the 8-byte descriptor for `sel` from the GDT or LDT.
-    fn read_descriptor<B: Bus>(&mut self, bus: &mut B, sel: u16) -> Exec<(u32, u32)> {
-        let table = if sel & 4 != 0 {
-            let l = self.state.ldtr;
-            (l.base, l.limit)
-        } else {
-            (self.state.gdtr.base, self.state.gdtr.limit)
-        };
-        let off = u32::from(sel & !7);
-        if off + 7 > table.1 {
-            return Err(Fault::with_error(vector::GP, u32::from(sel & !3)));
-        }
-        let a = table.0.wrapping_add(off);
-        let lo = self.sys_read(bus, a, 4)?;
-        let hi = self.sys_read(bus, a.wrapping_add(4), 4)?;
-        Ok((lo, hi))
-    }
-
-    /// Builds a segment cache from descriptor words.
-    fn segment_from(sel: u16, lo: u32, hi: u32) -> Segment {
-        let base = (lo >> 16) | ((hi & 0xFF) << 16) | (hi & 0xFF00_0000);
-        let mut limit = (lo & 0xFFFF) | (hi & 0x000F_0000);
-        let attr = ((hi >> 8) & 0xF0FF) as u16;
-        if attr & attr::G != 0 {
-            limit = (limit << 12) | 0xFFF;
-        }
-        Segment {
-            base,
-            limit,
-            selector: sel,
-            attr,
-        }
-    }
-
-    /// Loads a data or stack segment register (MOV/POP Sreg, LDS...).
+    /// Loads a data or stack segment register (MOV/POP Sreg, LDS...) with
+    /// the checks of SDM Vol. 2 MOV ("Operation", protected mode).
     pub(super) fn load_segment<B: Bus>(&mut self, bus: &mut B, s: SegReg, sel: u16) -> Exec {
-        if !self.state.protected_mode() || self.state.eflags & 0x0002_0000 != 0 {
+        if !self.state.protected_mode() || self.state.eflags & Self::VM != 0 {
             self.state.load_seg_real(s, sel);
             return Ok(());
-        }
-        if s == SegReg::Cs {
-            return self.load_code_segment(bus, sel);
         }
         let err = Fault::with_error(vector::GP, u32::from(sel & !3));
         if sel & !3 == 0 {
             if s == SegReg::Ss {
-                return Err(err);
+                return Err(Fault::GP0);
             }
             // A null selector loads; using it faults later.
-            self.state.segs[s as usize] = Segment {
-                selector: sel,
-                ..Segment::default()
-            };
+            self.state.segs[s as usize] = Segment { selector: sel, ..Segment::default() };
             return Ok(());
         }
-        let (lo, hi) = self.read_descriptor(bus, sel)?;
-        let seg = Self::segment_from(sel, lo, hi);
+        let d = self.descriptor(bus, sel, 0)?;
         let cpl = self.state.cpl();
         let rpl = (sel & 3) as u8;
-        let dpl = seg.dpl();
-        let a = seg.attr;
-        if a & attr::S == 0 {
+        let dpl = d.dpl();
+        if !d.is_code_data() {
             return Err(err);
         }
         if s == SegReg::Ss {
-            let writable_data = a & attr::CODE == 0 && a & attr::RW != 0;
+            let writable_data = !d.is_code() && d.hi & (1 << 9) != 0;
             if !writable_data || rpl != cpl || dpl != cpl {
                 return Err(err);
             }
-            if a & attr::PRESENT == 0 {
+            if !d.present() {
                 return Err(Fault::with_error(vector::SS, u32::from(sel & !3)));
             }
         } else {
-            let readable = a & attr::CODE == 0 || a & attr::RW != 0;
-            let conforming_code = a & attr::CODE != 0 && a & attr::DC != 0;
-            if !readable || (!conforming_code && (rpl > dpl || cpl > dpl)) {
+            let readable = !d.is_code() || d.hi & (1 << 9) != 0;
+            if !readable || (!d.conforming() && (rpl > dpl || cpl > dpl)) {
                 return Err(err);
             }
-            if a & attr::PRESENT == 0 {
+            if !d.present() {
                 return Err(Fault::with_error(vector::NP, u32::from(sel & !3)));
             }
         }
-        self.set_accessed(bus, sel, hi);
-        self.state.segs[s as usize] = Segment {
-            attr: a | attr::ACCESSED,
-            ..seg
-        };
-        Ok(())
-    }
-
-    fn set_accessed<B: Bus>(&mut self, bus: &mut B, sel: u16, hi: u32) {
-        if hi & (1 << 8) == 0 {
-            let base = if sel & 4 != 0 {
-                self.state.ldtr.base
-            } else {
-                self.state.gdtr.base
-            };
-            // A fault setting the accessed bit is ignored here; the load itself succeeded.
-            let _ = self.sys_write(bus, base.wrapping_add(u32::from(sel & !7) + 5), 1, ((hi >> 8) & 0xFF) | 1);
+        let seg = d.segment(sel);
+        if d.hi & (1 << 8) == 0 {
+            let base = if sel & 4 != 0 { self.state.ldtr.base } else { self.state.gdtr.base };
+            self.sys_write(bus, base.wrapping_add(u32::from(sel & !7) + 5), 1, ((d.hi >> 8) & 0xFF) | 1)?;
         }
-    }
-
-    /// Loads CS for a far JMP/CALL/RET to a code segment at the same privilege.
-    /// Gates and privilege changes come with the protected-mode work.
-    pub(super) fn load_code_segment<B: Bus>(&mut self, bus: &mut B, sel: u16) -> Exec {
-        let err = Fault::with_error(vector::GP, u32::from(sel & !3));
-        if sel & !3 == 0 {
-            return Err(Fault::GP0);
-        }
-        let (lo, hi) = self.read_descriptor(bus, sel)?;
-        let seg = Self::segment_from(sel, lo, hi);
-        let a = seg.attr;
-        if a & attr::S == 0 || a & attr::CODE == 0 {
-            return Err(err);
-        }
-        let cpl = self.state.cpl();
-        let conforming = a & attr::DC != 0;
-        if (conforming && seg.dpl() > cpl)
-            || (!conforming && (seg.dpl() != cpl || (sel & 3) as u8 > cpl))
-        {
-            return Err(err);
-        }
-        if a & attr::PRESENT == 0 {
-            return Err(Fault::with_error(vector::NP, u32::from(sel & !3)));
-        }
-        self.set_accessed(bus, sel, hi);
-        let sel = (sel & !3) | u16::from(cpl);
-        self.state.segs[SegReg::Cs as usize] = Segment {
-            selector: sel,
-            attr: a | attr::ACCESSED,
-            ..seg
-        };
+        self.state.segs[s as usize] = Segment { attr: seg.attr | attr::ACCESSED, ..seg };
         Ok(())
     }
 
@@ -170,18 +89,34 @@ impl Cpu {
         Ok(())
     }
 
-    /// MOV to or from CRn / DRn.
+    /// MOV to or from CRn / DRn (SDM Vol. 2 MOV—Move to/from Control/Debug Registers).
     pub(super) fn mov_system<B: Bus>(&mut self, _bus: &mut B, d: &Decoded) -> Exec {
         if !self.model.is_386_plus() {
             return Err(Fault::UD);
         }
-        self.require_cpl0()?;
         let i = &d.insn;
         let (r0, r1) = (i.op0_register(), i.op1_register());
         let cr0 = Register::CR0 as u32;
         let dr0 = Register::DR0 as u32;
+        let is_dr = |r: Register| (dr0..dr0 + 8).contains(&(r as u32));
+        let dr_index = |cpu: &Cpu, r: Register| -> Exec<usize> {
+            let n = (r as u32 - dr0) as usize;
+            match n {
+                4 | 5 if cpu.state.cr4 & 8 != 0 => Err(Fault::UD),
+                4 | 5 => Ok(n + 2),
+                _ => Ok(n),
+            }
+        };
+        if (is_dr(r0) || is_dr(r1)) && self.state.dr[7] & (1 << 13) != 0 {
+            // DR7.GD: the access traps before it happens, with DR6.BD.
+            self.state.dr[7] &= !(1 << 13);
+            self.state.dr[6] |= 1 << 13;
+            return Err(Fault::new(vector::DB));
+        }
+        if self.state.cpl() != 0 {
+            return Err(Fault::GP0);
+        }
         if let Some((idx, _)) = gpr(r0) {
-            // MOV r32, CRn / DRn
             let v = r1 as u32;
             let val = if (cr0..cr0 + 16).contains(&v) {
                 match v - cr0 {
@@ -191,13 +126,8 @@ impl Cpu {
                     4 => self.state.cr4,
                     _ => return Err(Fault::UD),
                 }
-            } else if (dr0..dr0 + 16).contains(&v) {
-                match v - dr0 {
-                    n @ 0..=3 => self.state.dr[n as usize],
-                    4 | 6 => self.state.dr[6],
-                    5 | 7 => self.state.dr[7],
-                    _ => return Err(Fault::UD),
-                }
+            } else if is_dr(r1) {
+                self.state.dr[dr_index(self, r1)?]
             } else {
                 return Err(Fault::UD);
             };
@@ -209,34 +139,40 @@ impl Cpu {
         if (cr0..cr0 + 16).contains(&v) {
             match v - cr0 {
                 0 => {
-                    if src & 0x8000_0000 != 0 && src & 1 == 0 {
+                    // PG without PE, or NW without CD, is #GP(0).
+                    if (src & 0x8000_0000 != 0 && src & 1 == 0) || (src & 0x2000_0000 != 0 && src & 0x4000_0000 == 0) {
                         return Err(Fault::GP0);
                     }
-                    if src & 0x8000_0000 != 0 {
-                        // Paging is not modelled yet: refuse rather than run
-                        // with wrong translations.
-                        return Err(Fault::GP0);
+                    let old = self.state.cr0;
+                    self.state.cr0 = (src & 0xE005_003F) | 0x10;
+                    if (old ^ self.state.cr0) & 0x8001_0001 != 0 {
+                        self.tlb.flush(false);
+                        self.flush_decode_cache();
                     }
-                    self.state.cr0 = src | 0x10;
-                    self.cache_flush_on_mode_change();
                 }
                 2 => self.state.cr2 = src,
-                3 => self.state.cr3 = src,
+                3 => {
+                    self.state.cr3 = src & 0xFFFF_F018;
+                    self.tlb.flush(self.state.cr4 & 0x80 != 0);
+                }
                 4 => {
-                    if src & !0x0000_0001 != 0 {
-                        // Only VME-less, PSE-less CR4 = 0 is supported for now.
+                    if src & !CR4_SUPPORTED != 0 {
                         return Err(Fault::GP0);
                     }
+                    let old = self.state.cr4;
                     self.state.cr4 = src;
+                    // PSE or PGE changes invalidate every translation, global ones too.
+                    if (old ^ src) & 0x90 != 0 {
+                        self.tlb.flush(false);
+                    }
                 }
                 _ => return Err(Fault::UD),
             }
-        } else if (dr0..dr0 + 16).contains(&v) {
-            match v - dr0 {
-                n @ 0..=3 => self.state.dr[n as usize] = src,
-                4 | 6 => self.state.dr[6] = (src & 0x0000_E00F) | 0xFFFF_0FF0,
-                5 | 7 => self.state.dr[7] = (src & 0xFFFF_2BFF) | 0x400,
-                _ => return Err(Fault::UD),
+        } else if is_dr(r0) {
+            match dr_index(self, r0)? {
+                n @ 0..=3 => self.state.dr[n] = src,
+                6 => self.state.dr[6] = (src & 0x0000_E00F) | 0xFFFF_0FF0,
+                _ => self.state.dr[7] = (src & 0xFFFF_2BFF) | 0x400,
             }
         } else {
             return Err(Fault::UD);
@@ -244,8 +180,127 @@ impl Cpu {
         Ok(())
     }
 
-    fn cache_flush_on_mode_change(&mut self) {
-        self.flush_decode_cache();
+    /// Reads a selector operand for LAR/LSL/VERR/VERW and its descriptor, if
+    /// it is visible at the current privilege (SDM Vol. 2 LAR).
+    fn visible_descriptor<B: Bus>(&mut self, bus: &mut B, sel: u16, ok_type: fn(&super::protected::Descriptor) -> bool) -> Exec<Option<super::protected::Descriptor>> {
+        if sel & !3 == 0 {
+            return Ok(None);
+        }
+        let d = match self.descriptor(bus, sel, 0) {
+            Ok(d) => d,
+            Err(f) if f.vector == vector::GP => return Ok(None),
+            Err(f) => return Err(f),
+        };
+        if !ok_type(&d) {
+            return Ok(None);
+        }
+        let (cpl, rpl) = (self.state.cpl(), (sel & 3) as u8);
+        if !d.conforming() && (d.dpl() < cpl || d.dpl() < rpl) {
+            return Ok(None);
+        }
+        Ok(Some(d))
+    }
+
+    fn descriptor_instruction<B: Bus>(&mut self, bus: &mut B, d: &Decoded) -> Exec {
+        use super::protected::Descriptor;
+        let i = &d.insn;
+        let m = i.mnemonic();
+        let zf = crate::flags::ZF;
+        match m {
+            Mnemonic::Sldt | Mnemonic::Str => {
+                let v = u32::from(if m == Mnemonic::Sldt { self.state.ldtr.selector } else { self.state.tr.selector });
+                let loc = self.loc(d, 0);
+                let size = if matches!(loc, super::Loc::Mem(..)) { 2 } else { Self::op_size(d, 0) };
+                self.write_loc(bus, loc, size, v)
+            }
+            Mnemonic::Lldt | Mnemonic::Ltr => {
+                self.require_cpl0()?;
+                let loc = self.loc(d, 0);
+                let sel = self.read_loc(bus, loc, 2)? as u16;
+                if m == Mnemonic::Lldt && sel & !3 == 0 {
+                    self.state.ldtr = Segment { selector: sel, ..Segment::default() };
+                    return Ok(());
+                }
+                if sel & !3 == 0 {
+                    return Err(Fault::GP0);
+                }
+                let err = Fault::with_error(vector::GP, u32::from(sel & !3));
+                if sel & 4 != 0 {
+                    return Err(err);
+                }
+                let desc = self.descriptor(bus, sel, 0)?;
+                let ok = !desc.is_code_data() && if m == Mnemonic::Lldt { desc.typ() == 2 } else { matches!(desc.typ(), 1 | 9) };
+                if !ok {
+                    return Err(err);
+                }
+                if !desc.present() {
+                    return Err(Fault::with_error(vector::NP, u32::from(sel & !3)));
+                }
+                if m == Mnemonic::Lldt {
+                    self.state.ldtr = desc.segment(sel);
+                } else {
+                    // LTR marks the TSS busy.
+                    let base = self.state.gdtr.base.wrapping_add(u32::from(sel & !7) + 4);
+                    self.sys_write(bus, base, 4, desc.hi | (2 << 8))?;
+                    let seg = desc.segment(sel);
+                    self.state.tr = Segment { attr: seg.attr | 2, ..seg };
+                }
+                Ok(())
+            }
+            Mnemonic::Lar | Mnemonic::Lsl => {
+                let sel = {
+                    let loc = self.loc(d, 1);
+                    self.read_loc(bus, loc, 2)? as u16
+                };
+                let lar = m == Mnemonic::Lar;
+                let ok: fn(&Descriptor) -> bool = if lar {
+                    |d| d.is_code_data() || matches!(d.typ(), 1 | 2 | 3 | 4 | 5 | 9 | 0xB | 0xC)
+                } else {
+                    |d| d.is_code_data() || matches!(d.typ(), 1 | 2 | 3 | 9 | 0xB)
+                };
+                match self.visible_descriptor(bus, sel, ok)? {
+                    None => {
+                        self.state.eflags &= !zf;
+                        Ok(())
+                    }
+                    Some(desc) => {
+                        let size = Self::op_size(d, 0);
+                        let v = if lar { desc.hi & 0x00F0_FF00 } else { desc.segment(sel).limit };
+                        let loc = self.loc(d, 0);
+                        self.write_loc(bus, loc, size, v)?;
+                        self.state.eflags |= zf;
+                        Ok(())
+                    }
+                }
+            }
+            Mnemonic::Verr | Mnemonic::Verw => {
+                let sel = {
+                    let loc = self.loc(d, 0);
+                    self.read_loc(bus, loc, 2)? as u16
+                };
+                let ok: fn(&Descriptor) -> bool = if m == Mnemonic::Verr {
+                    |d| d.is_code_data() && (!d.is_code() || d.hi & (1 << 9) != 0)
+                } else {
+                    |d| d.is_code_data() && !d.is_code() && d.hi & (1 << 9) != 0
+                };
+                let r = self.visible_descriptor(bus, sel, ok)?;
+                self.set_flag(zf, r.is_some());
+                Ok(())
+            }
+            _ => {
+                // ARPL r/m16, r16.
+                let loc = self.loc(d, 0);
+                let dst = self.read_loc(bus, loc, 2)?;
+                let src = self.read_op_public(bus, d, 1, 2)?;
+                if dst & 3 < src & 3 {
+                    self.write_loc(bus, loc, 2, (dst & !3) | (src & 3))?;
+                    self.state.eflags |= zf;
+                } else {
+                    self.state.eflags &= !zf;
+                }
+                Ok(())
+            }
+        }
     }
 
     /// Instructions not handled by the main dispatch.
@@ -383,8 +438,13 @@ impl Cpu {
                 if i.op_kind(0) != OpKind::Memory {
                     return Err(Fault::UD);
                 }
+                let seg = self.state.segs[Self::mem_seg(d) as usize];
+                let lin = seg.base.wrapping_add(self.effective_address(d));
+                self.tlb.flush_page(lin);
                 Ok(())
             }
+            Mnemonic::Sysenter if p6 => self.sysenter(),
+            Mnemonic::Sysexit if p6 => self.sysexit(),
             Mnemonic::Sldt
             | Mnemonic::Str
             | Mnemonic::Lldt
@@ -394,11 +454,20 @@ impl Cpu {
             | Mnemonic::Verr
             | Mnemonic::Verw
             | Mnemonic::Arpl
-                if !self.state.protected_mode() =>
+                if !self.state.protected_mode() || self.state.eflags & Self::VM != 0 =>
             {
-                // Not recognised in real mode.
+                // Not recognised in real mode or virtual-8086 mode.
                 Err(Fault::UD)
             }
+            Mnemonic::Sldt
+            | Mnemonic::Str
+            | Mnemonic::Lldt
+            | Mnemonic::Ltr
+            | Mnemonic::Lar
+            | Mnemonic::Lsl
+            | Mnemonic::Verr
+            | Mnemonic::Verw
+            | Mnemonic::Arpl => self.descriptor_instruction(bus, d),
             _ => Err(Fault::UD),
         }
     }
