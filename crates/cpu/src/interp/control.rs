@@ -353,10 +353,6 @@ impl Cpu {
 
     /// Maps a delivery failure to the step outcome.
     pub(super) fn shutdown_outcome(&self, f: Fault) -> StepOutcome {
-        if self.state.protected_mode() {
-            StepOutcome::Unhandled(f)
-        } else {
-            StepOutcome::TripleFault(f)
-        }
+        StepOutcome::TripleFault(f)
     }
 }
