@@ -421,3 +421,6 @@ impl Cpu {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod tests_pm;
