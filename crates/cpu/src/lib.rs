@@ -12,6 +12,7 @@ pub mod fpu;
 pub mod interp;
 pub mod mmu;
 pub mod model;
+pub mod robustness;
 pub mod state;
 
 pub use bus::{Bus, FlatRam};
