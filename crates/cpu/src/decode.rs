@@ -61,6 +61,11 @@ impl Decoded {
         }
     }
 
+    /// An invalid one-byte instruction, for initialising storage.
+    pub fn placeholder() -> Decoded {
+        Decoded::invalid(1)
+    }
+
     fn too_long(len: u8) -> Decoded {
         Decoded {
             too_long: true,
@@ -287,23 +292,32 @@ impl DecodeCache {
         u64::from(linear) | (u64::from(code32) << 32)
     }
 
-    /// The cached decoding for `key`, if still valid at `epoch`.
+    /// The slot holding the decoding for `key`, if still valid at `epoch`.
     #[inline]
-    pub fn get(&mut self, key: u64, epoch: u64) -> Option<Decoded> {
-        let e = &self.entries[Self::slot(key)];
+    pub fn lookup(&mut self, key: u64, epoch: u64) -> Option<usize> {
+        let slot = Self::slot(key);
+        let e = &self.entries[slot];
         if e.key == key && e.epoch == epoch {
             self.hits += 1;
-            Some(e.d)
+            Some(slot)
         } else {
             self.misses += 1;
             None
         }
     }
 
-    /// Stores a decoding.
+    /// The decoding in `slot` (from [`DecodeCache::lookup`] or [`DecodeCache::put`]).
     #[inline]
-    pub fn put(&mut self, key: u64, epoch: u64, d: Decoded) {
-        self.entries[Self::slot(key)] = Entry { key, epoch, d };
+    pub fn decoded(&self, slot: usize) -> &Decoded {
+        &self.entries[slot].d
+    }
+
+    /// Stores a decoding; returns its slot.
+    #[inline]
+    pub fn put(&mut self, key: u64, epoch: u64, d: Decoded) -> usize {
+        let slot = Self::slot(key);
+        self.entries[slot] = Entry { key, epoch, d };
+        slot
     }
 
     /// Forgets everything.

@@ -39,7 +39,7 @@ pub fn run_random_code(seed: u64, steps: u64) -> RobustnessReport {
     let mut ram = FlatRam::new(4 << 20);
     let mut rep = RobustnessReport::default();
     let mut cpu = Cpu::new(CpuModel::P6);
-    let mut reset = |cpu: &mut Cpu, ram: &mut FlatRam, rng: &mut Xorshift, round: u64| {
+    let reset = |cpu: &mut Cpu, ram: &mut FlatRam, rng: &mut Xorshift, round: u64| {
         let bytes = ram.bytes_mut();
         for chunk in bytes.chunks_mut(8) {
             let v = rng.next().to_le_bytes();

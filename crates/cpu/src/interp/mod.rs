@@ -54,6 +54,9 @@ pub(crate) enum Shadow {
     MovSs,
 }
 
+/// `fetch_decode`'s answer for an instruction held in `Cpu::uncached`.
+const UNCACHED: usize = usize::MAX;
+
 /// DR6.BS: single-step trap.
 const DR6_BS: u32 = 1 << 14;
 
@@ -78,6 +81,8 @@ pub struct Cpu {
     pub tlb: crate::mmu::Tlb,
     /// Bus map epoch the TLB's host pointers belong to.
     tlb_epoch: u64,
+    /// The last instruction that could not be cached (it crosses a page).
+    uncached: Decoded,
     /// Interrupt shadow set by the last instruction (STI, MOV SS).
     shadow: Shadow,
     /// DR6 bits of debug traps raised by the current instruction.
@@ -108,6 +113,7 @@ impl Cpu {
             start_eip: 0,
             tlb: crate::mmu::Tlb::new(),
             tlb_epoch: u64::MAX,
+            uncached: Decoded::placeholder(),
             shadow: Shadow::None,
             pending_debug_trap: 0,
             deferred_debug_trap: 0,
@@ -284,7 +290,8 @@ impl Cpu {
     pub fn execute_one<B: Bus>(&mut self, bus: &mut B) -> Exec {
         self.start_eip = self.state.eip;
         self.commit_regs();
-        let d = self.fetch_decode(bus)?;
+        let slot = self.fetch_decode(bus)?;
+        let d = if slot == UNCACHED { self.uncached } else { *self.cache.decoded(slot) };
         let next = self.state.eip.wrapping_add(u32::from(d.len));
         let next = if self.code32() { next } else { next & 0xFFFF };
         let r = self.exec(bus, &d, next);
@@ -314,7 +321,7 @@ impl Cpu {
     /// The decode cache is keyed by the *physical* address of the first byte,
     /// so a new address space (CR3) cannot reuse stale decodings; instructions
     /// that cross a page boundary are decoded afresh every time.
-    fn fetch_decode<B: Bus>(&mut self, bus: &mut B) -> Exec<Decoded> {
+    fn fetch_decode<B: Bus>(&mut self, bus: &mut B) -> Exec<usize> {
         let cs = self.state.segs[SegReg::Cs as usize];
         let code32 = cs.is_32();
         let eip = self.state.eip;
@@ -324,9 +331,9 @@ impl Cpu {
         let phys = if is8086 { linear & self.a20_mask } else { self.translate_lin(bus, linear, false, user)? };
         let key = DecodeCache::key(phys, code32);
         let epoch = bus.code_epoch();
-        if let Some(d) = self.cache.get(key, epoch) {
-            self.check_fetch_limit(eip, d.len)?;
-            return Ok(d);
+        if let Some(slot) = self.cache.lookup(key, epoch) {
+            self.check_fetch_limit(eip, self.cache.decoded(slot).len)?;
+            return Ok(slot);
         }
         // Fetch bytes from the first page (and the segment, up to its limit);
         // touch the next page only if the instruction really extends into it.
@@ -370,15 +377,14 @@ impl Cpu {
         };
         self.check_fetch_limit(eip, d.len)?;
         let crosses = !is8086 && (linear & 0xFFF) + u32::from(d.len) > 0x1000;
-        if !crosses {
-            if bus.code_epoch() == epoch {
-                bus.mark_code_page(phys >> 12);
-                // Marking may revoke write pointers the TLB holds to this page.
-                self.sync_tlb(bus);
-                self.cache.put(key, bus.code_epoch(), d);
-            }
+        if !crosses && bus.code_epoch() == epoch {
+            bus.mark_code_page(phys >> 12);
+            // Marking may revoke write pointers the TLB holds to this page.
+            self.sync_tlb(bus);
+            return Ok(self.cache.put(key, bus.code_epoch(), d));
         }
-        Ok(d)
+        self.uncached = d;
+        Ok(UNCACHED)
     }
 
     #[inline]
