@@ -62,6 +62,17 @@ pub trait Bus {
         0
     }
 
+    /// Marks physical page `page` as holding a page directory or table the
+    /// MMU walked; later writes to it are reported by [`Bus::take_pt_writes`].
+    fn mark_page_table(&mut self, page: u32) {
+        let _ = page;
+    }
+
+    /// Moves the marked page-table pages written since the last call into `out`.
+    fn take_pt_writes(&mut self, out: &mut Vec<u32>) {
+        let _ = out;
+    }
+
     /// Marks the 4 KiB physical page `page` as holding decoded code, so that a
     /// later write to it bumps [`Bus::code_epoch`].
     fn mark_code_page(&mut self, page: u32);
@@ -109,6 +120,14 @@ impl Bus for FlatRam {
     }
     fn mark_code_page(&mut self, page: u32) {
         self.flag_page(page, morph86_memory::PageFlags::CODE);
+    }
+    #[inline]
+    fn mark_page_table(&mut self, page: u32) {
+        self.flag_page(page, morph86_memory::PageFlags::PAGE_TABLE);
+    }
+    #[inline]
+    fn take_pt_writes(&mut self, out: &mut Vec<u32>) {
+        morph86_memory::GuestRam::take_pt_writes(self, out);
     }
     #[inline]
     fn code_epoch(&self) -> u64 {

@@ -65,15 +65,60 @@ impl TlbEntry {
         TlbEntry { tag: u32::MAX, phys: 0, perm: 0, global: false, host_read: std::ptr::null_mut(), host_write: std::ptr::null_mut() };
 }
 
-/// The software TLB with its statistics.
-pub struct Tlb {
+/// One address space's cached translations.
+struct Space {
+    /// CR3 the entries belong to (`u32::MAX`: free).
+    cr3: u32,
     entries: Box<[TlbEntry; TLB_SIZE]>,
+    /// Physical pages of the directories and tables its entries came from.
+    tables: std::collections::HashSet<u32>,
+    /// A table of this space was written while it was active: its entries may
+    /// be stale, so it is not kept when the guest switches away.
+    stale: bool,
+    /// Last use, for replacement.
+    used: u64,
+}
+
+impl Space {
+    fn new() -> Space {
+        Space { cr3: u32::MAX, entries: Box::new([TlbEntry::EMPTY; TLB_SIZE]), tables: Default::default(), stale: false, used: 0 }
+    }
+
+    fn clear(&mut self, keep_global: bool) {
+        for e in self.entries.iter_mut() {
+            if !(keep_global && e.global) {
+                *e = TlbEntry::EMPTY;
+            }
+        }
+        if !keep_global {
+            self.tables.clear();
+        }
+        self.stale = false;
+    }
+}
+
+/// The software TLB with its statistics.
+///
+/// It keeps the translations of the few most recent address spaces, keyed by
+/// CR3 (shadow page tables, VMware style): switching back to a recent CR3
+/// reuses its entries instead of walking again. They stay coherent because
+/// every directory and table page a walk reads is marked in guest RAM;
+/// writes to those pages are reported ([`Tlb::page_tables_written`]) and
+/// drop the cached spaces built from them.
+pub struct Tlb {
+    spaces: Vec<Space>,
+    active: usize,
+    clock: u64,
     /// Lookups that hit.
     pub hits: u64,
     /// Lookups that missed and walked (or mapped identity).
     pub misses: u64,
     /// Full or non-global flushes.
     pub flushes: u64,
+    /// CR3 writes that changed the address space.
+    pub switches: u64,
+    /// Address-space switches that found their translations cached.
+    pub reused: u64,
 }
 
 impl Default for Tlb {
@@ -82,10 +127,19 @@ impl Default for Tlb {
     }
 }
 
+/// Address spaces kept by default.
+pub const DEFAULT_SPACES: usize = 4;
+
 impl Tlb {
-    /// An empty TLB.
+    /// An empty TLB keeping [`DEFAULT_SPACES`] address spaces.
     pub fn new() -> Tlb {
-        Tlb { entries: Box::new([TlbEntry::EMPTY; TLB_SIZE]), hits: 0, misses: 0, flushes: 0 }
+        Self::with_spaces(DEFAULT_SPACES)
+    }
+
+    /// An empty TLB keeping `n` (at least 1) address spaces; 1 means a plain
+    /// TLB that forgets everything on a CR3 write.
+    pub fn with_spaces(n: usize) -> Tlb {
+        Tlb { spaces: (0..n.max(1)).map(|_| Space::new()).collect(), active: 0, clock: 0, hits: 0, misses: 0, flushes: 0, switches: 0, reused: 0 }
     }
 
     /// The slot for a linear address.
@@ -97,7 +151,7 @@ impl Tlb {
     /// The entry for `linear` if it holds that page with permission `need`.
     #[inline]
     pub fn lookup(&mut self, linear: u32, need: u8) -> Option<TlbEntry> {
-        let e = self.entries[Self::slot(linear)];
+        let e = self.spaces[self.active].entries[Self::slot(linear)];
         if e.tag == linear >> 12 && e.perm & need != 0 {
             self.hits += 1;
             Some(e)
@@ -107,34 +161,82 @@ impl Tlb {
         }
     }
 
-    /// Installs an entry.
+    /// Installs an entry derived from the given directory/table pages.
     #[inline]
-    pub fn insert(&mut self, e: TlbEntry) {
-        self.entries[Self::slot(e.tag << 12)] = e;
+    pub fn insert(&mut self, e: TlbEntry, tables: &[u32]) {
+        let s = &mut self.spaces[self.active];
+        s.entries[Self::slot(e.tag << 12)] = e;
+        for &t in tables {
+            s.tables.insert(t);
+        }
     }
 
-    /// Drops every entry (`keep_global`: except global ones).
+    /// Drops every entry of every space (`keep_global`: except global ones).
     pub fn flush(&mut self, keep_global: bool) {
         self.flushes += 1;
-        for e in self.entries.iter_mut() {
-            if !(keep_global && e.global) {
-                *e = TlbEntry::EMPTY;
+        for s in &mut self.spaces {
+            s.clear(keep_global);
+        }
+    }
+
+    /// A CR3 write: switch to the space of `cr3`, reusing it if cached.
+    /// Global entries survive in the space being left (PGE semantics).
+    pub fn switch_cr3(&mut self, old_cr3: u32, cr3: u32) {
+        self.clock += 1;
+        let cur = self.active;
+        let key = cr3 & !0xFFF;
+        if key == old_cr3 & !0xFFF {
+            // Reloading the same CR3 is a flush of the non-global entries.
+            self.flushes += 1;
+            self.spaces[cur].clear(true);
+            self.spaces[cur].cr3 = key;
+            return;
+        }
+        self.switches += 1;
+        if self.spaces[cur].stale || self.spaces.len() == 1 {
+            self.spaces[cur].clear(true);
+        }
+        self.spaces[cur].cr3 = old_cr3 & !0xFFF;
+        self.spaces[cur].used = self.clock;
+        if self.spaces.len() == 1 {
+            self.spaces[cur].cr3 = cr3 & !0xFFF;
+            return;
+        }
+        if let Some(k) = (0..self.spaces.len()).find(|&k| k != cur && self.spaces[k].cr3 == key) {
+            self.active = k;
+            self.reused += 1;
+        } else {
+            let k = (0..self.spaces.len()).filter(|&k| k != cur).min_by_key(|&k| self.spaces[k].used).unwrap_or(cur);
+            self.spaces[k].clear(false);
+            self.spaces[k].cr3 = key;
+            self.active = k;
+        }
+        self.spaces[self.active].used = self.clock;
+    }
+
+    /// Guest writes hit these page-table pages: forget the inactive spaces
+    /// built from them, and mark the active one stale.
+    pub fn page_tables_written(&mut self, pages: &[u32]) {
+        let active = self.active;
+        for (k, s) in self.spaces.iter_mut().enumerate() {
+            if pages.iter().any(|p| s.tables.contains(p)) {
+                if k == active {
+                    s.stale = true;
+                } else {
+                    s.clear(false);
+                    s.cr3 = u32::MAX;
+                }
             }
         }
     }
 
-    /// Drops the entry for one linear page (INVLPG).
+    /// Drops the entry for one linear page in every space (INVLPG).
     pub fn flush_page(&mut self, linear: u32) {
-        let e = &mut self.entries[Self::slot(linear)];
-        if e.tag == linear >> 12 {
-            *e = TlbEntry::EMPTY;
-        }
-    }
-
-    /// Forgets every cached host write pointer (a page gained a tracking flag).
-    pub fn drop_write_pointers(&mut self) {
-        for e in self.entries.iter_mut() {
-            e.host_write = std::ptr::null_mut();
+        for s in &mut self.spaces {
+            let e = &mut s.entries[Self::slot(linear)];
+            if e.tag == linear >> 12 {
+                *e = TlbEntry::EMPTY;
+            }
         }
     }
 }
@@ -148,6 +250,8 @@ pub struct Walk {
     pub perm: u8,
     /// Global translation.
     pub global: bool,
+    /// Physical pages of the directory and table read (`u32::MAX`: none).
+    pub tables: [u32; 2],
 }
 
 /// A page fault's error code bits.

@@ -38,6 +38,8 @@ pub struct GuestRam {
     len: usize,
     flags: Vec<u8>,
     flagged: usize,
+    /// Page-table pages written since the last [`GuestRam::take_pt_writes`].
+    pt_writes: Vec<u32>,
     code_epoch: u64,
     /// Bumped whenever a page gains a flag, so cached write pointers are dropped.
     map_epoch: u64,
@@ -71,6 +73,7 @@ impl GuestRam {
             len: size,
             flags: vec![0; size.div_ceil(4096)],
             flagged: 0,
+            pt_writes: Vec::new(),
             code_epoch: 0,
             // Distinct per instance, so a TLB filled from another RAM never matches.
             map_epoch: INSTANCES.fetch_add(1, Ordering::Relaxed) << 40,
@@ -146,6 +149,11 @@ impl GuestRam {
         }
     }
 
+    /// Moves the page-table pages written since the last call into `out`.
+    pub fn take_pt_writes(&mut self, out: &mut Vec<u32>) {
+        out.append(&mut self.pt_writes);
+    }
+
     /// The flags of a page.
     #[inline]
     pub fn page_flags(&self, page: u32) -> u8 {
@@ -178,12 +186,21 @@ impl GuestRam {
         let first = addr >> 12;
         let last = addr.wrapping_add(len - 1) >> 12;
         let mut hit = 0;
-        for page in [first, last] {
+        for page in if first == last { first..=first } else { first..=last } {
             if let Some(f) = self.flags.get_mut(page as usize) {
                 if *f != 0 {
                     hit |= *f;
-                    *f = 0;
-                    self.flagged -= 1;
+                    if *f & PageFlags::PAGE_TABLE != 0 {
+                        // Page-table marks are sticky; the write is reported.
+                        if self.pt_writes.last() != Some(&page) {
+                            self.pt_writes.push(page);
+                        }
+                    }
+                    // Code marks are dropped: the page is decoded afresh later.
+                    *f &= !PageFlags::CODE;
+                    if *f == 0 {
+                        self.flagged -= 1;
+                    }
                 }
             }
         }
@@ -302,8 +319,14 @@ mod tests {
         assert_ne!(r.map_epoch(), m0);
         assert_eq!(r.write_u8(0x1800, 1), PageFlags::CODE);
         assert_ne!(r.code_epoch(), c0);
-        assert!(r.page_ptr(1, true).is_some(), "a written page loses its flags");
+        assert!(r.page_ptr(1, true).is_some(), "a written code page loses its mark");
         assert!(r.page_ptr(3, false).is_none(), "beyond RAM");
+        r.flag_page(2, PageFlags::PAGE_TABLE);
+        r.write_u32(0x2FFE, 1);
+        let mut w = Vec::new();
+        r.take_pt_writes(&mut w);
+        assert_eq!(w, vec![2]);
+        assert!(r.page_ptr(2, true).is_none(), "page-table marks are sticky");
     }
 
     #[test]

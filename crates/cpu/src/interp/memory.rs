@@ -15,12 +15,23 @@ impl Cpu {
     /// Brings the TLB in line with the bus: a changed mapping epoch (a page
     /// gained a tracking flag, or this is another bus) drops all entries.
     #[inline]
-    pub(super) fn sync_tlb<B: Bus>(&mut self, bus: &B) {
+    pub(super) fn sync_tlb<B: Bus>(&mut self, bus: &mut B) {
         let e = bus.map_epoch();
         if e != self.tlb_epoch {
             self.tlb_epoch = e;
             self.tlb.flush(false);
         }
+        bus.take_pt_writes(&mut self.pt_writes);
+        if !self.pt_writes.is_empty() {
+            self.tlb.page_tables_written(&self.pt_writes);
+            self.pt_writes.clear();
+        }
+    }
+
+    /// After a CR3 load: without PGE every translation goes, with PGE the
+    /// global ones stay; recent address spaces are kept by the TLB.
+    pub(super) fn switch_address_space(&mut self, old_cr3: u32) {
+        self.tlb.switch_cr3(old_cr3, self.state.cr3);
     }
 
     /// Drops every cached translation.
@@ -53,7 +64,7 @@ impl Cpu {
         let w = if self.paging() {
             self.walk(bus, lin, write, user)?
         } else {
-            Walk { phys: lin & !0xFFF & self.a20_mask, perm: 0xF, global: false }
+            Walk { phys: lin & !0xFFF & self.a20_mask, perm: 0xF, global: false, tables: [u32::MAX; 2] }
         };
         let page = w.phys >> 12;
         let host_read = bus.page_ptr(page, false).unwrap_or(std::ptr::null_mut());
@@ -63,7 +74,19 @@ impl Cpu {
             std::ptr::null_mut()
         };
         let e = TlbEntry { tag: lin >> 12, phys: w.phys, perm: w.perm, global: w.global, host_read, host_write };
-        self.tlb.insert(e);
+        let tables = w.tables;
+        let n = tables.iter().filter(|&&t| t != u32::MAX).count();
+        self.tlb.insert(e, &tables[..n]);
+        // Pages the walk read are page tables: writes to them must be seen.
+        for &t in &tables[..n] {
+            bus.mark_page_table(t);
+        }
+        if n > 0 && bus.map_epoch() != self.tlb_epoch {
+            // Marking revoked write pointers: drop them (this entry included).
+            self.tlb_epoch = bus.map_epoch();
+            self.tlb.flush(false);
+            return self.tlb_fill(bus, lin, write, user);
+        }
         Ok(e)
     }
 
@@ -82,6 +105,8 @@ impl Cpu {
             return Err(fault(self, code));
         }
         let large = cr4 & 0x10 != 0 && pde & pte::PS != 0;
+        let pd_page = pde_addr >> 12;
+        let pt_page = (pde & 0xFFFF_F000) >> 12;
         let (entry, entry_addr, us, rw, phys, global) = if large {
             if pde & 0x003F_E000 != 0 {
                 // Bits 21:13 of a 4 MiB PDE are reserved without PSE-36.
@@ -126,7 +151,8 @@ impl Cpu {
                 perm |= perm::WRITE_USER;
             }
         }
-        Ok(Walk { phys: phys & !0xFFF, perm, global: global && cr4 & 0x80 != 0 })
+        let tables = if large { [pd_page, u32::MAX] } else { [pd_page, pt_page] };
+        Ok(Walk { phys: phys & !0xFFF, perm, global: global && cr4 & 0x80 != 0, tables })
     }
 
     /// Translates `lin` for a `size`-byte access; returns the physical address

@@ -81,6 +81,8 @@ pub struct Cpu {
     pub tlb: crate::mmu::Tlb,
     /// Bus map epoch the TLB's host pointers belong to.
     tlb_epoch: u64,
+    /// Scratch list of written page-table pages.
+    pt_writes: Vec<u32>,
     /// The last instruction that could not be cached (it crosses a page).
     uncached: Decoded,
     /// Interrupt shadow set by the last instruction (STI, MOV SS).
@@ -113,6 +115,7 @@ impl Cpu {
             start_eip: 0,
             tlb: crate::mmu::Tlb::new(),
             tlb_epoch: u64::MAX,
+            pt_writes: Vec::new(),
             uncached: Decoded::placeholder(),
             shadow: Shadow::None,
             pending_debug_trap: 0,

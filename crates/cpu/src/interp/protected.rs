@@ -694,8 +694,9 @@ impl Cpu {
         self.state.cr0 |= 8; // TS
         if let Some(cr3) = cr3 {
             if self.paging() {
+                let old = self.state.cr3;
                 self.state.cr3 = cr3;
-                self.tlb.flush(self.state.cr4 & 0x80 != 0);
+                self.switch_address_space(old);
             }
         }
         if !new32 {

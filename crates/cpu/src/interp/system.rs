@@ -10,9 +10,19 @@ use crate::state::{attr, reg, SegReg, Segment};
 use iced_x86::{Mnemonic, OpKind, Register};
 
 /// CPUID leaf 1 EDX: exactly the features implemented so far.
-/// VME (1), DE (2), PSE (3), TSC (4), MSR (5), CX8 (8), SEP (11), PGE (13), CMOV (15).
-pub const CPUID_FEATURES_EDX: u32 =
-    (1 << 1) | (1 << 2) | (1 << 3) | (1 << 4) | (1 << 5) | (1 << 8) | (1 << 11) | (1 << 13) | (1 << 15);
+/// FPU (0), VME (1), DE (2), PSE (3), TSC (4), MSR (5), CX8 (8), SEP (11), PGE (13),
+/// CMOV (15), FXSR (24).
+pub const CPUID_FEATURES_EDX: u32 = 1
+    | (1 << 1)
+    | (1 << 2)
+    | (1 << 3)
+    | (1 << 4)
+    | (1 << 5)
+    | (1 << 8)
+    | (1 << 11)
+    | (1 << 13)
+    | (1 << 15)
+    | (1 << 24);
 /// CPUID leaf 1 EAX: family 6, model 5, stepping 2 (a Pentium II "Deschutes";
 /// a model-1 signature would make Linux distrust SEP).
 pub const CPUID_SIGNATURE: u32 = 0x0000_0652;
@@ -152,8 +162,9 @@ impl Cpu {
                 }
                 2 => self.state.cr2 = src,
                 3 => {
+                    let old = self.state.cr3;
                     self.state.cr3 = src & 0xFFFF_F018;
-                    self.tlb.flush(self.state.cr4 & 0x80 != 0);
+                    self.switch_address_space(old);
                 }
                 4 => {
                     if src & !CR4_SUPPORTED != 0 {

@@ -232,3 +232,61 @@ fn single_step_traps_after_each_instruction() {
     assert_ne!(cpu.state.dr[6] & (1 << 14), 0, "DR6.BS");
     assert_eq!(Bus::read_u32(&mut ram, 0x8000 - 12), CODE + 1, "trap after the first NOP");
 }
+
+/// Two address spaces: A (PD 0x4000) and B (PD 0x7000) share the identity map
+/// of the first 4 MiB and map linear 0x400000 to 0x100000 and 0x101000.
+fn two_spaces(code: &[u8]) -> (Cpu, FlatRam) {
+    let (mut cpu, mut ram) = system(code);
+    for p in 0..1024u32 {
+        Bus::write_u32(&mut ram, 0x5000 + 4 * p, (p << 12) | 0x3);
+    }
+    Bus::write_u32(&mut ram, 0x4000, 0x5000 | 3);
+    Bus::write_u32(&mut ram, 0x4004, 0x6000 | 3);
+    Bus::write_u32(&mut ram, 0x6000, 0x10_0000 | 3);
+    Bus::write_u32(&mut ram, 0x7000, 0x5000 | 3);
+    Bus::write_u32(&mut ram, 0x7004, 0x8000 | 3);
+    Bus::write_u32(&mut ram, 0x8000, 0x10_1000 | 3);
+    for (a, v) in [(0x10_0000u32, 0x11u32), (0x10_1000, 0x22), (0x10_2000, 0x33)] {
+        Bus::write_u32(&mut ram, a, v);
+    }
+    cpu.state.cr3 = 0x4000;
+    cpu.state.cr0 |= 0x8000_0000;
+    cpu.state.regs[reg::EBX] = 0x7000;
+    cpu.state.regs[reg::EDX] = 0x4000;
+    (cpu, ram)
+}
+
+#[test]
+fn cached_address_spaces_translate_each_cr3_correctly() {
+    // mov eax,[0x400000]; mov cr3,ebx; mov ecx,[0x400000]; mov cr3,edx; mov esi,[0x400000]; hlt
+    let mut code = vec![0xA1, 0, 0, 0x40, 0, 0x0F, 0x22, 0xDB, 0x8B, 0x0D, 0, 0, 0x40, 0, 0x0F, 0x22, 0xDA, 0x8B, 0x35, 0, 0, 0x40, 0];
+    code.push(0xF4);
+    let (mut cpu, mut ram) = two_spaces(&code);
+    run(&mut cpu, &mut ram);
+    assert_eq!((cpu.state.regs[reg::EAX], cpu.state.regs[reg::ECX], cpu.state.regs[reg::ESI]), (0x11, 0x22, 0x11));
+    assert_eq!(cpu.tlb.switches, 2);
+    assert_eq!(cpu.tlb.reused, 1, "switching back to A reuses its translations");
+}
+
+#[test]
+fn writes_to_an_inactive_spaces_tables_are_seen() {
+    // mov eax,[0x400000]; mov cr3,ebx; mov dword [0x6000],0x102003; mov cr3,edx; mov esi,[0x400000]; hlt
+    let mut code = vec![0xA1, 0, 0, 0x40, 0, 0x0F, 0x22, 0xDB, 0xC7, 0x05, 0, 0x60, 0, 0];
+    code.extend(0x10_2003u32.to_le_bytes());
+    code.extend([0x0F, 0x22, 0xDA, 0x8B, 0x35, 0, 0, 0x40, 0, 0xF4]);
+    let (mut cpu, mut ram) = two_spaces(&code);
+    run(&mut cpu, &mut ram);
+    assert_eq!(cpu.state.regs[reg::EAX], 0x11);
+    assert_eq!(cpu.state.regs[reg::ESI], 0x33, "A's table changed while B ran");
+}
+
+#[test]
+fn writes_to_the_active_spaces_tables_are_seen_after_a_switch() {
+    // mov eax,[0x400000]; mov dword [0x6000],0x102003; mov cr3,ebx; mov cr3,edx; mov esi,[0x400000]; hlt
+    let mut code = vec![0xA1, 0, 0, 0x40, 0, 0xC7, 0x05, 0, 0x60, 0, 0];
+    code.extend(0x10_2003u32.to_le_bytes());
+    code.extend([0x0F, 0x22, 0xDB, 0x0F, 0x22, 0xDA, 0x8B, 0x35, 0, 0, 0x40, 0, 0xF4]);
+    let (mut cpu, mut ram) = two_spaces(&code);
+    run(&mut cpu, &mut ram);
+    assert_eq!(cpu.state.regs[reg::ESI], 0x33);
+}
