@@ -18,8 +18,8 @@ mod x87;
 
 use crate::bus::Bus;
 use crate::decode::{self, DecodeCache, Decoded, FETCH_LEN};
-use crate::fault::{Exec, Fault};
 use crate::fault;
+use crate::fault::{Exec, Fault};
 use crate::flags;
 use crate::model::CpuModel;
 use crate::state::{CpuState, SegReg};
@@ -247,9 +247,17 @@ impl Cpu {
     /// Linear addresses of enabled instruction breakpoints that match CS:EIP,
     /// as DR6 bits.
     fn code_breakpoints(&self) -> u32 {
-        let lin = self.state.segs[SegReg::Cs as usize].base.wrapping_add(self.state.eip);
+        let lin = self.state.segs[SegReg::Cs as usize]
+            .base
+            .wrapping_add(self.state.eip);
         let dr7 = self.state.dr[7];
-        (0..4).filter(|&n| dr7 & (3 << (2 * n)) != 0 && (dr7 >> (16 + 4 * n)) & 3 == 0 && self.state.dr[n] == lin).fold(0, |b, n| b | (1 << n))
+        (0..4)
+            .filter(|&n| {
+                dr7 & (3 << (2 * n)) != 0
+                    && (dr7 >> (16 + 4 * n)) & 3 == 0
+                    && self.state.dr[n] == lin
+            })
+            .fold(0, |b, n| b | (1 << n))
     }
 
     /// Records data breakpoints hit by an access of `size` bytes at `lin`.
@@ -282,7 +290,7 @@ impl Cpu {
             let len = [1, 2, 8, 4][((dr7 >> (18 + 4 * n)) & 3) as usize];
             let start = self.state.dr[n] & 0xFFFF & !(len - 1);
             let p = u32::from(port);
-            if p <= start + len - 1 && start <= p + size - 1 {
+            if p < start + len && start < p + size {
                 self.pending_debug_trap |= 1 << n;
             }
         }
@@ -294,7 +302,11 @@ impl Cpu {
         self.start_eip = self.state.eip;
         self.commit_regs();
         let slot = self.fetch_decode(bus)?;
-        let d = if slot == UNCACHED { self.uncached } else { *self.cache.decoded(slot) };
+        let d = if slot == UNCACHED {
+            self.uncached
+        } else {
+            *self.cache.decoded(slot)
+        };
         let next = self.state.eip.wrapping_add(u32::from(d.len));
         let next = if self.code32() { next } else { next & 0xFFFF };
         let r = self.exec(bus, &d, next);
@@ -331,7 +343,11 @@ impl Cpu {
         let linear = cs.base.wrapping_add(eip);
         let user = self.user();
         let is8086 = self.model == CpuModel::I8086;
-        let phys = if is8086 { linear & self.a20_mask } else { self.translate_lin(bus, linear, false, user)? };
+        let phys = if is8086 {
+            linear & self.a20_mask
+        } else {
+            self.translate_lin(bus, linear, false, user)?
+        };
         let key = DecodeCache::key(phys, code32);
         let epoch = bus.code_epoch();
         if let Some(slot) = self.cache.lookup(key, epoch) {
@@ -370,7 +386,9 @@ impl Cpu {
             }
             match decode::decode(self.model, code32, &buf[..n]) {
                 Ok(d) => break d,
-                Err(decode::DecodeError::Truncated) if page_end < FETCH_LEN && second_page.is_none() => {
+                Err(decode::DecodeError::Truncated)
+                    if page_end < FETCH_LEN && second_page.is_none() =>
+                {
                     let next = (linear | 0xFFF).wrapping_add(1);
                     second_page = Some(self.translate_lin(bus, next, false, user)? & !0xFFF);
                     page_end = FETCH_LEN;

@@ -72,7 +72,12 @@ impl Descriptor {
         if attr & attr::G != 0 {
             limit = (limit << 12) | 0xFFF;
         }
-        Segment { base, limit, selector, attr }
+        Segment {
+            base,
+            limit,
+            selector,
+            attr,
+        }
     }
 }
 
@@ -106,7 +111,12 @@ fn gp(sel: u16, ext: u32) -> Fault {
 
 impl Cpu {
     /// Reads the descriptor for `sel` from the GDT or LDT; #GP(sel) beyond the table.
-    pub(super) fn descriptor<B: Bus>(&mut self, bus: &mut B, sel: u16, ext: u32) -> Exec<Descriptor> {
+    pub(super) fn descriptor<B: Bus>(
+        &mut self,
+        bus: &mut B,
+        sel: u16,
+        ext: u32,
+    ) -> Exec<Descriptor> {
         let (base, limit) = if sel & 4 != 0 {
             if self.state.ldtr.selector & !3 == 0 {
                 return Err(gp(sel, ext));
@@ -120,19 +130,34 @@ impl Cpu {
             return Err(gp(sel, ext));
         }
         let a = base.wrapping_add(off);
-        Ok(Descriptor { lo: self.sys_read(bus, a, 4)?, hi: self.sys_read(bus, a.wrapping_add(4), 4)? })
+        Ok(Descriptor {
+            lo: self.sys_read(bus, a, 4)?,
+            hi: self.sys_read(bus, a.wrapping_add(4), 4)?,
+        })
     }
 
     /// Writes the high dword of the descriptor for `sel` (busy and accessed bits).
     fn write_descriptor_hi<B: Bus>(&mut self, bus: &mut B, sel: u16, hi: u32) -> Exec {
-        let base = if sel & 4 != 0 { self.state.ldtr.base } else { self.state.gdtr.base };
+        let base = if sel & 4 != 0 {
+            self.state.ldtr.base
+        } else {
+            self.state.gdtr.base
+        };
         self.sys_write(bus, base.wrapping_add(u32::from(sel & !7) + 4), 4, hi)
     }
 
     /// Pushes `vals` (each `size` bytes) below `esp` on stack segment `ss`,
     /// checking the segment limit (#SS(ss) on overflow); returns the new ESP.
     /// `user` selects user-mode paging checks.
-    fn push_on<B: Bus>(&mut self, bus: &mut B, ss: &Segment, mut esp: u32, size: u32, vals: &[u32], ext: u32) -> Exec<u32> {
+    fn push_on<B: Bus>(
+        &mut self,
+        bus: &mut B,
+        ss: &Segment,
+        mut esp: u32,
+        size: u32,
+        vals: &[u32],
+        ext: u32,
+    ) -> Exec<u32> {
         let stack32 = ss.is_32();
         let user = ss.selector & 3 == 3;
         for &v in vals {
@@ -140,10 +165,21 @@ impl Cpu {
             if !stack32 {
                 esp &= 0xFFFF;
             }
-            let fault = Fault::with_error(vector::SS, if ss.selector == self.state.segs[SegReg::Ss as usize].selector { 0 } else { u32::from(ss.selector & !3) | ext });
+            let fault = Fault::with_error(
+                vector::SS,
+                if ss.selector == self.state.segs[SegReg::Ss as usize].selector {
+                    0
+                } else {
+                    u32::from(ss.selector & !3) | ext
+                },
+            );
             let expand_down = ss.attr & attr::DC != 0;
             let top = if stack32 { 0xFFFF_FFFF } else { 0xFFFF };
-            let ok = if expand_down { esp > ss.limit && esp.wrapping_add(size - 1) <= top } else { esp.wrapping_add(size - 1) <= ss.limit && esp <= ss.limit };
+            let ok = if expand_down {
+                esp > ss.limit && esp.wrapping_add(size - 1) <= top
+            } else {
+                esp.wrapping_add(size - 1) <= ss.limit && esp <= ss.limit
+            };
             if !ok {
                 return Err(fault);
             }
@@ -185,7 +221,13 @@ impl Cpu {
 
     /// Validates a new stack segment for privilege level `cpl` during a
     /// privilege change (#TS on a bad selector, #SS when not present).
-    fn check_new_ss<B: Bus>(&mut self, bus: &mut B, ss: u16, cpl: u8, ext: u32) -> Exec<(Segment, Descriptor)> {
+    fn check_new_ss<B: Bus>(
+        &mut self,
+        bus: &mut B,
+        ss: u16,
+        cpl: u8,
+        ext: u32,
+    ) -> Exec<(Segment, Descriptor)> {
         let ts = Fault::with_error(vector::TS, u32::from(ss & !3) | ext);
         if ss & !3 == 0 || (ss & 3) as u8 != cpl {
             return Err(ts);
@@ -211,7 +253,13 @@ impl Cpu {
 
     /// Delivers interrupt/exception `vec` in protected or virtual-8086 mode
     /// (SDM Vol. 3A §6.12). EIP holds the return address.
-    pub(super) fn interrupt_pm<B: Bus>(&mut self, bus: &mut B, vec: u8, error: Option<u32>, event: Event) -> Exec {
+    pub(super) fn interrupt_pm<B: Bus>(
+        &mut self,
+        bus: &mut B,
+        vec: u8,
+        error: Option<u32>,
+        event: Event,
+    ) -> Exec {
         let ext = u32::from(event != Event::Software);
         let idt_err = Fault::with_error(vector::GP, u32::from(vec) * 8 + 2 + ext);
         let off = u32::from(vec) * 8;
@@ -219,7 +267,10 @@ impl Cpu {
             return Err(idt_err);
         }
         let a = self.state.idtr.base.wrapping_add(off);
-        let gate = Descriptor { lo: self.sys_read(bus, a, 4)?, hi: self.sys_read(bus, a.wrapping_add(4), 4)? };
+        let gate = Descriptor {
+            lo: self.sys_read(bus, a, 4)?,
+            hi: self.sys_read(bus, a.wrapping_add(4), 4)?,
+        };
         let typ = gate.typ();
         if gate.is_code_data() || !matches!(typ, 0x5 | 0x6 | 0x7 | 0xE | 0xF) {
             return Err(idt_err);
@@ -285,8 +336,15 @@ impl Cpu {
             // Commit.
             self.mark_accessed(bus, ss_sel, &ssd);
             self.mark_accessed(bus, sel, &cd);
-            self.state.segs[SegReg::Ss as usize] = Segment { attr: ss.attr | attr::ACCESSED, ..ss };
-            self.state.regs[reg::ESP] = if ss.is_32() { new_esp } else { (esp & 0xFFFF_0000) | (new_esp & 0xFFFF) };
+            self.state.segs[SegReg::Ss as usize] = Segment {
+                attr: ss.attr | attr::ACCESSED,
+                ..ss
+            };
+            self.state.regs[reg::ESP] = if ss.is_32() {
+                new_esp
+            } else {
+                (esp & 0xFFFF_0000) | (new_esp & 0xFFFF)
+            };
             if vm {
                 for s in [SegReg::Es, SegReg::Ds, SegReg::Fs, SegReg::Gs] {
                     self.state.segs[s as usize] = Segment::default();
@@ -316,7 +374,10 @@ impl Cpu {
         } else {
             return Err(gp(sel, ext));
         }
-        self.state.segs[SegReg::Cs as usize] = Segment { attr: code.attr | attr::ACCESSED, ..code };
+        self.state.segs[SegReg::Cs as usize] = Segment {
+            attr: code.attr | attr::ACCESSED,
+            ..code
+        };
         self.state.eip = target;
         self.delivered_interrupt = event == Event::Software;
         self.state.eflags &= !(TF | NT | RF | VM);
@@ -328,7 +389,15 @@ impl Cpu {
     }
 
     /// Far JMP or CALL in protected mode (SDM Vol. 2 JMP/CALL).
-    pub(super) fn far_transfer_pm<B: Bus>(&mut self, bus: &mut B, sel: u16, off: u32, op32: bool, call: bool, next: u32) -> Exec {
+    pub(super) fn far_transfer_pm<B: Bus>(
+        &mut self,
+        bus: &mut B,
+        sel: u16,
+        off: u32,
+        op32: bool,
+        call: bool,
+        next: u32,
+    ) -> Exec {
         if sel & !3 == 0 {
             return Err(Fault::GP0);
         }
@@ -358,11 +427,15 @@ impl Cpu {
                 let size = if op32 { 4 } else { 2 };
                 let cs = u32::from(self.state.segs[SegReg::Cs as usize].selector);
                 let ss = self.state.segs[SegReg::Ss as usize];
-                let esp = self.push_on(bus, &ss, self.state.regs[reg::ESP], size, &[cs, next], 0)?;
+                let esp =
+                    self.push_on(bus, &ss, self.state.regs[reg::ESP], size, &[cs, next], 0)?;
                 self.set_sp(esp);
             }
             self.mark_accessed(bus, sel, &d);
-            self.state.segs[SegReg::Cs as usize] = Segment { attr: seg.attr | attr::ACCESSED, ..seg };
+            self.state.segs[SegReg::Cs as usize] = Segment {
+                attr: seg.attr | attr::ACCESSED,
+                ..seg
+            };
             self.state.eip = off;
             return Ok(());
         }
@@ -375,7 +448,11 @@ impl Cpu {
                 if !d.present() {
                     return Err(Fault::with_error(vector::NP, u32::from(sel & !3)));
                 }
-                let src = if call { TaskSource::Call } else { TaskSource::Jmp };
+                let src = if call {
+                    TaskSource::Call
+                } else {
+                    TaskSource::Jmp
+                };
                 self.state.eip = next;
                 self.task_switch(bus, d.gate_selector(), src, None, 0)
             }
@@ -383,7 +460,11 @@ impl Cpu {
                 if d.dpl() < cpl || d.dpl() < rpl {
                     return Err(gp(sel, 0));
                 }
-                let src = if call { TaskSource::Call } else { TaskSource::Jmp };
+                let src = if call {
+                    TaskSource::Call
+                } else {
+                    TaskSource::Jmp
+                };
                 self.state.eip = next;
                 self.task_switch(bus, sel, src, None, 0)
             }
@@ -391,7 +472,14 @@ impl Cpu {
         }
     }
 
-    fn through_call_gate<B: Bus>(&mut self, bus: &mut B, sel: u16, gate: Descriptor, call: bool, next: u32) -> Exec {
+    fn through_call_gate<B: Bus>(
+        &mut self,
+        bus: &mut B,
+        sel: u16,
+        gate: Descriptor,
+        call: bool,
+        next: u32,
+    ) -> Exec {
         let cpl = self.state.cpl();
         let rpl = (sel & 3) as u8;
         if gate.dpl() < cpl || gate.dpl() < rpl {
@@ -420,7 +508,7 @@ impl Cpu {
             let new_cpl = cd.dpl();
             let (ss_sel, esp) = self.tss_stack(bus, new_cpl, 0)?;
             let (ss, ssd) = self.check_new_ss(bus, ss_sel, new_cpl, 0)?;
-            let params = (gate.hi & 0x1F) as u32;
+            let params = gate.hi & 0x1F;
             let old_ss = u32::from(self.state.segs[SegReg::Ss as usize].selector);
             let old_esp = self.state.regs[reg::ESP];
             let mut vals = vec![old_ss, old_esp];
@@ -436,9 +524,19 @@ impl Cpu {
             }
             self.mark_accessed(bus, ss_sel, &ssd);
             self.mark_accessed(bus, tsel, &cd);
-            self.state.segs[SegReg::Ss as usize] = Segment { attr: ss.attr | attr::ACCESSED, ..ss };
-            self.state.regs[reg::ESP] = if ss.is_32() { new_esp } else { (esp & 0xFFFF_0000) | (new_esp & 0xFFFF) };
-            self.state.segs[SegReg::Cs as usize] = Segment { attr: code.attr | attr::ACCESSED, ..code };
+            self.state.segs[SegReg::Ss as usize] = Segment {
+                attr: ss.attr | attr::ACCESSED,
+                ..ss
+            };
+            self.state.regs[reg::ESP] = if ss.is_32() {
+                new_esp
+            } else {
+                (esp & 0xFFFF_0000) | (new_esp & 0xFFFF)
+            };
+            self.state.segs[SegReg::Cs as usize] = Segment {
+                attr: code.attr | attr::ACCESSED,
+                ..code
+            };
             self.state.eip = target;
             return Ok(());
         }
@@ -452,11 +550,21 @@ impl Cpu {
         }
         if call {
             let ss = self.state.segs[SegReg::Ss as usize];
-            let esp = self.push_on(bus, &ss, self.state.regs[reg::ESP], size, &[old_cs, next], 0)?;
+            let esp = self.push_on(
+                bus,
+                &ss,
+                self.state.regs[reg::ESP],
+                size,
+                &[old_cs, next],
+                0,
+            )?;
             self.set_sp(esp);
         }
         self.mark_accessed(bus, tsel, &cd);
-        self.state.segs[SegReg::Cs as usize] = Segment { attr: code.attr | attr::ACCESSED, ..code };
+        self.state.segs[SegReg::Cs as usize] = Segment {
+            attr: code.attr | attr::ACCESSED,
+            ..code
+        };
         self.state.eip = target;
         Ok(())
     }
@@ -471,13 +579,20 @@ impl Cpu {
             if seg.selector & !3 != 0 && data_or_nc && seg.dpl() < cpl {
                 self.state.segs[s as usize] = Segment::default();
             } else if seg.selector & !3 == 0 {
-                self.state.segs[s as usize] = Segment { selector: seg.selector, ..Segment::default() };
+                self.state.segs[s as usize] = Segment {
+                    selector: seg.selector,
+                    ..Segment::default()
+                };
             }
         }
     }
 
     /// Validates the code segment a RET/IRET returns to.
-    fn return_code_segment<B: Bus>(&mut self, bus: &mut B, sel: u16) -> Exec<(Segment, Descriptor)> {
+    fn return_code_segment<B: Bus>(
+        &mut self,
+        bus: &mut B,
+        sel: u16,
+    ) -> Exec<(Segment, Descriptor)> {
         if sel & !3 == 0 {
             return Err(Fault::GP0);
         }
@@ -487,7 +602,8 @@ impl Cpu {
             return Err(gp(sel, 0));
         }
         let d = self.descriptor(bus, sel, 0)?;
-        if !d.is_code() || (d.conforming() && d.dpl() > rpl) || (!d.conforming() && d.dpl() != rpl) {
+        if !d.is_code() || (d.conforming() && d.dpl() > rpl) || (!d.conforming() && d.dpl() != rpl)
+        {
             return Err(gp(sel, 0));
         }
         if !d.present() {
@@ -510,11 +626,25 @@ impl Cpu {
         if (sel & 3) as u8 > cpl {
             let esp = self.stack_peek(bus, 2 * size + imm, size)?;
             let ss_sel = self.stack_peek(bus, 3 * size + imm, 2)? as u16;
-            let (ss, ssd) = self.check_new_ss(bus, ss_sel, (sel & 3) as u8, 0).map_err(|f| if f.vector == vector::TS { gp(ss_sel, 0) } else { f })?;
+            let (ss, ssd) = self
+                .check_new_ss(bus, ss_sel, (sel & 3) as u8, 0)
+                .map_err(|f| {
+                    if f.vector == vector::TS {
+                        gp(ss_sel, 0)
+                    } else {
+                        f
+                    }
+                })?;
             self.mark_accessed(bus, sel, &cd);
             self.mark_accessed(bus, ss_sel, &ssd);
-            self.state.segs[SegReg::Cs as usize] = Segment { attr: code.attr | attr::ACCESSED, ..code };
-            self.state.segs[SegReg::Ss as usize] = Segment { attr: ss.attr | attr::ACCESSED, ..ss };
+            self.state.segs[SegReg::Cs as usize] = Segment {
+                attr: code.attr | attr::ACCESSED,
+                ..code
+            };
+            self.state.segs[SegReg::Ss as usize] = Segment {
+                attr: ss.attr | attr::ACCESSED,
+                ..ss
+            };
             let esp = esp.wrapping_add(imm);
             if ss.is_32() {
                 self.state.regs[reg::ESP] = esp;
@@ -526,7 +656,10 @@ impl Cpu {
             return Ok(());
         }
         self.mark_accessed(bus, sel, &cd);
-        self.state.segs[SegReg::Cs as usize] = Segment { attr: code.attr | attr::ACCESSED, ..code };
+        self.state.segs[SegReg::Cs as usize] = Segment {
+            attr: code.attr | attr::ACCESSED,
+            ..code
+        };
         self.state.eip = off;
         let sp = self.sp();
         self.set_sp(self.sp_add(sp, (2 * size + imm) as i32));
@@ -554,8 +687,22 @@ impl Cpu {
             let fs = self.stack_peek(bus, 28, 4)? as u16;
             let gs = self.stack_peek(bus, 32, 4)? as u16;
             self.state.eflags = self.fix_flags(fl) | VM;
-            for (s, v) in [(SegReg::Cs, sel), (SegReg::Ss, ss), (SegReg::Es, es), (SegReg::Ds, ds), (SegReg::Fs, fs), (SegReg::Gs, gs)] {
-                self.state.segs[s as usize] = Segment::real(v, if s == SegReg::Cs { attr::REAL_CODE } else { attr::REAL_DATA } | (3 << 5));
+            for (s, v) in [
+                (SegReg::Cs, sel),
+                (SegReg::Ss, ss),
+                (SegReg::Es, es),
+                (SegReg::Ds, ds),
+                (SegReg::Fs, fs),
+                (SegReg::Gs, gs),
+            ] {
+                self.state.segs[s as usize] = Segment::real(
+                    v,
+                    if s == SegReg::Cs {
+                        attr::REAL_CODE
+                    } else {
+                        attr::REAL_DATA
+                    } | (3 << 5),
+                );
             }
             self.state.regs[reg::ESP] = esp;
             self.state.eip = eip & 0xFFFF;
@@ -570,7 +717,13 @@ impl Cpu {
         let outer = if rpl > cpl {
             let esp = self.stack_peek(bus, 3 * size, size)?;
             let ss_sel = self.stack_peek(bus, 4 * size, 2)? as u16;
-            let (ss, ssd) = self.check_new_ss(bus, ss_sel, rpl, 0).map_err(|f| if f.vector == vector::TS { gp(ss_sel, 0) } else { f })?;
+            let (ss, ssd) = self.check_new_ss(bus, ss_sel, rpl, 0).map_err(|f| {
+                if f.vector == vector::TS {
+                    gp(ss_sel, 0)
+                } else {
+                    f
+                }
+            })?;
             Some((esp, ss_sel, ss, ssd))
         } else {
             None
@@ -578,12 +731,18 @@ impl Cpu {
         // Flags are merged under the privilege rules of the *current* CPL.
         self.write_flags(fl, size, true);
         self.mark_accessed(bus, sel, &cd);
-        self.state.segs[SegReg::Cs as usize] = Segment { attr: code.attr | attr::ACCESSED, ..code };
+        self.state.segs[SegReg::Cs as usize] = Segment {
+            attr: code.attr | attr::ACCESSED,
+            ..code
+        };
         self.state.eip = eip;
         match outer {
             Some((esp, ss_sel, ss, ssd)) => {
                 self.mark_accessed(bus, ss_sel, &ssd);
-                self.state.segs[SegReg::Ss as usize] = Segment { attr: ss.attr | attr::ACCESSED, ..ss };
+                self.state.segs[SegReg::Ss as usize] = Segment {
+                    attr: ss.attr | attr::ACCESSED,
+                    ..ss
+                };
                 if ss.is_32() {
                     self.state.regs[reg::ESP] = esp;
                 } else {
@@ -601,16 +760,31 @@ impl Cpu {
 
     /// Hardware task switch to the TSS selected by `sel` (SDM Vol. 3A §7.3).
     /// EIP holds the address the old task resumes at.
-    pub(super) fn task_switch<B: Bus>(&mut self, bus: &mut B, sel: u16, src: TaskSource, error: Option<u32>, ext: u32) -> Exec {
+    pub(super) fn task_switch<B: Bus>(
+        &mut self,
+        bus: &mut B,
+        sel: u16,
+        src: TaskSource,
+        error: Option<u32>,
+        ext: u32,
+    ) -> Exec {
         let ts = |s: u16| Fault::with_error(vector::TS, u32::from(s & !3) | ext);
         if sel & 4 != 0 {
-            return Err(if src == TaskSource::Iret { ts(sel) } else { gp(sel, ext) });
+            return Err(if src == TaskSource::Iret {
+                ts(sel)
+            } else {
+                gp(sel, ext)
+            });
         }
         let nd = self.descriptor(bus, sel, ext)?;
         let typ = nd.typ();
         let busy = typ & 2 != 0;
         if nd.is_code_data() || !matches!(typ, 0x1 | 0x3 | 0x9 | 0xB) {
-            return Err(if src == TaskSource::Iret { ts(sel) } else { gp(sel, ext) });
+            return Err(if src == TaskSource::Iret {
+                ts(sel)
+            } else {
+                gp(sel, ext)
+            });
         }
         if src == TaskSource::Iret && !busy {
             return Err(ts(sel));
@@ -633,7 +807,10 @@ impl Cpu {
         if src == TaskSource::Iret {
             old_flags &= !NT;
         }
-        let segs: Vec<u32> = SegReg::ALL.iter().map(|&s| u32::from(self.state.segs[s as usize].selector)).collect();
+        let segs: Vec<u32> = SegReg::ALL
+            .iter()
+            .map(|&s| u32::from(self.state.segs[s as usize].selector))
+            .collect();
         if old32 {
             self.sys_write(bus, old.base + 0x20, 4, self.state.eip)?;
             self.sys_write(bus, old.base + 0x24, 4, old_flags)?;
@@ -664,7 +841,14 @@ impl Cpu {
             for (k, v) in sels.iter_mut().enumerate() {
                 *v = self.sys_read(bus, b + 0x48 + 4 * k as u32, 2)? as u16;
             }
-            (self.sys_read(bus, b + 0x20, 4)?, self.sys_read(bus, b + 0x24, 4)?, regs, sels, self.sys_read(bus, b + 0x60, 2)? as u16, Some(self.sys_read(bus, b + 0x1C, 4)?))
+            (
+                self.sys_read(bus, b + 0x20, 4)?,
+                self.sys_read(bus, b + 0x24, 4)?,
+                regs,
+                sels,
+                self.sys_read(bus, b + 0x60, 2)? as u16,
+                Some(self.sys_read(bus, b + 0x1C, 4)?),
+            )
         } else {
             let mut regs = [0u32; 8];
             for (r, v) in regs.iter_mut().enumerate() {
@@ -674,9 +858,20 @@ impl Cpu {
             for (k, v) in sels.iter_mut().take(4).enumerate() {
                 *v = self.sys_read(bus, b + 0x22 + 2 * k as u32, 2)? as u16;
             }
-            (self.sys_read(bus, b + 0x0E, 2)?, 0xFFFF_0000 | self.sys_read(bus, b + 0x10, 2)?, regs, sels, self.sys_read(bus, b + 0x2A, 2)? as u16, None)
+            (
+                self.sys_read(bus, b + 0x0E, 2)?,
+                0xFFFF_0000 | self.sys_read(bus, b + 0x10, 2)?,
+                regs,
+                sels,
+                self.sys_read(bus, b + 0x2A, 2)? as u16,
+                None,
+            )
         };
-        let t_bit = if new32 { self.sys_read(bus, b + 0x64, 2)? & 1 != 0 } else { false };
+        let t_bit = if new32 {
+            self.sys_read(bus, b + 0x64, 2)? & 1 != 0
+        } else {
+            false
+        };
         // Busy bits and the back link.
         if matches!(src, TaskSource::Jmp | TaskSource::Iret) {
             let od = self.descriptor(bus, old.selector, ext)?;
@@ -690,7 +885,10 @@ impl Cpu {
             eflags |= NT;
         }
         // Switch: from here on, faults belong to the new task.
-        self.state.tr = Segment { attr: new.attr | 2, ..new };
+        self.state.tr = Segment {
+            attr: new.attr | 2,
+            ..new
+        };
         self.state.cr0 |= 8; // TS
         if let Some(cr3) = cr3 {
             if self.paging() {
@@ -705,7 +903,11 @@ impl Cpu {
         self.state.eflags = self.fix_flags(eflags);
         self.state.eip = if new32 { eip } else { eip & 0xFFFF };
         // A 16-bit TSS holds no upper register halves; they read as zero here.
-        self.state.regs = if new32 { regs } else { regs.map(|r| r & 0xFFFF) };
+        self.state.regs = if new32 {
+            regs
+        } else {
+            regs.map(|r| r & 0xFFFF)
+        };
         // Selectors first (as the CPU does), then descriptors with checks.
         for (k, s) in SegReg::ALL.iter().enumerate() {
             self.state.segs[*s as usize].selector = sels[k];
@@ -728,11 +930,20 @@ impl Cpu {
         Ok(())
     }
 
-    fn load_task_segments<B: Bus>(&mut self, bus: &mut B, sels: [u16; 6], ldt: u16, ext: u32) -> Exec {
+    fn load_task_segments<B: Bus>(
+        &mut self,
+        bus: &mut B,
+        sels: [u16; 6],
+        ldt: u16,
+        ext: u32,
+    ) -> Exec {
         let ts = |s: u16| Fault::with_error(vector::TS, u32::from(s & !3) | ext);
         // LDT.
         if ldt & !3 == 0 {
-            self.state.ldtr = Segment { selector: ldt, ..Segment::default() };
+            self.state.ldtr = Segment {
+                selector: ldt,
+                ..Segment::default()
+            };
         } else {
             if ldt & 4 != 0 {
                 return Err(ts(ldt));
@@ -748,7 +959,11 @@ impl Cpu {
         }
         if self.state.eflags & VM != 0 {
             for (k, s) in SegReg::ALL.iter().enumerate() {
-                let a = if *s == SegReg::Cs { attr::REAL_CODE } else { attr::REAL_DATA };
+                let a = if *s == SegReg::Cs {
+                    attr::REAL_CODE
+                } else {
+                    attr::REAL_DATA
+                };
                 self.state.segs[*s as usize] = Segment::real(sels[k], a | (3 << 5));
             }
             return Ok(());
@@ -760,7 +975,10 @@ impl Cpu {
         }
         let cd = self.descriptor(bus, cs, ext).map_err(|_| ts(cs))?;
         let rpl = (cs & 3) as u8;
-        if !cd.is_code() || (!cd.conforming() && cd.dpl() != rpl) || (cd.conforming() && cd.dpl() > rpl) {
+        if !cd.is_code()
+            || (!cd.conforming() && cd.dpl() != rpl)
+            || (cd.conforming() && cd.dpl() > rpl)
+        {
             return Err(ts(cs));
         }
         if !cd.present() {
@@ -774,7 +992,10 @@ impl Cpu {
         for s in [SegReg::Es, SegReg::Ds, SegReg::Fs, SegReg::Gs] {
             let v = sels[s as usize];
             if v & !3 == 0 {
-                self.state.segs[s as usize] = Segment { selector: v, ..Segment::default() };
+                self.state.segs[s as usize] = Segment {
+                    selector: v,
+                    ..Segment::default()
+                };
                 continue;
             }
             let d = self.descriptor(bus, v, ext).map_err(|_| ts(v))?;
@@ -825,8 +1046,18 @@ impl Cpu {
             return Err(Fault::GP0);
         }
         self.state.eflags &= !(VM | IF | RF);
-        self.state.segs[SegReg::Cs as usize] = Segment { base: 0, limit: 0xFFFF_FFFF, selector: cs & 0xFFFC, attr: attr::REAL_CODE | attr::DB | attr::G };
-        self.state.segs[SegReg::Ss as usize] = Segment { base: 0, limit: 0xFFFF_FFFF, selector: (cs & 0xFFFC) + 8, attr: attr::REAL_DATA | attr::DB | attr::G };
+        self.state.segs[SegReg::Cs as usize] = Segment {
+            base: 0,
+            limit: 0xFFFF_FFFF,
+            selector: cs & 0xFFFC,
+            attr: attr::REAL_CODE | attr::DB | attr::G,
+        };
+        self.state.segs[SegReg::Ss as usize] = Segment {
+            base: 0,
+            limit: 0xFFFF_FFFF,
+            selector: (cs & 0xFFFC) + 8,
+            attr: attr::REAL_DATA | attr::DB | attr::G,
+        };
         self.state.regs[reg::ESP] = self.state.sysenter_esp;
         self.state.eip = self.state.sysenter_eip;
         Ok(())
@@ -839,8 +1070,18 @@ impl Cpu {
             return Err(Fault::GP0);
         }
         let dpl3 = 3 << 5;
-        self.state.segs[SegReg::Cs as usize] = Segment { base: 0, limit: 0xFFFF_FFFF, selector: ((cs & 0xFFFC) + 16) | 3, attr: attr::REAL_CODE | attr::DB | attr::G | dpl3 };
-        self.state.segs[SegReg::Ss as usize] = Segment { base: 0, limit: 0xFFFF_FFFF, selector: ((cs & 0xFFFC) + 24) | 3, attr: attr::REAL_DATA | attr::DB | attr::G | dpl3 };
+        self.state.segs[SegReg::Cs as usize] = Segment {
+            base: 0,
+            limit: 0xFFFF_FFFF,
+            selector: ((cs & 0xFFFC) + 16) | 3,
+            attr: attr::REAL_CODE | attr::DB | attr::G | dpl3,
+        };
+        self.state.segs[SegReg::Ss as usize] = Segment {
+            base: 0,
+            limit: 0xFFFF_FFFF,
+            selector: ((cs & 0xFFFC) + 24) | 3,
+            attr: attr::REAL_DATA | attr::DB | attr::G | dpl3,
+        };
         self.state.regs[reg::ESP] = self.state.regs[reg::ECX];
         self.state.eip = self.state.regs[reg::EDX];
         Ok(())
@@ -853,7 +1094,10 @@ impl Cpu {
 
     /// True when protected-mode virtual interrupts apply (CPL 3, CR4.PVI).
     pub(super) fn pvi(&self) -> bool {
-        self.state.protected_mode() && self.state.eflags & VM == 0 && self.state.cpl() == 3 && self.state.cr4 & 2 != 0
+        self.state.protected_mode()
+            && self.state.eflags & VM == 0
+            && self.state.cpl() == 3
+            && self.state.cr4 & 2 != 0
     }
 
     /// Constants for other modules.

@@ -56,7 +56,10 @@ impl Cpu {
                 return Err(Fault::GP0);
             }
             // A null selector loads; using it faults later.
-            self.state.segs[s as usize] = Segment { selector: sel, ..Segment::default() };
+            self.state.segs[s as usize] = Segment {
+                selector: sel,
+                ..Segment::default()
+            };
             return Ok(());
         }
         let d = self.descriptor(bus, sel, 0)?;
@@ -85,10 +88,22 @@ impl Cpu {
         }
         let seg = d.segment(sel);
         if d.hi & (1 << 8) == 0 {
-            let base = if sel & 4 != 0 { self.state.ldtr.base } else { self.state.gdtr.base };
-            self.sys_write(bus, base.wrapping_add(u32::from(sel & !7) + 5), 1, ((d.hi >> 8) & 0xFF) | 1)?;
+            let base = if sel & 4 != 0 {
+                self.state.ldtr.base
+            } else {
+                self.state.gdtr.base
+            };
+            self.sys_write(
+                bus,
+                base.wrapping_add(u32::from(sel & !7) + 5),
+                1,
+                ((d.hi >> 8) & 0xFF) | 1,
+            )?;
         }
-        self.state.segs[s as usize] = Segment { attr: seg.attr | attr::ACCESSED, ..seg };
+        self.state.segs[s as usize] = Segment {
+            attr: seg.attr | attr::ACCESSED,
+            ..seg
+        };
         Ok(())
     }
 
@@ -150,7 +165,9 @@ impl Cpu {
             match v - cr0 {
                 0 => {
                     // PG without PE, or NW without CD, is #GP(0).
-                    if (src & 0x8000_0000 != 0 && src & 1 == 0) || (src & 0x2000_0000 != 0 && src & 0x4000_0000 == 0) {
+                    if (src & 0x8000_0000 != 0 && src & 1 == 0)
+                        || (src & 0x2000_0000 != 0 && src & 0x4000_0000 == 0)
+                    {
                         return Err(Fault::GP0);
                     }
                     let old = self.state.cr0;
@@ -193,7 +210,12 @@ impl Cpu {
 
     /// Reads a selector operand for LAR/LSL/VERR/VERW and its descriptor, if
     /// it is visible at the current privilege (SDM Vol. 2 LAR).
-    fn visible_descriptor<B: Bus>(&mut self, bus: &mut B, sel: u16, ok_type: fn(&super::protected::Descriptor) -> bool) -> Exec<Option<super::protected::Descriptor>> {
+    fn visible_descriptor<B: Bus>(
+        &mut self,
+        bus: &mut B,
+        sel: u16,
+        ok_type: fn(&super::protected::Descriptor) -> bool,
+    ) -> Exec<Option<super::protected::Descriptor>> {
         if sel & !3 == 0 {
             return Ok(None);
         }
@@ -219,9 +241,17 @@ impl Cpu {
         let zf = crate::flags::ZF;
         match m {
             Mnemonic::Sldt | Mnemonic::Str => {
-                let v = u32::from(if m == Mnemonic::Sldt { self.state.ldtr.selector } else { self.state.tr.selector });
+                let v = u32::from(if m == Mnemonic::Sldt {
+                    self.state.ldtr.selector
+                } else {
+                    self.state.tr.selector
+                });
                 let loc = self.loc(d, 0);
-                let size = if matches!(loc, super::Loc::Mem(..)) { 2 } else { Self::op_size(d, 0) };
+                let size = if matches!(loc, super::Loc::Mem(..)) {
+                    2
+                } else {
+                    Self::op_size(d, 0)
+                };
                 self.write_loc(bus, loc, size, v)
             }
             Mnemonic::Lldt | Mnemonic::Ltr => {
@@ -229,7 +259,10 @@ impl Cpu {
                 let loc = self.loc(d, 0);
                 let sel = self.read_loc(bus, loc, 2)? as u16;
                 if m == Mnemonic::Lldt && sel & !3 == 0 {
-                    self.state.ldtr = Segment { selector: sel, ..Segment::default() };
+                    self.state.ldtr = Segment {
+                        selector: sel,
+                        ..Segment::default()
+                    };
                     return Ok(());
                 }
                 if sel & !3 == 0 {
@@ -240,7 +273,12 @@ impl Cpu {
                     return Err(err);
                 }
                 let desc = self.descriptor(bus, sel, 0)?;
-                let ok = !desc.is_code_data() && if m == Mnemonic::Lldt { desc.typ() == 2 } else { matches!(desc.typ(), 1 | 9) };
+                let ok = !desc.is_code_data()
+                    && if m == Mnemonic::Lldt {
+                        desc.typ() == 2
+                    } else {
+                        matches!(desc.typ(), 1 | 9)
+                    };
                 if !ok {
                     return Err(err);
                 }
@@ -254,7 +292,10 @@ impl Cpu {
                     let base = self.state.gdtr.base.wrapping_add(u32::from(sel & !7) + 4);
                     self.sys_write(bus, base, 4, desc.hi | (2 << 8))?;
                     let seg = desc.segment(sel);
-                    self.state.tr = Segment { attr: seg.attr | 2, ..seg };
+                    self.state.tr = Segment {
+                        attr: seg.attr | 2,
+                        ..seg
+                    };
                 }
                 Ok(())
             }
@@ -276,7 +317,11 @@ impl Cpu {
                     }
                     Some(desc) => {
                         let size = Self::op_size(d, 0);
-                        let v = if lar { desc.hi & 0x00F0_FF00 } else { desc.segment(sel).limit };
+                        let v = if lar {
+                            desc.hi & 0x00F0_FF00
+                        } else {
+                            desc.segment(sel).limit
+                        };
                         let loc = self.loc(d, 0);
                         self.write_loc(bus, loc, size, v)?;
                         self.state.eflags |= zf;

@@ -3,7 +3,7 @@
 //! oracle (morph86-difftest); these cover the machinery around them.
 
 use super::{Cpu, StepOutcome};
-use crate::bus::{Bus, FlatRam};
+use crate::bus::FlatRam;
 use crate::fault::vector;
 use crate::model::CpuModel;
 use crate::state::{reg, SegReg};
@@ -32,7 +32,10 @@ fn run_to_halt(cpu: &mut Cpu, ram: &mut FlatRam) -> Vec<StepOutcome> {
     for _ in 0..10_000 {
         let o = cpu.step(ram);
         out.push(o);
-        if matches!(o, StepOutcome::Halted | StepOutcome::TripleFault(_) | StepOutcome::Unhandled(_)) {
+        if matches!(
+            o,
+            StepOutcome::Halted | StepOutcome::TripleFault(_) | StepOutcome::Unhandled(_)
+        ) {
             break;
         }
     }
@@ -42,7 +45,9 @@ fn run_to_halt(cpu: &mut Cpu, ram: &mut FlatRam) -> Vec<StepOutcome> {
 #[test]
 fn sums_an_array_with_a_loop() {
     // mov si,0; mov cx,5; xor ax,ax; l: add al,[si]; inc si; loop l; hlt
-    let code = [0xBE, 0, 0, 0xB9, 5, 0, 0x31, 0xC0, 0x02, 0x04, 0x46, 0xE2, 0xFB, 0xF4];
+    let code = [
+        0xBE, 0, 0, 0xB9, 5, 0, 0x31, 0xC0, 0x02, 0x04, 0x46, 0xE2, 0xFB, 0xF4,
+    ];
     let (mut cpu, mut ram) = real(CpuModel::P6, &code);
     ram.bytes_mut()[0x30000..0x30005].copy_from_slice(&[1, 2, 3, 4, 5]);
     run_to_halt(&mut cpu, &mut ram);
@@ -70,7 +75,11 @@ fn shift_counts_are_masked_from_the_286_on() {
     assert_eq!(cpu.state.regs[reg::EAX] & 0xFF, 0, "8086 shifts 33 times");
     let (mut cpu, mut ram) = real(CpuModel::I80286, &code);
     run_to_halt(&mut cpu, &mut ram);
-    assert_eq!(cpu.state.regs[reg::EAX] & 0xFF, 2, "286 shifts by 33 & 31 = 1");
+    assert_eq!(
+        cpu.state.regs[reg::EAX] & 0xFF,
+        2,
+        "286 shifts by 33 & 31 = 1"
+    );
 }
 
 #[test]
@@ -87,10 +96,18 @@ fn undefined_opcode_raises_ud_on_286_but_not_8086() {
 fn divide_error_return_address_depends_on_model() {
     // xor bl,bl; div bl; hlt
     let code = [0x30, 0xDB, 0xF6, 0xF3, 0xF4];
-    for (model, ret) in [(CpuModel::I8086, 4u16), (CpuModel::I80286, 2), (CpuModel::P6, 2)] {
+    for (model, ret) in [
+        (CpuModel::I8086, 4u16),
+        (CpuModel::I80286, 2),
+        (CpuModel::P6, 2),
+    ] {
         let (mut cpu, mut ram) = real(model, &code);
         let out = run_to_halt(&mut cpu, &mut ram);
-        assert_eq!(out[1], StepOutcome::Exception(crate::Fault::new(vector::DE)), "{model}");
+        assert_eq!(
+            out[1],
+            StepOutcome::Exception(crate::Fault::new(vector::DE)),
+            "{model}"
+        );
         assert_eq!(ram.read_u16(0x200FA), ret, "{model}");
     }
 }
@@ -110,7 +127,9 @@ fn flags_high_bits_by_model() {
 fn self_modifying_code_is_seen() {
     // l: mov byte [cs:target],0x40 (inc ax) ; target: nop ; ... via DS=CS
     // mov ax,cs; mov ds,ax; mov byte [9],0x40; jmp $+2; nop; hlt
-    let code = [0x8C, 0xC8, 0x8E, 0xD8, 0xC6, 0x06, 0x0B, 0x00, 0x40, 0xEB, 0x00, 0x90, 0xF4];
+    let code = [
+        0x8C, 0xC8, 0x8E, 0xD8, 0xC6, 0x06, 0x0B, 0x00, 0x40, 0xEB, 0x00, 0x90, 0xF4,
+    ];
     let (mut cpu, mut ram) = real(CpuModel::P6, &code);
     cpu.state.regs[reg::EAX] = 0;
     // Decode the NOP once first so that the cache holds it.
@@ -120,13 +139,20 @@ fn self_modifying_code_is_seen() {
     cpu.step(&mut ram);
     cpu.state = saved;
     run_to_halt(&mut cpu, &mut ram);
-    assert_eq!(cpu.state.regs[reg::EAX], 0x1001, "the patched INC AX ran (AX was CS=0x1000)");
+    assert_eq!(
+        cpu.state.regs[reg::EAX],
+        0x1001,
+        "the patched INC AX ran (AX was CS=0x1000)"
+    );
 }
 
 #[test]
 fn rep_movsb_yields_and_resumes() {
     // mov ax,0x3000; mov es,ax; mov cx,0x3000; xor si,si; mov di,0x8000; rep movsb; hlt
-    let code = [0xB8, 0x00, 0x30, 0x8E, 0xC0, 0xB9, 0x00, 0x30, 0x31, 0xF6, 0xBF, 0x00, 0x80, 0xF3, 0xA4, 0xF4];
+    let code = [
+        0xB8, 0x00, 0x30, 0x8E, 0xC0, 0xB9, 0x00, 0x30, 0x31, 0xF6, 0xBF, 0x00, 0x80, 0xF3, 0xA4,
+        0xF4,
+    ];
     let (mut cpu, mut ram) = real(CpuModel::P6, &code);
     for i in 0..0x3000usize {
         ram.bytes_mut()[0x30000 + i] = i as u8;
@@ -134,7 +160,10 @@ fn rep_movsb_yields_and_resumes() {
     let out = run_to_halt(&mut cpu, &mut ram);
     // 5 setup instructions, then the REP yields every REP_CHUNK iterations.
     assert!(out.len() > 5 + 0x3000 / super::REP_CHUNK as usize);
-    assert_eq!(&ram.bytes()[0x38000..0x3B000], &ram.bytes()[0x30000..0x33000]);
+    assert_eq!(
+        &ram.bytes()[0x38000..0x3B000],
+        &ram.bytes()[0x30000..0x33000]
+    );
     assert_eq!(cpu.state.regs[reg::ECX] & 0xFFFF, 0);
 }
 
@@ -168,7 +197,10 @@ fn random_bytes_never_panic() {
                 cpu.state.set_flat32(round % 4 == 0);
             }
             for _ in 0..2000 {
-                if let StepOutcome::Halted | StepOutcome::TripleFault(_) | StepOutcome::Unhandled(_) = cpu.step(&mut ram) {
+                if let StepOutcome::Halted
+                | StepOutcome::TripleFault(_)
+                | StepOutcome::Unhandled(_) = cpu.step(&mut ram)
+                {
                     break;
                 }
             }

@@ -5,3 +5,4 @@ pub mod cases;
 pub mod native;
 pub mod oracle;
 pub mod rng;
+pub mod x87cases;

@@ -77,6 +77,17 @@
 //! * `INT3` reports `Other { signal: 5 }` with EIP *after* the `INT3`.
 //! * Only `data.len()` bytes of DATA are written in and read back; the rest of
 //!   DATA keeps whatever previous cases left there (see [`NativeCase::data`]).
+//!
+//! # x87 state
+//!
+//! [`NativeRunner::run_x87`] also carries the x87 state: the prologue loads
+//! an FXSAVE image with `FXRSTOR` (before `POPFD`, so its flag-setting test of
+//! the control block does not matter), and the epilogue stores the state
+//! after the case with `FXSAVE` (non-waiting, so a pending unmasked exception
+//! does not trap there). When the case faults (#MF arrives as SIGFPE), the
+//! signal handler copies the FXSAVE-format state the kernel saved in the
+//! signal frame instead. The trampoline's `FNINIT` keeps any of it from
+//! leaking into Rust code.
 #![cfg(all(target_arch = "x86_64", target_os = "linux"))]
 
 use std::cell::RefCell;
@@ -134,6 +145,9 @@ const SAVED_MXCSR: usize = 0xa4; // u32
 const SAVED_FCW: usize = 0xa8; // u16
 const HAS_FSGSBASE: usize = 0xac; // u32
 const SEG_REPAIRS: usize = 0xb0; // u32, counts arch_prctl repairs
+const FX_ENABLE: usize = 0xb4; // u32, nonzero: FXRSTOR FX_IN before the case
+const FX_IN: usize = 0x400; // [u8; 512], 16-byte aligned
+const FX_OUT: usize = 0x600; // [u8; 512], FXSAVE after the case (or the fault's state)
 const SCRATCH_TOP: usize = 0x200; // top of the epilogue's scratch stack
 
 // 64-bit entry: called from Rust as `extern "C" fn()`, returns normally.
@@ -224,6 +238,10 @@ std::arch::global_asm!(
     "mov ds, ax",
     "mov es, ax",
     "mov ss, ax",
+    "cmp dword ptr [{ctrl} + {fx_enable}], 0",
+    "je 13f",
+    "fxrstor [{ctrl} + {fx_in}]",
+    "13:",
     "mov esp, {ctrl} + {in_eflags}",
     "popfd",
     "mov eax, dword ptr [{ctrl} + {in_regs} + 0]",
@@ -248,6 +266,7 @@ std::arch::global_asm!(
     "mov esp, {ctrl} + {scratch_top}",
     "pushfd",
     "pop dword ptr ss:[{ctrl} + {out_eflags}]",
+    "fxsave ss:[{ctrl} + {fx_out}]",
     "push {user64_cs}",
     "push dword ptr ss:[{ctrl} + {tramp64}]",
     "retf",
@@ -338,6 +357,9 @@ std::arch::global_asm!(
     seg_repairs = const SEG_REPAIRS,
     saved_fcw = const SAVED_FCW,
     saved_mxcsr = const SAVED_MXCSR,
+    fx_enable = const FX_ENABLE,
+    fx_in = const FX_IN,
+    fx_out = const FX_OUT,
 );
 
 extern "C" {
@@ -636,6 +658,11 @@ extern "C" fn on_signal(sig: libc::c_int, info: *mut libc::siginfo_t, uctx: *mut
             ctrl_write(OUT_EFLAGS, eflags);
             ctrl_write(OUT_EIP, eip);
             ctrl_write(FAULT_SIG, sig as u32);
+            // The x87/SSE state at the fault (FXSAVE layout), for x87 cases.
+            let fp = uc.uc_mcontext.fpregs;
+            if !fp.is_null() {
+                ptr::copy_nonoverlapping(fp as *const u8, (CTRL + FX_OUT) as *mut u8, 512);
+            }
             let rsp: u64 = ctrl_read(SAVED_RSP);
             gregs[libc::REG_RSP as usize] = rsp as i64;
         }
@@ -798,11 +825,30 @@ impl NativeRunner {
     /// If `case.code` is longer than [`MAX_CODE_LEN`] or `case.data` longer
     /// than [`DATA_SIZE`].
     pub fn run(&mut self, case: &NativeCase) -> NativeOutcome {
+        self.run_inner(case, None).0
+    }
+
+    /// Runs `case` with the x87 state loaded from the FXSAVE image `fx_in`
+    /// (by FXRSTOR in the prologue; its MXCSR field must be valid, e.g.
+    /// 0x1F80) and returns the outcome with the FXSAVE image taken after the
+    /// case: by FXSAVE in the epilogue, or on a fault from the kernel's
+    /// signal frame (the state at the faulting instruction).
+    pub fn run_x87(&mut self, case: &NativeCase, fx_in: &[u8; 512]) -> (NativeOutcome, [u8; 512]) {
+        let (out, fx) = self.run_inner(case, Some(fx_in));
+        (out, fx.unwrap_or([0; 512]))
+    }
+
+    fn run_inner(
+        &mut self,
+        case: &NativeCase,
+        fx_in: Option<&[u8; 512]>,
+    ) -> (NativeOutcome, Option<[u8; 512]>) {
         assert!(case.code.len() <= MAX_CODE_LEN, "case code too long");
         assert!(case.data.len() <= DATA_SIZE as usize, "case data too long");
         let g = self.globals;
         let _guard = RUN_LOCK.lock().unwrap_or_else(|e| e.into_inner());
         let (regs, eflags, fault_sig, fault_eip, data);
+        let mut fx_out = None;
         // SAFETY: initialisation succeeded (we hold `globals`), so CODE page 0
         // (RWX), the control page and DATA are mapped and writable; we hold
         // RUN_LOCK so no other thread uses them. Sizes were checked above and
@@ -835,6 +881,10 @@ impl NativeRunner {
             ctrl_write(TRAMP64, g.tramp64 as u32);
             ctrl_write(FAULT_SIG, 0u32);
             ctrl_write(HAS_FSGSBASE, g.has_fsgsbase as u32);
+            ctrl_write(FX_ENABLE, u32::from(fx_in.is_some()));
+            if let Some(fx) = fx_in {
+                ptr::copy_nonoverlapping(fx.as_ptr(), (CTRL + FX_IN) as *mut u8, 512);
+            }
             ctrl_write(SAVED_FSBASE, self.fs_base);
             ctrl_write(SAVED_GSBASE, self.gs_base);
 
@@ -854,6 +904,11 @@ impl NativeRunner {
             fault_eip = ctrl_read::<u32>(OUT_EIP);
             data = std::slice::from_raw_parts(DATA_BASE as usize as *const u8, case.data.len())
                 .to_vec();
+            if fx_in.is_some() {
+                let mut b = [0u8; 512];
+                ptr::copy_nonoverlapping((CTRL + FX_OUT) as *const u8, b.as_mut_ptr(), 512);
+                fx_out = Some(b);
+            }
         }
         let (fault, eip) = match fault_sig {
             0 => (None, CODE_BASE + case.code.len() as u32),
@@ -861,12 +916,15 @@ impl NativeRunner {
             libc::SIGILL => (Some(NativeFault::InvalidOpcode), fault_eip),
             s => (Some(NativeFault::Other { signal: s }), fault_eip),
         };
-        NativeOutcome {
-            state: NativeState { regs, eflags },
-            eip,
-            fault,
-            data,
-        }
+        (
+            NativeOutcome {
+                state: NativeState { regs, eflags },
+                eip,
+                fault,
+                data,
+            },
+            fx_out,
+        )
     }
 
     /// How many times FS/GS had to be repaired through `arch_prctl` (only on

@@ -1,8 +1,9 @@
 //! Runs cases on the host CPU and on the interpreter and compares them.
 
-use super::cases::{self, Case, Class, COMPARED_FLAGS, WINDOW};
+use super::cases::{self, Case, Class, ALL_CLASSES, COMPARED_FLAGS, WINDOW};
 use super::native::{NativeCase, NativeFault, NativeRunner, NativeState, CODE_BASE, DATA_BASE};
 use super::rng::Rng;
+use super::x87cases::{self, X87Case, X87Class, ALL_X87_CLASSES};
 use morph86_cpu::{Bus, Cpu, CpuModel, Fault};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -201,7 +202,7 @@ pub struct Report {
     /// Cases in which the host CPU raised an exception (#DE, #UD...).
     pub host_faults: u64,
     /// (cases, failures) per class.
-    pub by_class: BTreeMap<Class, (u64, u64)>,
+    pub by_class: BTreeMap<AnyClass, (u64, u64)>,
     /// Descriptions of the first failures.
     pub failures: Vec<String>,
 }
@@ -243,37 +244,284 @@ pub fn describe(case: &Case, host: &Outcome, emu: Option<&Outcome>, diffs: &[Str
     s
 }
 
+/// An integer or an x87 case class (prints as the class's own name).
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum AnyClass {
+    /// An integer-instruction class.
+    Int(Class),
+    /// An x87 class.
+    X87(X87Class),
+}
+
+impl std::fmt::Debug for AnyClass {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            AnyClass::Int(c) => c.fmt(f),
+            AnyClass::X87(c) => c.fmt(f),
+        }
+    }
+}
+
 /// Generates and checks `count` cases from `seed`; keeps up to `keep` failure descriptions.
+///
+/// Each case is drawn from the integer classes or the x87 classes in
+/// proportion to their numbers.
 pub fn run(count: u64, seed: u64, keep: usize) -> Result<Report, String> {
     let mut runner = NativeRunner::new().map_err(|e| e.to_string())?;
     let mut emu = Emulator::default();
     let mut rng = Rng::new(seed);
     let mut rep = Report::default();
+    let n_int = ALL_CLASSES.len() as u32;
+    let n_all = n_int + ALL_X87_CLASSES.len() as u32;
     for _ in 0..count {
-        let case = cases::generate(&mut rng);
-        let host = run_native(&mut runner, &case);
-        rep.host_faults += u64::from(host.fault.is_some());
-        let (emu, diffs) = match run_emulated(&mut emu, &case) {
-            Ok(e) => {
-                let d = compare(&case, &host, &e);
-                (Some(e), d)
-            }
-            Err(msg) => (None, vec![msg]),
+        let (class, host_fault, diffs, text) = if rng.below(n_all) < n_int {
+            let case = cases::generate(&mut rng);
+            let host = run_native(&mut runner, &case);
+            let (emu, diffs) = match run_emulated(&mut emu, &case) {
+                Ok(e) => {
+                    let d = compare(&case, &host, &e);
+                    (Some(e), d)
+                }
+                Err(msg) => (None, vec![msg]),
+            };
+            let text = (!diffs.is_empty() && rep.failures.len() < keep)
+                .then(|| describe(&case, &host, emu.as_ref(), &diffs));
+            (AnyClass::Int(case.class), host.fault.is_some(), diffs, text)
+        } else {
+            let case = x87cases::generate(&mut rng);
+            let host = run_native_x87(&mut runner, &case);
+            let (emu, diffs) = match run_emulated_x87(&mut emu, &case) {
+                Ok(e) => {
+                    let d = compare_x87(&host, &e);
+                    (Some(e), d)
+                }
+                Err(msg) => (None, vec![msg]),
+            };
+            let text = (!diffs.is_empty() && rep.failures.len() < keep)
+                .then(|| describe_x87(&case, &host, emu.as_ref(), &diffs));
+            (
+                AnyClass::X87(case.class),
+                host.base.fault.is_some(),
+                diffs,
+                text,
+            )
         };
-        let entry = rep.by_class.entry(case.class).or_default();
+        rep.host_faults += u64::from(host_fault);
+        let entry = rep.by_class.entry(class).or_default();
         entry.0 += 1;
         if diffs.is_empty() {
             rep.passed += 1;
         } else {
             rep.failed += 1;
             entry.1 += 1;
-            if rep.failures.len() < keep {
-                rep.failures
-                    .push(describe(&case, &host, emu.as_ref(), &diffs));
+            if let Some(t) = text {
+                rep.failures.push(t);
             }
         }
     }
     Ok(rep)
+}
+
+/// What one engine did with an x87 case: the integer outcome plus the
+/// FXSAVE image of the x87 state afterwards.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct X87Outcome {
+    /// Registers, flags, fault, DATA window.
+    pub base: Outcome,
+    /// FXSAVE image (the legacy x87 part is compared).
+    pub fx: Vec<u8>,
+}
+
+/// Runs an x87 case on the host CPU. A SIGFPE in an x87 case is #MF (the
+/// cases contain no integer division).
+pub fn run_native_x87(runner: &mut NativeRunner, case: &X87Case) -> X87Outcome {
+    let (out, fx) = runner.run_x87(
+        &NativeCase {
+            code: &case.code,
+            state: NativeState {
+                regs: case.regs,
+                eflags: case.eflags,
+            },
+            data: &case.data,
+        },
+        &case.fx,
+    );
+    let fault = out.fault.map(|f| match f {
+        NativeFault::DivideError => 16,
+        NativeFault::InvalidOpcode => 6,
+        NativeFault::Other { signal } => match signal {
+            libc::SIGSEGV => 13,
+            libc::SIGTRAP => 1,
+            libc::SIGBUS => 17,
+            _ => 0xFF,
+        },
+    });
+    X87Outcome {
+        base: Outcome {
+            regs: out.state.regs,
+            eflags: out.state.eflags,
+            eip: out.eip,
+            fault,
+            data: out.data,
+        },
+        fx: fx.to_vec(),
+    }
+}
+
+/// Runs an x87 case on the interpreter (flat 32-bit ring 3, CR0.NE = MP = 1
+/// as Linux runs user code).
+pub fn run_emulated_x87(emu: &mut Emulator, case: &X87Case) -> Result<X87Outcome, String> {
+    emu.cases += 1;
+    let cpu = &mut emu.cpu;
+    cpu.state = morph86_cpu::CpuState::reset();
+    cpu.state.set_flat32(false);
+    cpu.state.cr0 |= 0x22;
+    cpu.state.regs = case.regs;
+    cpu.state.eflags = case.eflags | 0x202;
+    cpu.state.eip = CODE_BASE;
+    cpu.state.fpu.load_fxsave(&case.fx);
+    let mut bus = CaseBus {
+        data: case.data.clone(),
+        code: &case.code,
+        stray: None,
+        epoch: emu.cases,
+    };
+    let end = CODE_BASE + case.code.len() as u32;
+    let mut fault = None;
+    let mut steps = 0;
+    while cpu.state.eip != end {
+        steps += 1;
+        if steps > 100 {
+            return Err("interpreter did not reach the end of the code".into());
+        }
+        if let Err(f) = cpu.execute_one(&mut bus) {
+            fault = Some(f);
+            break;
+        }
+    }
+    if let Some(a) = bus.stray {
+        return Err(format!("interpreter touched {a:#x}, outside the window"));
+    }
+    Ok(X87Outcome {
+        base: Outcome {
+            regs: cpu.state.regs,
+            eflags: cpu.state.eflags,
+            eip: cpu.state.eip,
+            fault: fault.map(|f: Fault| f.vector),
+            data: bus.data,
+        },
+        fx: cpu.state.fpu.fxsave_image().to_vec(),
+    })
+}
+
+/// Formats an 80-bit register image as sign/exponent:significand.
+fn f80_text(b: &[u8]) -> String {
+    let man = u64::from_le_bytes(b[..8].try_into().unwrap_or([0; 8]));
+    let se = u16::from_le_bytes([b[8], b[9]]);
+    format!("{se:04x}:{man:016x}")
+}
+
+/// Compares two x87 outcomes: fault, EIP, GPRs, status flags, DATA, and the
+/// x87 FCW, FSW, abridged FTW and the eight registers (not the pointers).
+pub fn compare_x87(host: &X87Outcome, emu: &X87Outcome) -> Vec<String> {
+    let (h, e) = (&host.base, &emu.base);
+    let mut d = Vec::new();
+    if h.fault != e.fault {
+        d.push(format!("fault: host {:?} emu {:?}", h.fault, e.fault));
+    }
+    if h.eip != e.eip {
+        d.push(format!("eip: host {:#x} emu {:#x}", h.eip, e.eip));
+    }
+    const NAMES: [&str; 8] = ["eax", "ecx", "edx", "ebx", "esp", "ebp", "esi", "edi"];
+    for ((name, a), b) in NAMES.iter().zip(h.regs).zip(e.regs) {
+        if a != b {
+            d.push(format!("{name}: host {a:08x} emu {b:08x}"));
+        }
+    }
+    let m = COMPARED_FLAGS;
+    if h.eflags & m != e.eflags & m {
+        d.push(format!(
+            "eflags&{m:03x}: host {:03x} emu {:03x}",
+            h.eflags & m,
+            e.eflags & m
+        ));
+    }
+    if let Some(k) = (0..WINDOW).find(|&k| h.data[k] != e.data[k]) {
+        d.push(format!(
+            "mem[{:#x}]: host {:02x} emu {:02x}",
+            DATA_BASE as usize + k,
+            h.data[k],
+            e.data[k]
+        ));
+    }
+    let (hf, ef) = (&host.fx, &emu.fx);
+    let w = |b: &[u8], at: usize| u16::from_le_bytes([b[at], b[at + 1]]);
+    if w(hf, 0) != w(ef, 0) {
+        d.push(format!("fcw: host {:04x} emu {:04x}", w(hf, 0), w(ef, 0)));
+    }
+    if w(hf, 2) != w(ef, 2) {
+        d.push(format!("fsw: host {:04x} emu {:04x}", w(hf, 2), w(ef, 2)));
+    }
+    if hf[4] != ef[4] {
+        d.push(format!("ftw: host {:02x} emu {:02x}", hf[4], ef[4]));
+    }
+    for k in 0..8 {
+        let r = 32 + 16 * k..42 + 16 * k;
+        if hf[r.clone()] != ef[r.clone()] {
+            d.push(format!(
+                "st{k}: host {} emu {}",
+                f80_text(&hf[r.clone()]),
+                f80_text(&ef[r])
+            ));
+        }
+    }
+    d
+}
+
+/// Describes a failing x87 case.
+pub fn describe_x87(
+    case: &X87Case,
+    host: &X87Outcome,
+    emu: Option<&X87Outcome>,
+    diffs: &[String],
+) -> String {
+    let mut s = String::new();
+    let bytes: Vec<String> = case.code.iter().map(|b| format!("{b:02x}")).collect();
+    let _ = writeln!(
+        s,
+        "{:?} [{}]: {}",
+        case.class,
+        bytes.join(" "),
+        diffs.join("; ")
+    );
+    let fx = &case.fx;
+    let regs: Vec<String> = (0..8)
+        .map(|k| f80_text(&fx[32 + 16 * k..42 + 16 * k]))
+        .collect();
+    let _ = writeln!(
+        s,
+        "  in:   fcw {:04x} fsw {:04x} ftw {:02x} eflags {:03x} st [{}]",
+        u16::from_le_bytes([fx[0], fx[1]]),
+        u16::from_le_bytes([fx[2], fx[3]]),
+        fx[4],
+        case.eflags,
+        regs.join(" ")
+    );
+    if let Some(ebx) = case.regs.get(3) {
+        let off = ebx.wrapping_sub(DATA_BASE) as usize;
+        if off + 16 <= WINDOW {
+            let _ = writeln!(s, "  mem[ebx]: {:02x?}", &case.data[off..off + 16]);
+        }
+    }
+    let _ = writeln!(
+        s,
+        "  host: fault {:?} eip {:#x}",
+        host.base.fault, host.base.eip
+    );
+    if let Some(e) = emu {
+        let _ = writeln!(s, "  emu:  fault {:?} eip {:#x}", e.base.fault, e.base.eip);
+    }
+    s
 }
 
 #[cfg(test)]
