@@ -11,7 +11,12 @@ const PER_FILE: usize = 100;
 fn sample(dir: &str, model: CpuModel) -> (usize, usize, Vec<String>) {
     let root = morph86_tests::testdata().join("singlestep").join(dir);
     let files = collect_files(std::slice::from_ref(&root)).expect("readable test directory");
-    assert!(files.len() > 300, "expected the whole suite in {}, found {} files", root.display(), files.len());
+    assert!(
+        files.len() > 300,
+        "expected the whole suite in {}, found {} files",
+        root.display(),
+        files.len()
+    );
     let meta = metadata_for(&files[0]).expect("metadata.json beside the tests");
     let mut runner = Runner::new(model);
     let (mut passed, mut failed, mut notes) = (0, 0, Vec::new());
@@ -36,7 +41,11 @@ fn check(dir: &str, model: CpuModel) {
     println!("{dir}: {passed} passed, {failed} failed");
     assert!(total >= 300 * PER_FILE / 2, "too few tests ran: {total}");
     // The suites' acceptance bar is 99.5 %; the sample must do at least as well.
-    assert!(failed * 1000 <= total * 5, "{failed} of {total} failed:\n{}", notes.join("\n"));
+    assert!(
+        failed * 1000 <= total * 5,
+        "{failed} of {total} failed:\n{}",
+        notes.join("\n")
+    );
 }
 
 #[test]

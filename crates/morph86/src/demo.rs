@@ -10,7 +10,8 @@ const ORG: u16 = 0x7C00;
 
 /// The demo program: print the NUL-terminated message at `msg`, then HLT.
 fn program() -> Vec<u8> {
-    let msg = b"Hello from morph86: this text was printed by guest code running on the interpreter.\n\0";
+    let msg =
+        b"Hello from morph86: this text was printed by guest code running on the interpreter.\n\0";
     let code_len = 14u16;
     let mut c = vec![0xBE];
     c.extend((ORG + code_len).to_le_bytes()); // mov si, msg

@@ -3,6 +3,7 @@
 mod conformance_cmd;
 mod demo;
 mod difftest_cmd;
+mod run_cmd;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
@@ -19,8 +20,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run a guest. With no options: the built-in demo program.
-    Run,
+    /// Run a guest: a Multiboot kernel with --kernel, else the built-in demo program.
+    Run(run_cmd::RunArgs),
     /// Run real-hardware single-step test suites (MOO files) against the interpreter.
     Conformance {
         /// MOO files or directories holding them.
@@ -92,7 +93,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
             threads,
             show,
         } => conformance_cmd::run(&paths, cpu, max_fail, threads, show),
-        Command::Run => {
+        Command::Run(args) if run_cmd::wants_kernel(&args) => run_cmd::run(args),
+        Command::Run(_) => {
             let n = demo::run(std::io::stdout().lock())?;
             eprintln!("morph86: guest halted after {n} instructions");
             Ok(ExitCode::SUCCESS)

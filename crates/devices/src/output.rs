@@ -1,0 +1,91 @@
+//! Where device output goes: stdout, a file, a shared buffer, or nowhere.
+
+use std::fs::File;
+use std::io::{self, BufWriter, Write};
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+/// A byte buffer shared between a device and whoever reads its output
+/// (tests, the in-process ROM runner).
+#[derive(Clone, Debug, Default)]
+pub struct SharedBuffer(Arc<Mutex<Vec<u8>>>);
+
+impl SharedBuffer {
+    /// An empty buffer.
+    pub fn new() -> SharedBuffer {
+        SharedBuffer::default()
+    }
+    /// A copy of everything written so far.
+    pub fn contents(&self) -> Vec<u8> {
+        self.0.lock().map(|v| v.clone()).unwrap_or_default()
+    }
+    /// Everything written so far, as (lossy) UTF-8.
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.contents()).into_owned()
+    }
+    fn push(&self, b: u8) {
+        if let Ok(mut v) = self.0.lock() {
+            v.push(b);
+        }
+    }
+}
+
+/// An output back end for a character device.
+#[derive(Debug, Default)]
+pub enum OutputSink {
+    /// Discard output.
+    #[default]
+    None,
+    /// The emulator's standard output.
+    Stdout,
+    /// A file (created or truncated when opened).
+    File(BufWriter<File>),
+    /// An in-memory buffer.
+    Buffer(SharedBuffer),
+}
+
+impl OutputSink {
+    /// A sink writing to the file at `path` (created or truncated).
+    pub fn file(path: &Path) -> io::Result<OutputSink> {
+        Ok(OutputSink::File(BufWriter::new(File::create(path)?)))
+    }
+
+    /// Writes one byte. Errors (a closed pipe, a full disk) are logged and
+    /// otherwise ignored: the guest cannot tell, and must not crash us.
+    pub fn write_byte(&mut self, b: u8) {
+        let r = match self {
+            OutputSink::None => Ok(()),
+            OutputSink::Stdout => {
+                let mut out = io::stdout().lock();
+                // stdout is line-buffered; flush on newline so output appears promptly.
+                out.write_all(&[b])
+            }
+            OutputSink::File(f) => f.write_all(&[b]),
+            OutputSink::Buffer(buf) => {
+                buf.push(b);
+                Ok(())
+            }
+        };
+        if let Err(e) = r {
+            tracing::debug!("device output lost: {e}");
+        }
+    }
+
+    /// Flushes buffered output.
+    pub fn flush(&mut self) {
+        let r = match self {
+            OutputSink::Stdout => io::stdout().lock().flush(),
+            OutputSink::File(f) => f.flush(),
+            _ => Ok(()),
+        };
+        if let Err(e) = r {
+            tracing::debug!("device output flush failed: {e}");
+        }
+    }
+}
+
+impl Drop for OutputSink {
+    fn drop(&mut self) {
+        self.flush();
+    }
+}

@@ -1,0 +1,13 @@
+//! The morph86 PC board: a CPU, RAM and devices wired together, a run loop
+//! with its stop conditions, and loaders (Multiboot v1 for now).
+//!
+//! The CPU sees only [`Board`] through the `morph86_cpu::Bus` trait; devices
+//! see only the I/O bus. [`Machine`] owns both and decides when to stop.
+
+pub mod board;
+pub mod machine;
+pub mod multiboot;
+
+pub use board::Board;
+pub use machine::{Machine, MachineConfig, MachineError, RunExit, RunLimits, STATUS_TIMEOUT};
+pub use multiboot::{BootInfo, Module, MultibootError};

@@ -1,0 +1,187 @@
+//! `morph86 run --kernel FILE ...`: boot a Multiboot kernel on the PC board.
+//!
+//! Exit statuses are those of `morph86_machine::RunExit::status`: the
+//! guest's exit-device status `(v << 1) | 1`, 124 on `--timeout`, 0 when the
+//! run stops at `--stop-at`, at a final HLT or at a triple fault under
+//! `--no-reboot`, 3 for an exception the CPU cannot deliver yet; 2 for
+//! errors of the emulator itself (options, an unloadable kernel).
+
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use morph86_devices::{OutputSink, SerialBackend};
+use morph86_machine::{Machine, MachineConfig, RunExit, RunLimits};
+use std::io::Read;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+/// Options of `morph86 run`.
+#[derive(Args, Debug, Default)]
+pub struct RunArgs {
+    /// A Multiboot v1 kernel (ELF32 or a.out kludge). Without it, `run` runs the built-in demo.
+    #[arg(long)]
+    pub kernel: Option<PathBuf>,
+    /// The kernel's command line.
+    #[arg(long, default_value = "")]
+    pub append: String,
+    /// RAM in MiB.
+    #[arg(long, default_value_t = 128)]
+    pub memory: u32,
+    /// COM1: stdio, file:PATH or none.
+    #[arg(long, default_value = "stdio", value_parser = parse_serial)]
+    pub serial: Backend,
+    /// Debug console on port 0xE9: stdio or file:PATH (absent by default).
+    #[arg(long, value_parser = parse_debugcon)]
+    pub debugcon: Option<Backend>,
+    /// End the run at a triple fault (with status 0) instead of resetting.
+    #[arg(long)]
+    pub no_reboot: bool,
+    /// Stop after this many seconds of wall-clock time (exit status 124).
+    #[arg(long)]
+    pub timeout: Option<f64>,
+    /// Stop condition: insns:N stops after N instructions (exit status 0).
+    #[arg(long, value_parser = parse_stop_at)]
+    pub stop_at: Option<u64>,
+}
+
+/// A character device back end named on the command line.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum Backend {
+    /// Standard output (and, for the serial port, standard input).
+    #[default]
+    Stdio,
+    /// A file, created or truncated.
+    File(PathBuf),
+    /// Nothing.
+    None,
+}
+
+fn parse_backend(s: &str, allow_none: bool) -> Result<Backend, String> {
+    match s {
+        "stdio" => Ok(Backend::Stdio),
+        "none" if allow_none => Ok(Backend::None),
+        _ => match s.strip_prefix("file:") {
+            Some(p) if !p.is_empty() => Ok(Backend::File(PathBuf::from(p))),
+            _ => Err(format!(
+                "expected stdio, file:PATH{}",
+                if allow_none { " or none" } else { "" }
+            )),
+        },
+    }
+}
+
+fn parse_serial(s: &str) -> Result<Backend, String> {
+    parse_backend(s, true)
+}
+
+fn parse_debugcon(s: &str) -> Result<Backend, String> {
+    parse_backend(s, false)
+}
+
+fn parse_stop_at(s: &str) -> Result<u64, String> {
+    let n = s
+        .strip_prefix("insns:")
+        .ok_or_else(|| "expected insns:N".to_string())?;
+    n.replace('_', "")
+        .parse()
+        .map_err(|e| format!("bad instruction count {n:?}: {e}"))
+}
+
+/// Feeds standard input to the serial port from a background thread.
+/// (Raw terminal mode comes later: input arrives a line at a time.)
+fn stdin_channel() -> std::sync::mpsc::Receiver<u8> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 256];
+        let mut stdin = std::io::stdin();
+        while let Ok(n) = stdin.read(&mut buf) {
+            if n == 0 || buf[..n].iter().any(|b| tx.send(*b).is_err()) {
+                break;
+            }
+        }
+    });
+    rx
+}
+
+/// True when a kernel was named (otherwise `run` runs the built-in demo).
+pub fn wants_kernel(a: &RunArgs) -> bool {
+    a.kernel.is_some()
+}
+
+/// Runs `morph86 run --kernel ...`.
+pub fn run(a: RunArgs) -> Result<ExitCode> {
+    let Some(path) = &a.kernel else {
+        bail!("--kernel FILE is required");
+    };
+    let kernel =
+        std::fs::read(path).with_context(|| format!("reading kernel {}", path.display()))?;
+    let serial = match &a.serial {
+        Backend::Stdio => SerialBackend::stdio(Some(stdin_channel())),
+        Backend::File(p) => SerialBackend::file(p)
+            .with_context(|| format!("opening serial output {}", p.display()))?,
+        Backend::None => SerialBackend::none(),
+    };
+    let debugcon = match &a.debugcon {
+        None | Some(Backend::None) => None,
+        Some(Backend::Stdio) => Some(OutputSink::Stdout),
+        Some(Backend::File(p)) => Some(
+            OutputSink::file(p)
+                .with_context(|| format!("opening debugcon output {}", p.display()))?,
+        ),
+    };
+    let timeout = match a.timeout {
+        Some(t) if !(t > 0.0 && t.is_finite()) => bail!("--timeout must be a positive number"),
+        Some(t) => Some(Duration::from_secs_f64(t)),
+        None => None,
+    };
+    let mut m = Machine::new(MachineConfig {
+        memory_mib: a.memory,
+        serial,
+        debugcon,
+        no_reboot: a.no_reboot,
+    })?;
+    m.boot_multiboot(kernel, &a.append, vec![])
+        .with_context(|| format!("loading {}", path.display()))?;
+    let start = std::time::Instant::now();
+    let exit = m.run(RunLimits {
+        max_insns: a.stop_at,
+        timeout,
+    });
+    m.flush();
+    let secs = start.elapsed().as_secs_f64();
+    let icount = m.cpu.icount;
+    let status = exit.status();
+    match exit {
+        RunExit::Unhandled { .. } => eprintln!("morph86: error: {exit}"),
+        _ => eprintln!("morph86: {exit}"),
+    }
+    eprintln!(
+        "morph86: {icount} instructions in {secs:.2}s, exit status {status}{}",
+        if m.resets() > 0 {
+            format!(", {} resets", m.resets())
+        } else {
+            String::new()
+        }
+    );
+    Ok(ExitCode::from(status))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_backends_and_stop_at() {
+        assert_eq!(parse_serial("stdio"), Ok(Backend::Stdio));
+        assert_eq!(parse_serial("none"), Ok(Backend::None));
+        assert_eq!(
+            parse_serial("file:/x/y"),
+            Ok(Backend::File(PathBuf::from("/x/y")))
+        );
+        assert!(parse_serial("file:").is_err());
+        assert!(parse_debugcon("none").is_err());
+        assert_eq!(parse_stop_at("insns:1_000"), Ok(1000));
+        assert!(parse_stop_at("time:5").is_err());
+        assert!(parse_stop_at("insns:x").is_err());
+    }
+}
