@@ -50,8 +50,65 @@ pub fn machine(code: &[u8]) -> (Cpu, FlatRam) {
 /// Runs until HLT; returns the instructions executed.
 pub fn run_to_halt(cpu: &mut Cpu, ram: &mut FlatRam) -> u64 {
     let start = cpu.icount;
-    while !matches!(cpu.step(ram), StepOutcome::Halted | StepOutcome::TripleFault(_) | StepOutcome::Unhandled(_)) {}
+    while !matches!(
+        cpu.step(ram),
+        StepOutcome::Halted | StepOutcome::TripleFault(_) | StepOutcome::Unhandled(_)
+    ) {}
     cpu.icount - start
+}
+
+/// Pages touched per round by [`paging_mix`] and the stride between them.
+pub const PAGING_STRIDE: u32 = 0x1040;
+
+/// A paging-heavy loop: with 4 KiB pages identity-mapping 32 MiB, touch
+/// `pages` pages per round (a load and a read-modify-write each), `rounds`
+/// times. Two memory accesses per page; 6 instructions per page.
+///
+/// ```text
+/// mov ecx, rounds
+/// outer: mov esi, 0x400000 ; mov edx, pages
+/// inner: mov eax,[esi] ; add [esi+4],eax ; add esi, STRIDE ; dec edx ; jnz inner
+///        dec ecx ; jnz outer ; hlt
+/// ```
+pub fn paging_mix(pages: u32, rounds: u32) -> Vec<u8> {
+    let mut c = vec![0xB9];
+    c.extend(rounds.to_le_bytes());
+    c.extend([0xBE, 0x00, 0x00, 0x40, 0x00]); // outer: mov esi,0x400000
+    c.push(0xBA);
+    c.extend(pages.to_le_bytes()); // mov edx,pages
+    c.extend([0x8B, 0x06]); // inner: mov eax,[esi]
+    c.extend([0x01, 0x46, 0x04]); // add [esi+4],eax
+    c.extend([0x81, 0xC6]);
+    c.extend(PAGING_STRIDE.to_le_bytes()); // add esi,STRIDE
+    c.extend([0x4A, 0x75, 0xF2]); // dec edx; jnz inner
+    c.extend([0x49, 0x75, 0xE5]); // dec ecx; jnz outer
+    c.push(0xF4);
+    c
+}
+
+/// A machine with 32 MiB of RAM, paging on and every page identity-mapped
+/// with 4 KiB pages (directory at 0x100000, tables from 0x101000).
+pub fn paged_machine(code: &[u8]) -> (Cpu, FlatRam) {
+    use morph86_cpu::Bus;
+    let mut ram = FlatRam::new(32 << 20);
+    let tables = 8;
+    for t in 0..tables {
+        Bus::write_u32(&mut ram, 0x10_0000 + 4 * t, (0x10_1000 + 0x1000 * t) | 3);
+        for p in 0..1024 {
+            Bus::write_u32(
+                &mut ram,
+                0x10_1000 + 0x1000 * t + 4 * p,
+                ((t * 1024 + p) << 12) | 3,
+            );
+        }
+    }
+    ram.bytes_mut()[CODE as usize..CODE as usize + code.len()].copy_from_slice(code);
+    let mut cpu = Cpu::new(CpuModel::P6);
+    cpu.state.set_flat32(true);
+    cpu.state.cr3 = 0x10_0000;
+    cpu.state.cr0 |= 0x8000_0000;
+    cpu.state.eip = CODE;
+    (cpu, ram)
 }
 
 #[cfg(test)]
@@ -65,5 +122,16 @@ mod tests {
         let count = run_to_halt(&mut cpu, &mut ram);
         // 3 setup + 11 per iteration minus the skipped SUB 5 times + HLT.
         assert_eq!(count, 3 + 11 * u64::from(n) - 5 + 1);
+    }
+
+    #[test]
+    fn paging_mix_runs_and_misses_when_it_exceeds_the_tlb() {
+        let (mut cpu, mut ram) = paged_machine(&paging_mix(4096, 2));
+        let n = run_to_halt(&mut cpu, &mut ram);
+        assert_eq!(n, 1 + 2 * (2 + 5 * 4096 + 2) + 1);
+        assert!(cpu.tlb.misses > 8000, "{}", cpu.tlb.misses);
+        let (mut cpu, mut ram) = paged_machine(&paging_mix(256, 8));
+        run_to_halt(&mut cpu, &mut ram);
+        assert!(cpu.tlb.hits > 10 * cpu.tlb.misses);
     }
 }
