@@ -61,8 +61,14 @@ pub struct TlbEntry {
 }
 
 impl TlbEntry {
-    const EMPTY: TlbEntry =
-        TlbEntry { tag: u32::MAX, phys: 0, perm: 0, global: false, host_read: std::ptr::null_mut(), host_write: std::ptr::null_mut() };
+    const EMPTY: TlbEntry = TlbEntry {
+        tag: u32::MAX,
+        phys: 0,
+        perm: 0,
+        global: false,
+        host_read: std::ptr::null_mut(),
+        host_write: std::ptr::null_mut(),
+    };
 }
 
 /// One address space's cached translations.
@@ -81,7 +87,13 @@ struct Space {
 
 impl Space {
     fn new() -> Space {
-        Space { cr3: u32::MAX, entries: Box::new([TlbEntry::EMPTY; TLB_SIZE]), tables: Default::default(), stale: false, used: 0 }
+        Space {
+            cr3: u32::MAX,
+            entries: Box::new([TlbEntry::EMPTY; TLB_SIZE]),
+            tables: Default::default(),
+            stale: false,
+            used: 0,
+        }
     }
 
     fn clear(&mut self, keep_global: bool) {
@@ -139,7 +151,16 @@ impl Tlb {
     /// An empty TLB keeping `n` (at least 1) address spaces; 1 means a plain
     /// TLB that forgets everything on a CR3 write.
     pub fn with_spaces(n: usize) -> Tlb {
-        Tlb { spaces: (0..n.max(1)).map(|_| Space::new()).collect(), active: 0, clock: 0, hits: 0, misses: 0, flushes: 0, switches: 0, reused: 0 }
+        Tlb {
+            spaces: (0..n.max(1)).map(|_| Space::new()).collect(),
+            active: 0,
+            clock: 0,
+            hits: 0,
+            misses: 0,
+            flushes: 0,
+            switches: 0,
+            reused: 0,
+        }
     }
 
     /// The slot for a linear address.
@@ -206,7 +227,10 @@ impl Tlb {
             self.active = k;
             self.reused += 1;
         } else {
-            let k = (0..self.spaces.len()).filter(|&k| k != cur).min_by_key(|&k| self.spaces[k].used).unwrap_or(cur);
+            let k = (0..self.spaces.len())
+                .filter(|&k| k != cur)
+                .min_by_key(|&k| self.spaces[k].used)
+                .unwrap_or(cur);
             self.spaces[k].clear(false);
             self.spaces[k].cr3 = key;
             self.active = k;

@@ -60,7 +60,12 @@ pub fn run_random_code(seed: u64, steps: u64) -> RobustnessReport {
                 s.gdtr.limit = 0xFFF;
                 s.idtr.base = (rng.next() as u32) & 0x3F_F000;
                 s.idtr.limit = 0x7FF;
-                s.tr = Segment { base: (rng.next() as u32) & 0x3F_F000, limit: 0x67, selector: 0x28, attr: 0x8B };
+                s.tr = Segment {
+                    base: (rng.next() as u32) & 0x3F_F000,
+                    limit: 0x67,
+                    selector: 0x28,
+                    attr: 0x8B,
+                };
                 s.regs[reg::ESP] = (rng.next() as u32) & 0x3F_FFFF;
                 if r == 3 {
                     s.cr3 = (rng.next() as u32) & 0x3F_F000;
@@ -110,7 +115,10 @@ pub fn run_random_code(seed: u64, steps: u64) -> RobustnessReport {
 mod tests {
     #[test]
     fn random_code_never_panics() {
-        let steps = std::env::var("MORPH86_ROBUSTNESS_STEPS").ok().and_then(|v| v.parse().ok()).unwrap_or(300_000);
+        let steps = std::env::var("MORPH86_ROBUSTNESS_STEPS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(300_000);
         let rep = super::run_random_code(1, steps);
         println!("{rep:?}");
         assert_eq!(rep.steps, steps);

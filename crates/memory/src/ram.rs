@@ -53,7 +53,10 @@ unsafe impl Send for GuestRam {}
 
 impl fmt::Debug for GuestRam {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("GuestRam").field("len", &self.len).field("code_epoch", &self.code_epoch).finish()
+        f.debug_struct("GuestRam")
+            .field("len", &self.len)
+            .field("code_epoch", &self.code_epoch)
+            .finish()
     }
 }
 
@@ -186,7 +189,11 @@ impl GuestRam {
         let first = addr >> 12;
         let last = addr.wrapping_add(len - 1) >> 12;
         let mut hit = 0;
-        for page in if first == last { first..=first } else { first..=last } {
+        for page in if first == last {
+            first..=first
+        } else {
+            first..=last
+        } {
             if let Some(f) = self.flags.get_mut(page as usize) {
                 if *f != 0 {
                     hit |= *f;
@@ -248,7 +255,9 @@ impl GuestRam {
     pub fn read_u16(&self, addr: u32) -> u16 {
         match self.get::<2>(addr) {
             Some(b) => u16::from_le_bytes(b),
-            None => u16::from(self.read_u8(addr)) | u16::from(self.read_u8(addr.wrapping_add(1))) << 8,
+            None => {
+                u16::from(self.read_u8(addr)) | u16::from(self.read_u8(addr.wrapping_add(1))) << 8
+            }
         }
     }
 
@@ -257,7 +266,10 @@ impl GuestRam {
     pub fn read_u32(&self, addr: u32) -> u32 {
         match self.get::<4>(addr) {
             Some(b) => u32::from_le_bytes(b),
-            None => u32::from(self.read_u16(addr)) | u32::from(self.read_u16(addr.wrapping_add(2))) << 16,
+            None => {
+                u32::from(self.read_u16(addr))
+                    | u32::from(self.read_u16(addr.wrapping_add(2))) << 16
+            }
         }
     }
 
@@ -319,7 +331,10 @@ mod tests {
         assert_ne!(r.map_epoch(), m0);
         assert_eq!(r.write_u8(0x1800, 1), PageFlags::CODE);
         assert_ne!(r.code_epoch(), c0);
-        assert!(r.page_ptr(1, true).is_some(), "a written code page loses its mark");
+        assert!(
+            r.page_ptr(1, true).is_some(),
+            "a written code page loses its mark"
+        );
         assert!(r.page_ptr(3, false).is_none(), "beyond RAM");
         r.flag_page(2, PageFlags::PAGE_TABLE);
         r.write_u32(0x2FFE, 1);

@@ -1,10 +1,10 @@
 //! Branches, calls, returns, interrupts and exception delivery.
 
 use super::operand::mask;
+use super::protected::Event;
 use super::{Cpu, StepOutcome};
 use crate::bus::Bus;
 use crate::decode::Decoded;
-use super::protected::Event;
 use crate::fault::{vector, Exec, Fault};
 use crate::flags::{IF, TF};
 use crate::model::CpuModel;
@@ -177,7 +177,11 @@ impl Cpu {
             self.set_sp(self.sp_add(sp, 6));
             let keep = IF | Self::IOPL_MASK | 0xFFFF_0000;
             let mut nf = (self.state.eflags & keep) | (fl & !keep & 0xFFFF);
-            nf = if fl & IF != 0 { nf | Self::VIF } else { nf & !Self::VIF };
+            nf = if fl & IF != 0 {
+                nf | Self::VIF
+            } else {
+                nf & !Self::VIF
+            };
             self.state.eflags = self.fix_flags(nf);
             return Ok(());
         }
@@ -230,7 +234,8 @@ impl Cpu {
                 let tr = self.state.tr;
                 let base = self.sys_read(bus, tr.base + 0x66, 2)?;
                 let bit_byte = (base.wrapping_sub(32)).wrapping_add(u32::from(vec) / 8);
-                let redirected = self.sys_read(bus, tr.base.wrapping_add(bit_byte), 1)? & (1 << (vec & 7)) == 0;
+                let redirected =
+                    self.sys_read(bus, tr.base.wrapping_add(bit_byte), 1)? & (1 << (vec & 7)) == 0;
                 if redirected {
                     return self.interrupt_v86_redirected(bus, vec);
                 }
@@ -253,7 +258,13 @@ impl Cpu {
         let mut fl = self.state.eflags & 0xFFFF;
         if self.iopl() < 3 {
             // The image shows VIF as IF and IOPL as 3.
-            fl = (fl & !IF) | if self.state.eflags & Self::VIF != 0 { IF } else { 0 } | Self::IOPL_MASK;
+            fl = (fl & !IF)
+                | if self.state.eflags & Self::VIF != 0 {
+                    IF
+                } else {
+                    0
+                }
+                | Self::IOPL_MASK;
         }
         let cs = u32::from(self.state.segs[SegReg::Cs as usize].selector);
         let ip = self.state.eip & 0xFFFF;
@@ -303,7 +314,13 @@ impl Cpu {
     }
 
     /// Delivers an event (exception or external interrupt) in any mode.
-    pub(super) fn deliver_event<B: Bus>(&mut self, bus: &mut B, vec: u8, error: Option<u32>, event: Event) -> Exec {
+    pub(super) fn deliver_event<B: Bus>(
+        &mut self,
+        bus: &mut B,
+        vec: u8,
+        error: Option<u32>,
+        event: Event,
+    ) -> Exec {
         if self.state.protected_mode() {
             self.interrupt_pm(bus, vec, error, event)
         } else {
@@ -315,7 +332,11 @@ impl Cpu {
     /// rules of SDM Vol. 3A Table 6-5: a contributory fault while delivering a
     /// contributory one (or any of those or #PF while delivering #PF) becomes
     /// #DF; a fault while delivering #DF shuts the CPU down.
-    pub(super) fn deliver_exception<B: Bus>(&mut self, bus: &mut B, fault: Fault) -> Result<(), Fault> {
+    pub(super) fn deliver_exception<B: Bus>(
+        &mut self,
+        bus: &mut B,
+        fault: Fault,
+    ) -> Result<(), Fault> {
         fn class(v: u8) -> u8 {
             match v {
                 0 | 10 | 11 | 12 | 13 => 1, // contributory

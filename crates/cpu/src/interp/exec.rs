@@ -38,7 +38,13 @@ impl Cpu {
 
     /// Reads operand `n` (for other modules).
     #[inline]
-    pub(super) fn read_op_public<B: Bus>(&mut self, bus: &mut B, d: &Decoded, n: u32, size: u32) -> Exec<u32> {
+    pub(super) fn read_op_public<B: Bus>(
+        &mut self,
+        bus: &mut B,
+        d: &Decoded,
+        n: u32,
+        size: u32,
+    ) -> Exec<u32> {
         self.read_op(bus, d, n, size)
     }
 
@@ -278,7 +284,13 @@ impl Cpu {
                         return Err(Fault::GP0);
                     }
                     // VME: IF shows VIF, IOPL reads as 3.
-                    v = (v & !IF) | if self.state.eflags & Self::VIF != 0 { IF } else { 0 } | Self::IOPL_MASK;
+                    v = (v & !IF)
+                        | if self.state.eflags & Self::VIF != 0 {
+                            IF
+                        } else {
+                            0
+                        }
+                        | Self::IOPL_MASK;
                 }
                 self.push(bus, size, v)
             }
@@ -295,7 +307,11 @@ impl Cpu {
                     self.set_sp(self.sp_add(self.sp(), 2));
                     let keep = IF | Self::IOPL_MASK | 0xFFFF_0000;
                     let mut nf = (self.state.eflags & keep) | (v & !keep);
-                    nf = if v & IF != 0 { nf | Self::VIF } else { nf & !Self::VIF };
+                    nf = if v & IF != 0 {
+                        nf | Self::VIF
+                    } else {
+                        nf & !Self::VIF
+                    };
                     self.state.eflags = self.fix_flags(nf);
                     return Ok(());
                 }
@@ -598,7 +614,9 @@ impl Cpu {
             Mnemonic::Iret | Mnemonic::Iretd => self.iret(bus, d),
             Mnemonic::Int => self.software_interrupt(bus, i.immediate8(), true),
             Mnemonic::Int3 => self.software_interrupt(bus, vector::BP, false),
-            Mnemonic::Int1 => self.deliver_event(bus, vector::DB, None, super::protected::Event::Exception),
+            Mnemonic::Int1 => {
+                self.deliver_event(bus, vector::DB, None, super::protected::Event::Exception)
+            }
             Mnemonic::Into => {
                 if self.flag(OF) {
                     self.software_interrupt(bus, vector::OF, false)

@@ -47,7 +47,13 @@ impl Cpu {
 
     /// The TLB entry for `lin` allowing a `write` (or read/fetch) at `user` level.
     #[inline]
-    fn tlb_entry<B: Bus>(&mut self, bus: &mut B, lin: u32, write: bool, user: bool) -> Exec<TlbEntry> {
+    fn tlb_entry<B: Bus>(
+        &mut self,
+        bus: &mut B,
+        lin: u32,
+        write: bool,
+        user: bool,
+    ) -> Exec<TlbEntry> {
         let need = match (write, user) {
             (false, false) => perm::READ_SUP,
             (true, false) => perm::WRITE_SUP,
@@ -60,11 +66,22 @@ impl Cpu {
         }
     }
 
-    fn tlb_fill<B: Bus>(&mut self, bus: &mut B, lin: u32, write: bool, user: bool) -> Exec<TlbEntry> {
+    fn tlb_fill<B: Bus>(
+        &mut self,
+        bus: &mut B,
+        lin: u32,
+        write: bool,
+        user: bool,
+    ) -> Exec<TlbEntry> {
         let w = if self.paging() {
             self.walk(bus, lin, write, user)?
         } else {
-            Walk { phys: lin & !0xFFF & self.a20_mask, perm: 0xF, global: false, tables: [u32::MAX; 2] }
+            Walk {
+                phys: lin & !0xFFF & self.a20_mask,
+                perm: 0xF,
+                global: false,
+                tables: [u32::MAX; 2],
+            }
         };
         let page = w.phys >> 12;
         let host_read = bus.page_ptr(page, false).unwrap_or(std::ptr::null_mut());
@@ -73,7 +90,14 @@ impl Cpu {
         } else {
             std::ptr::null_mut()
         };
-        let e = TlbEntry { tag: lin >> 12, phys: w.phys, perm: w.perm, global: w.global, host_read, host_write };
+        let e = TlbEntry {
+            tag: lin >> 12,
+            phys: w.phys,
+            perm: w.perm,
+            global: w.global,
+            host_read,
+            host_write,
+        };
         let tables = w.tables;
         let n = tables.iter().filter(|&&t| t != u32::MAX).count();
         self.tlb.insert(e, &tables[..n]);
@@ -112,7 +136,14 @@ impl Cpu {
                 // Bits 21:13 of a 4 MiB PDE are reserved without PSE-36.
                 return Err(fault(self, code | pf::P | pf::RSVD));
             }
-            (pde, pde_addr, pde & pte::US != 0, pde & pte::RW != 0, (pde & 0xFFC0_0000) | (lin & 0x003F_F000), pde & pte::G != 0)
+            (
+                pde,
+                pde_addr,
+                pde & pte::US != 0,
+                pde & pte::RW != 0,
+                (pde & 0xFFC0_0000) | (lin & 0x003F_F000),
+                pde & pte::G != 0,
+            )
         } else {
             let pte_addr = (pde & 0xFFFF_F000) | ((lin >> 10) & 0xFFC);
             let p = bus.read_u32(pte_addr & self.a20_mask);
@@ -123,7 +154,14 @@ impl Cpu {
             if pde & pte::A == 0 {
                 bus.write_u32(pde_addr & self.a20_mask, pde | pte::A);
             }
-            (p, pte_addr, pde & p & pte::US != 0, pde & p & pte::RW != 0, p & 0xFFFF_F000, p & pte::G != 0)
+            (
+                p,
+                pte_addr,
+                pde & p & pte::US != 0,
+                pde & p & pte::RW != 0,
+                p & 0xFFFF_F000,
+                p & pte::G != 0,
+            )
         };
         if user && !us {
             return Err(fault(self, code | pf::P));
@@ -151,21 +189,42 @@ impl Cpu {
                 perm |= perm::WRITE_USER;
             }
         }
-        let tables = if large { [pd_page, u32::MAX] } else { [pd_page, pt_page] };
-        Ok(Walk { phys: phys & !0xFFF, perm, global: global && cr4 & 0x80 != 0, tables })
+        let tables = if large {
+            [pd_page, u32::MAX]
+        } else {
+            [pd_page, pt_page]
+        };
+        Ok(Walk {
+            phys: phys & !0xFFF,
+            perm,
+            global: global && cr4 & 0x80 != 0,
+            tables,
+        })
     }
 
     /// Translates `lin` for a `size`-byte access; returns the physical address
     /// of its first byte (the caller handles page crossings).
     #[inline]
-    pub(super) fn translate_lin<B: Bus>(&mut self, bus: &mut B, lin: u32, write: bool, user: bool) -> Exec<u32> {
+    pub(super) fn translate_lin<B: Bus>(
+        &mut self,
+        bus: &mut B,
+        lin: u32,
+        write: bool,
+        user: bool,
+    ) -> Exec<u32> {
         let e = self.tlb_entry(bus, lin, write, user)?;
         Ok(e.phys | (lin & 0xFFF))
     }
 
     /// Reads `size` (1, 2 or 4) bytes at linear `lin`.
     #[inline]
-    pub(super) fn lin_read<B: Bus>(&mut self, bus: &mut B, lin: u32, size: u32, user: bool) -> Exec<u32> {
+    pub(super) fn lin_read<B: Bus>(
+        &mut self,
+        bus: &mut B,
+        lin: u32,
+        size: u32,
+        user: bool,
+    ) -> Exec<u32> {
         if self.state.dr[7] & 0xFF != 0 {
             self.check_data_breakpoints(lin, size, false);
         }
@@ -180,7 +239,9 @@ impl Cpu {
                     let p = e.host_read.add(off as usize);
                     return Ok(match size {
                         1 => u32::from(*p),
-                        2 => u32::from(u16::from_le_bytes(std::ptr::read_unaligned(p as *const [u8; 2]))),
+                        2 => u32::from(u16::from_le_bytes(std::ptr::read_unaligned(
+                            p as *const [u8; 2],
+                        ))),
                         _ => u32::from_le_bytes(std::ptr::read_unaligned(p as *const [u8; 4])),
                     });
                 }
@@ -198,7 +259,11 @@ impl Cpu {
         let mut v = 0;
         for k in 0..size {
             let o = off + k;
-            let a = if o < 4096 { first + k } else { second + (o - 4096) };
+            let a = if o < 4096 {
+                first + k
+            } else {
+                second + (o - 4096)
+            };
             v |= u32::from(bus.read_u8(a)) << (8 * k);
         }
         Ok(v)
@@ -206,7 +271,14 @@ impl Cpu {
 
     /// Writes `size` (1, 2 or 4) bytes at linear `lin`.
     #[inline]
-    pub(super) fn lin_write<B: Bus>(&mut self, bus: &mut B, lin: u32, size: u32, v: u32, user: bool) -> Exec {
+    pub(super) fn lin_write<B: Bus>(
+        &mut self,
+        bus: &mut B,
+        lin: u32,
+        size: u32,
+        v: u32,
+        user: bool,
+    ) -> Exec {
         if self.state.dr[7] & 0xFF != 0 {
             self.check_data_breakpoints(lin, size, true);
         }
@@ -238,7 +310,11 @@ impl Cpu {
         let second = self.translate_lin(bus, (lin | 0xFFF).wrapping_add(1), true, user)?;
         for k in 0..size {
             let o = off + k;
-            let a = if o < 4096 { first + k } else { second + (o - 4096) };
+            let a = if o < 4096 {
+                first + k
+            } else {
+                second + (o - 4096)
+            };
             bus.write_u8(a, (v >> (8 * k)) as u8);
         }
         Ok(())

@@ -265,7 +265,13 @@ impl Cpu {
 
     /// Reads `size` bytes (1, 2 or 4) at `seg:off`.
     #[inline]
-    pub(super) fn read_mem<B: Bus>(&mut self, bus: &mut B, seg: SegReg, off: u32, size: u32) -> Exec<u32> {
+    pub(super) fn read_mem<B: Bus>(
+        &mut self,
+        bus: &mut B,
+        seg: SegReg,
+        off: u32,
+        size: u32,
+    ) -> Exec<u32> {
         if self.model == CpuModel::I8086 {
             // The 8086 wraps each byte's offset within the segment; no paging.
             let base = self.state.segs[seg as usize].base;
@@ -283,7 +289,14 @@ impl Cpu {
 
     /// Writes `size` bytes (1, 2 or 4) at `seg:off`.
     #[inline]
-    pub(super) fn write_mem<B: Bus>(&mut self, bus: &mut B, seg: SegReg, off: u32, size: u32, v: u32) -> Exec {
+    pub(super) fn write_mem<B: Bus>(
+        &mut self,
+        bus: &mut B,
+        seg: SegReg,
+        off: u32,
+        size: u32,
+        v: u32,
+    ) -> Exec {
         if self.model == CpuModel::I8086 {
             let base = self.state.segs[seg as usize].base;
             for k in 0..size {

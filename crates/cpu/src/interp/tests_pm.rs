@@ -23,7 +23,10 @@ fn desc(base: u32, limit: u32, access: u8, flags: u8) -> u64 {
 }
 
 fn gate(sel: u16, off: u32, typ: u8, dpl: u8) -> u64 {
-    u64::from(off & 0xFFFF) | (u64::from(sel) << 16) | (u64::from(0x80 | (dpl << 5) | typ) << 40) | (u64::from(off >> 16) << 48)
+    u64::from(off & 0xFFFF)
+        | (u64::from(sel) << 16)
+        | (u64::from(0x80 | (dpl << 5) | typ) << 40)
+        | (u64::from(off >> 16) << 48)
 }
 
 /// A ring-0 flat system with 0x08 code, 0x10 data, 0x1B/0x23 ring-3 code/data,
@@ -54,7 +57,12 @@ fn system(code: &[u8]) -> (Cpu, FlatRam) {
     cpu.state.gdtr.limit = 8 * gdt.len() as u32 - 1;
     cpu.state.idtr.base = IDT;
     cpu.state.idtr.limit = 256 * 8 - 1;
-    cpu.state.tr = Segment { base: TSS, limit: 0x67, selector: 0x28, attr: 0x8B };
+    cpu.state.tr = Segment {
+        base: TSS,
+        limit: 0x67,
+        selector: 0x28,
+        attr: 0x8B,
+    };
     cpu.state.eip = CODE;
     cpu.state.regs[reg::ESP] = 0x8000;
     (cpu, ram)
@@ -70,7 +78,10 @@ fn run(cpu: &mut Cpu, ram: &mut FlatRam) -> Vec<StepOutcome> {
     for _ in 0..1000 {
         let o = cpu.step(ram);
         out.push(o);
-        if matches!(o, StepOutcome::Halted | StepOutcome::TripleFault(_) | StepOutcome::Unhandled(_)) {
+        if matches!(
+            o,
+            StepOutcome::Halted | StepOutcome::TripleFault(_) | StepOutcome::Unhandled(_)
+        ) {
             break;
         }
     }
@@ -79,10 +90,18 @@ fn run(cpu: &mut Cpu, ram: &mut FlatRam) -> Vec<StepOutcome> {
 
 fn to_ring3(cpu: &mut Cpu) {
     let code3 = cpu.state.segs[SegReg::Cs as usize];
-    cpu.state.segs[SegReg::Cs as usize] = Segment { selector: 0x1B, attr: code3.attr | (3 << 5), ..code3 };
+    cpu.state.segs[SegReg::Cs as usize] = Segment {
+        selector: 0x1B,
+        attr: code3.attr | (3 << 5),
+        ..code3
+    };
     for s in [SegReg::Ss, SegReg::Ds, SegReg::Es] {
         let d = cpu.state.segs[s as usize];
-        cpu.state.segs[s as usize] = Segment { selector: 0x23, attr: d.attr | (3 << 5), ..d };
+        cpu.state.segs[s as usize] = Segment {
+            selector: 0x23,
+            attr: d.attr | (3 << 5),
+            ..d
+        };
     }
 }
 
@@ -99,13 +118,19 @@ fn int_from_ring3_switches_to_the_tss_stack() {
     assert_eq!(cpu.state.segs[SegReg::Ss as usize].selector, 0x10);
     assert_eq!(cpu.state.regs[reg::ESP], 0x9000 - 20);
     // Frame: EIP, CS, EFLAGS, ESP, SS (SDM Vol. 3A Figure 6-4).
-    let f: Vec<u32> = (0..5).map(|k| Bus::read_u32(&mut ram, 0x9000 - 20 + 4 * k)).collect();
+    let f: Vec<u32> = (0..5)
+        .map(|k| Bus::read_u32(&mut ram, 0x9000 - 20 + 4 * k))
+        .collect();
     assert_eq!(f[0], CODE + 2);
     assert_eq!(f[1], 0x1B);
     assert_ne!(f[2] & crate::flags::IF, 0);
     assert_eq!(f[3], 0x8000);
     assert_eq!(f[4], 0x23);
-    assert_eq!(cpu.state.eflags & crate::flags::IF, 0, "interrupt gate clears IF");
+    assert_eq!(
+        cpu.state.eflags & crate::flags::IF,
+        0,
+        "interrupt gate clears IF"
+    );
 }
 
 #[test]
@@ -115,7 +140,10 @@ fn int_with_gate_dpl_below_cpl_is_gp() {
     set_gate(&mut ram, 13, gate(0x08, HANDLER, 0xE, 0));
     to_ring3(&mut cpu);
     let out = run(&mut cpu, &mut ram);
-    assert_eq!(out[0], StepOutcome::Exception(crate::Fault::with_error(13, 0x80 * 8 + 2)));
+    assert_eq!(
+        out[0],
+        StepOutcome::Exception(crate::Fault::with_error(13, 0x80 * 8 + 2))
+    );
     // Error code on the ring-0 stack below EIP.
     assert_eq!(Bus::read_u32(&mut ram, 0x9000 - 24), 0x80 * 8 + 2);
 }
@@ -133,10 +161,17 @@ fn iret_returns_to_ring3_and_nulls_kernel_data_segments() {
     ram.bytes_mut()[target as usize..target as usize + 2].copy_from_slice(&[0x90, 0xF4]);
     set_gate(&mut ram, 13, gate(0x08, HANDLER, 0xE, 0));
     let out = run(&mut cpu, &mut ram);
-    assert!(out.contains(&StepOutcome::Exception(crate::Fault::with_error(13, 0))), "HLT at ring 3 is #GP: {out:?}");
+    assert!(
+        out.contains(&StepOutcome::Exception(crate::Fault::with_error(13, 0))),
+        "HLT at ring 3 is #GP: {out:?}"
+    );
     // Before the #GP, CPL was 3 with SS:ESP from the frame and DS nulled (DPL 0 < CPL 3).
     let frame = 0x9000 - 24;
-    assert_eq!(Bus::read_u32(&mut ram, frame + 4), target + 1, "the faulting HLT");
+    assert_eq!(
+        Bus::read_u32(&mut ram, frame + 4),
+        target + 1,
+        "the faulting HLT"
+    );
     assert_eq!(Bus::read_u32(&mut ram, frame + 8), 0x1B);
     assert_eq!(Bus::read_u32(&mut ram, frame + 16), 0x7000);
 }
@@ -145,7 +180,9 @@ fn iret_returns_to_ring3_and_nulls_kernel_data_segments() {
 fn page_fault_reports_cr2_and_error_code_and_sets_accessed_dirty() {
     // Paging: PD at 0x4000, one PT at 0x5000 identity-mapping 4 MiB except page 0x300.
     // mov eax,cr0; or eax,0x80000000; mov cr0,eax; mov byte [0x2000],1; mov dword [0x300000],1
-    let mut code = vec![0x0F, 0x20, 0xC0, 0x0D, 0, 0, 0, 0x80, 0x0F, 0x22, 0xC0, 0xC6, 0x05];
+    let mut code = vec![
+        0x0F, 0x20, 0xC0, 0x0D, 0, 0, 0, 0x80, 0x0F, 0x22, 0xC0, 0xC6, 0x05,
+    ];
     code.extend(0x0000_2000u32.to_le_bytes());
     code.push(1);
     code.extend([0xC7, 0x05]);
@@ -160,7 +197,10 @@ fn page_fault_reports_cr2_and_error_code_and_sets_accessed_dirty() {
     set_gate(&mut ram, 14, gate(0x08, HANDLER, 0xE, 0));
     cpu.state.cr3 = 0x4000;
     let out = run(&mut cpu, &mut ram);
-    assert!(out.contains(&StepOutcome::Exception(crate::Fault::with_error(14, 0x2))), "{out:?}");
+    assert!(
+        out.contains(&StepOutcome::Exception(crate::Fault::with_error(14, 0x2))),
+        "{out:?}"
+    );
     assert_eq!(cpu.state.cr2, 0x0030_0000);
     let pte = Bus::read_u32(&mut ram, 0x5000 + 4 * 2);
     assert_eq!(pte & 0x60, 0x60, "A and D set on the written page");
@@ -185,7 +225,10 @@ fn user_write_to_supervisor_page_is_a_protection_fault() {
     cpu.state.cr0 |= 0x8000_0000;
     to_ring3(&mut cpu);
     let out = run(&mut cpu, &mut ram);
-    assert_eq!(out[0], StepOutcome::Exception(crate::Fault::with_error(14, 0x7)));
+    assert_eq!(
+        out[0],
+        StepOutcome::Exception(crate::Fault::with_error(14, 0x7))
+    );
 }
 
 #[test]
@@ -230,7 +273,11 @@ fn single_step_traps_after_each_instruction() {
     let out = run(&mut cpu, &mut ram);
     assert_eq!(out[0], StepOutcome::Exception(crate::Fault::new(1)));
     assert_ne!(cpu.state.dr[6] & (1 << 14), 0, "DR6.BS");
-    assert_eq!(Bus::read_u32(&mut ram, 0x8000 - 12), CODE + 1, "trap after the first NOP");
+    assert_eq!(
+        Bus::read_u32(&mut ram, 0x8000 - 12),
+        CODE + 1,
+        "trap after the first NOP"
+    );
 }
 
 /// Two address spaces: A (PD 0x4000) and B (PD 0x7000) share the identity map
@@ -246,7 +293,11 @@ fn two_spaces(code: &[u8]) -> (Cpu, FlatRam) {
     Bus::write_u32(&mut ram, 0x7000, 0x5000 | 3);
     Bus::write_u32(&mut ram, 0x7004, 0x8000 | 3);
     Bus::write_u32(&mut ram, 0x8000, 0x10_1000 | 3);
-    for (a, v) in [(0x10_0000u32, 0x11u32), (0x10_1000, 0x22), (0x10_2000, 0x33)] {
+    for (a, v) in [
+        (0x10_0000u32, 0x11u32),
+        (0x10_1000, 0x22),
+        (0x10_2000, 0x33),
+    ] {
         Bus::write_u32(&mut ram, a, v);
     }
     cpu.state.cr3 = 0x4000;
@@ -259,25 +310,44 @@ fn two_spaces(code: &[u8]) -> (Cpu, FlatRam) {
 #[test]
 fn cached_address_spaces_translate_each_cr3_correctly() {
     // mov eax,[0x400000]; mov cr3,ebx; mov ecx,[0x400000]; mov cr3,edx; mov esi,[0x400000]; hlt
-    let mut code = vec![0xA1, 0, 0, 0x40, 0, 0x0F, 0x22, 0xDB, 0x8B, 0x0D, 0, 0, 0x40, 0, 0x0F, 0x22, 0xDA, 0x8B, 0x35, 0, 0, 0x40, 0];
+    let mut code = vec![
+        0xA1, 0, 0, 0x40, 0, 0x0F, 0x22, 0xDB, 0x8B, 0x0D, 0, 0, 0x40, 0, 0x0F, 0x22, 0xDA, 0x8B,
+        0x35, 0, 0, 0x40, 0,
+    ];
     code.push(0xF4);
     let (mut cpu, mut ram) = two_spaces(&code);
     run(&mut cpu, &mut ram);
-    assert_eq!((cpu.state.regs[reg::EAX], cpu.state.regs[reg::ECX], cpu.state.regs[reg::ESI]), (0x11, 0x22, 0x11));
+    assert_eq!(
+        (
+            cpu.state.regs[reg::EAX],
+            cpu.state.regs[reg::ECX],
+            cpu.state.regs[reg::ESI]
+        ),
+        (0x11, 0x22, 0x11)
+    );
     assert_eq!(cpu.tlb.switches, 2);
-    assert_eq!(cpu.tlb.reused, 1, "switching back to A reuses its translations");
+    assert_eq!(
+        cpu.tlb.reused, 1,
+        "switching back to A reuses its translations"
+    );
 }
 
 #[test]
 fn writes_to_an_inactive_spaces_tables_are_seen() {
     // mov eax,[0x400000]; mov cr3,ebx; mov dword [0x6000],0x102003; mov cr3,edx; mov esi,[0x400000]; hlt
-    let mut code = vec![0xA1, 0, 0, 0x40, 0, 0x0F, 0x22, 0xDB, 0xC7, 0x05, 0, 0x60, 0, 0];
+    let mut code = vec![
+        0xA1, 0, 0, 0x40, 0, 0x0F, 0x22, 0xDB, 0xC7, 0x05, 0, 0x60, 0, 0,
+    ];
     code.extend(0x10_2003u32.to_le_bytes());
     code.extend([0x0F, 0x22, 0xDA, 0x8B, 0x35, 0, 0, 0x40, 0, 0xF4]);
     let (mut cpu, mut ram) = two_spaces(&code);
     run(&mut cpu, &mut ram);
     assert_eq!(cpu.state.regs[reg::EAX], 0x11);
-    assert_eq!(cpu.state.regs[reg::ESI], 0x33, "A's table changed while B ran");
+    assert_eq!(
+        cpu.state.regs[reg::ESI],
+        0x33,
+        "A's table changed while B ran"
+    );
 }
 
 #[test]
@@ -285,7 +355,9 @@ fn writes_to_the_active_spaces_tables_are_seen_after_a_switch() {
     // mov eax,[0x400000]; mov dword [0x6000],0x102003; mov cr3,ebx; mov cr3,edx; mov esi,[0x400000]; hlt
     let mut code = vec![0xA1, 0, 0, 0x40, 0, 0xC7, 0x05, 0, 0x60, 0, 0];
     code.extend(0x10_2003u32.to_le_bytes());
-    code.extend([0x0F, 0x22, 0xDB, 0x0F, 0x22, 0xDA, 0x8B, 0x35, 0, 0, 0x40, 0, 0xF4]);
+    code.extend([
+        0x0F, 0x22, 0xDB, 0x0F, 0x22, 0xDA, 0x8B, 0x35, 0, 0, 0x40, 0, 0xF4,
+    ]);
     let (mut cpu, mut ram) = two_spaces(&code);
     run(&mut cpu, &mut ram);
     assert_eq!(cpu.state.regs[reg::ESI], 0x33);
