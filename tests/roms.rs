@@ -3,9 +3,6 @@
 //! budget, and checks that each prints `SUMMARY: N passed, 0 failed` and
 //! ends the way it should (exit device status 33; `faults` with a triple
 //! fault under no-reboot).
-//!
-//! Kernels that need CPU features still being written are `#[ignore]`d with
-//! the reason; run them with `cargo test -p morph86-tests --test roms -- --ignored`.
 
 use morph86_devices::{SerialBackend, SharedBuffer};
 use morph86_machine::{Machine, MachineConfig, RunExit, RunLimits};
@@ -86,18 +83,12 @@ macro_rules! kernel_tests {
 }
 
 kernel_tests! {
-    #[ignore = "needs CPU fixes in segment checks: limit-dword-straddles (a dword at 0xFD \
-                with limit 0xFF must #GP), expand-down-at-limit (offset == limit is outside), \
-                expand-down-reads-base-plus-offset (reads 0 instead of base+0x2000)"]
     segments,
     gates,
     tasks,
     iobitmap,
     v86,
     paging,
-    #[ignore = "needs the MOV SS single-step shadow: the deferred #DB is taken after the \
-                first instruction of the #DB handler instead of after the instruction that \
-                follows MOV SS (mov-ss-shadow-first-trap, mov-ss-shadow-count)"]
     debug,
     faults,
     sysenter,

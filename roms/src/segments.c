@@ -140,16 +140,23 @@ void test_main(void)
 	restore_es();
 
 	/* Limits (§5.3): byte-granular 0xFF. */
+	/* Exception recovery reloads flat selectors, so ES is loaded again
+	 * before every check. */
 	load_es(SEL(S_SMALL));
 	check_exc("limit-last-byte-ok", TRY(__asm__ volatile("movb %%es:0xFF, %%al" ::: "eax")), -1, -1);
+	load_es(SEL(S_SMALL));
 	check_exc("limit-beyond", read_es(0x100, &v), 13, 0);
+	load_es(SEL(S_SMALL));
 	check_exc("limit-dword-straddles", read_es(0xFD, &v), 13, 0);
+	load_es(SEL(S_SMALL));
 	check_exc("limit-dword-fits", read_es(0xFC, &v), -1, -1);
 	/* Expand-down: valid offsets are limit+1 .. 0xFFFFFFFF (B=1). */
 	*(volatile u32 *)0x202000 = 0x5EC5EC;
 	load_es(SEL(S_ED));
 	check_exc("expand-down-below-limit", read_es(0x800, &v), 13, 0);
+	load_es(SEL(S_ED));
 	check_exc("expand-down-at-limit", read_es(0xFFF, &v), 13, 0);
+	load_es(SEL(S_ED));
 	if (check_exc("expand-down-above-limit", read_es(0x2000, &v), -1, -1))
 		check_eq("expand-down-reads-base-plus-offset", v, 0x5EC5EC);
 	restore_es();

@@ -306,7 +306,15 @@ impl Machine {
                     }
                 }
                 match outcome {
-                    StepOutcome::Executed | StepOutcome::Exception(_) => {}
+                    StepOutcome::Executed => {}
+                    StepOutcome::Exception(f) => {
+                        let s = &self.cpu.state;
+                        tracing::debug!(
+                            "exception {f} delivered; handler at {:04x}:{:08x}",
+                            s.seg(SegReg::Cs).selector,
+                            s.eip
+                        );
+                    }
                     StepOutcome::Halted => {
                         let s = &self.cpu.state;
                         return RunExit::Halted {

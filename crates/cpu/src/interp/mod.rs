@@ -166,7 +166,7 @@ impl Cpu {
         self.start_eip = self.state.eip;
         self.sync_tlb(bus);
         // The shadow set by the previous instruction covers this one.
-        let shadow = std::mem::replace(&mut self.shadow, Shadow::None);
+        self.shadow = Shadow::None;
         let eflags_before = self.state.eflags;
         if self.state.dr[7] & 0xFF != 0 && eflags_before & protected::RF_BIT == 0 {
             let bits = self.code_breakpoints();
@@ -191,7 +191,8 @@ impl Cpu {
                     // MOV SS / POP SS hold debug traps until after the next instruction.
                     self.deferred_debug_trap |= bits;
                     bits = 0;
-                } else if shadow != Shadow::MovSs {
+                } else {
+                    // Held traps merge into this instruction's (SDM Vol. 3A §6.8.3).
                     bits |= std::mem::take(&mut self.deferred_debug_trap);
                 }
                 self.delivered_interrupt = false;

@@ -362,3 +362,50 @@ fn writes_to_the_active_spaces_tables_are_seen_after_a_switch() {
     run(&mut cpu, &mut ram);
     assert_eq!(cpu.state.regs[reg::ESI], 0x33);
 }
+
+#[test]
+fn segment_limit_covers_the_last_byte_and_expand_down_excludes_the_limit() {
+    // mov eax, es:[ebx]; hlt; mov eax, es:[eax]; hlt
+    let (mut cpu, mut ram) = system(&[0x26, 0x8B, 0x03, 0xF4, 0x26, 0x8B, 0x00, 0xF4]);
+    set_gate(&mut ram, 13, gate(0x08, HANDLER, 0xE, 0));
+    let small = Segment {
+        base: 0x20_0000,
+        limit: 0xFF,
+        selector: 0x38,
+        attr: 0x4093,
+    };
+    for (ebx, attr, faults) in [
+        (0xFCu32, 0x4093u16, false),
+        (0xFD, 0x4093, true),
+        (0xFFF, 0x4097, true),
+        (0x1000, 0x4097, false),
+    ] {
+        let (mut c, mut r) = (Cpu::new(CpuModel::P6), ram.bytes().to_vec());
+        c.state = cpu.state.clone();
+        let mut ram2 = FlatRam::new(r.len());
+        ram2.bytes_mut().copy_from_slice(&r);
+        r.clear();
+        c.state.segs[SegReg::Es as usize] = Segment {
+            attr,
+            limit: if attr == 0x4097 { 0xFFF } else { 0xFF },
+            ..small
+        };
+        c.state.regs[reg::EBX] = ebx;
+        let out = c.step(&mut ram2);
+        // The same with the address in EAX, which is also the destination.
+        c.state.eip = CODE + 4;
+        c.state.regs[reg::EAX] = ebx;
+        let out2 = c.step(&mut ram2);
+        assert_eq!(
+            matches!(out2, StepOutcome::Exception(_)),
+            faults,
+            "eax {ebx:#x} attr {attr:#x}: {out2:?}"
+        );
+        assert_eq!(
+            matches!(out, StepOutcome::Exception(_)),
+            faults,
+            "ebx {ebx:#x} attr {attr:#x}: {out:?}"
+        );
+    }
+    let _ = run(&mut cpu, &mut ram);
+}
