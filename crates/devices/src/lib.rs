@@ -6,6 +6,7 @@
 //! plain serde-serializable data so that snapshots come nearly free.
 
 pub mod bus;
+pub mod clock;
 pub mod debugcon;
 pub mod exit;
 pub mod output;
@@ -13,6 +14,7 @@ pub mod post;
 pub mod uart;
 
 pub use bus::{DeviceId, IoBus, MmioDevice, PioDevice};
+pub use clock::{Nanos, TimeSource, Timed};
 pub use debugcon::DebugCon;
 pub use exit::DebugExit;
 pub use output::{OutputSink, SharedBuffer};
