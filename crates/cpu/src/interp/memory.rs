@@ -320,6 +320,22 @@ impl Cpu {
         Ok(())
     }
 
+    /// Checks that every page of the `len`-byte linear range at `lin` allows
+    /// the access, so that a multi-part store can fault before writing anything.
+    pub(super) fn probe_lin_range<B: Bus>(&mut self, bus: &mut B, lin: u32, len: u32, write: bool) -> Exec {
+        let user = self.user();
+        let last = lin.wrapping_add(len.max(1) - 1);
+        let mut page = lin & !0xFFF;
+        loop {
+            let a = if page == lin & !0xFFF { lin } else { page };
+            self.translate_lin(bus, a, write, user)?;
+            if page == last & !0xFFF {
+                return Ok(());
+            }
+            page = page.wrapping_add(0x1000);
+        }
+    }
+
     /// Reads a system structure (GDT, LDT, IDT, TSS): supervisor access whatever the CPL.
     #[inline]
     pub(super) fn sys_read<B: Bus>(&mut self, bus: &mut B, lin: u32, size: u32) -> Exec<u32> {
@@ -330,6 +346,12 @@ impl Cpu {
     #[inline]
     pub(super) fn sys_write<B: Bus>(&mut self, bus: &mut B, lin: u32, size: u32, v: u32) -> Exec {
         self.lin_write(bus, lin, size, v, false)
+    }
+
+    /// True for the 8086 model (no segment limits, no paging).
+    #[inline]
+    pub(super) fn model_is_8086(&self) -> bool {
+        self.model == crate::model::CpuModel::I8086
     }
 
     /// True when data accesses are checked as user-mode accesses (CPL 3).

@@ -144,7 +144,10 @@ impl Cpu {
     /// Reads `n` bytes at `seg:off` after checking the whole range.
     fn x87_read<B: Bus>(&mut self, bus: &mut B, seg: SegReg, off: u32, out: &mut [u8]) -> Exec {
         let n = out.len() as u32;
-        self.seg_linear(seg, off, n, false)?;
+        let lin = self.seg_linear(seg, off, n, false)?;
+        if !self.model_is_8086() {
+            self.probe_lin_range(bus, lin, n, false)?;
+        }
         let mut k = 0;
         while k < n {
             let c = if n - k >= 4 {
@@ -165,7 +168,10 @@ impl Cpu {
     /// fault leaves no partial store.
     fn x87_write<B: Bus>(&mut self, bus: &mut B, seg: SegReg, off: u32, data: &[u8]) -> Exec {
         let n = data.len() as u32;
-        self.seg_linear(seg, off, n, true)?;
+        let lin = self.seg_linear(seg, off, n, true)?;
+        if !self.model_is_8086() {
+            self.probe_lin_range(bus, lin, n, true)?;
+        }
         let mut k = 0;
         while k < n {
             let c = if n - k >= 4 {
