@@ -5,6 +5,7 @@
 //! machine polls (for example [`Uart16550::irq_pending`]). Device state is
 //! plain serde-serializable data so that snapshots come nearly free.
 
+pub mod acpi_pm;
 pub mod bus;
 pub mod clock;
 pub mod debugcon;
