@@ -52,7 +52,7 @@ pub fn run_to_halt(cpu: &mut Cpu, ram: &mut FlatRam) -> u64 {
     let start = cpu.icount;
     while !matches!(
         cpu.step(ram),
-        StepOutcome::Halted | StepOutcome::TripleFault(_) | StepOutcome::Unhandled(_)
+        StepOutcome::Halted | StepOutcome::TripleFault(_)
     ) {}
     cpu.icount - start
 }

@@ -82,7 +82,7 @@ pub fn run_random_code(seed: u64, steps: u64) -> RobustnessReport {
         match cpu.step(&mut ram) {
             StepOutcome::Executed => {}
             StepOutcome::Exception(_) => rep.exceptions += 1,
-            o @ (StepOutcome::Halted | StepOutcome::TripleFault(_) | StepOutcome::Unhandled(_)) => {
+            o @ (StepOutcome::Halted | StepOutcome::TripleFault(_)) => {
                 if matches!(o, StepOutcome::Halted) {
                     rep.halts += 1;
                 } else {

@@ -173,6 +173,10 @@ pub struct CpuState {
     pub sysenter_esp: u32,
     /// IA32_SYSENTER_EIP.
     pub sysenter_eip: u32,
+    /// IA32_APIC_BASE: base 0xFEE00000, enabled, bootstrap processor.
+    pub apic_base: u64,
+    /// IA32_BIOS_SIGN_ID (microcode revision in the high dword).
+    pub bios_sign_id: u64,
     /// Set by HLT; cleared by an interrupt or reset.
     pub halted: bool,
     /// The x87 FPU.
@@ -219,6 +223,8 @@ impl CpuState {
             sysenter_cs: 0,
             sysenter_esp: 0,
             sysenter_eip: 0,
+            apic_base: 0xFEE0_0900,
+            bios_sign_id: 0,
             halted: false,
             fpu: crate::fpu::FpuState::default(),
         }

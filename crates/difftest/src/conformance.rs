@@ -150,9 +150,7 @@ impl Runner {
                 // Exactly one instruction (REP counts stay below REP_CHUNK).
                 match self.cpu.step(&mut self.bus) {
                     StepOutcome::Exception(f) => exception = Some(f),
-                    StepOutcome::TripleFault(f) | StepOutcome::Unhandled(f) => {
-                        return Err(format!("shutdown on {f}"))
-                    }
+                    StepOutcome::TripleFault(f) => return Err(format!("shutdown on {f}")),
                     _ => {}
                 }
             }
@@ -165,9 +163,7 @@ impl Runner {
                             break;
                         }
                         StepOutcome::Exception(f) => exception = exception.or(Some(f)),
-                        StepOutcome::TripleFault(f) | StepOutcome::Unhandled(f) => {
-                            return Err(format!("shutdown on {f}"))
-                        }
+                        StepOutcome::TripleFault(f) => return Err(format!("shutdown on {f}")),
                         StepOutcome::Executed => {}
                     }
                 }

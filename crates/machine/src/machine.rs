@@ -12,7 +12,6 @@
 //! | HLT that nothing can end (no interrupt source is wired yet) | 0 |
 //! | triple fault under `--no-reboot` (the reset ends the run) | 0 |
 //! | `--timeout` expired | 124 ([`STATUS_TIMEOUT`], as `timeout(1)`) |
-//! | an exception the CPU cannot deliver yet ([`RunExit::Unhandled`]) | 3 ([`STATUS_UNHANDLED`]) |
 //!
 //! The exit device can never produce 0 (its status is odd), so a test kernel
 //! that reports through it is told apart from every other ending; the
@@ -39,8 +38,6 @@ use thiserror::Error;
 
 /// Exit status when `--timeout` expires.
 pub const STATUS_TIMEOUT: u8 = 124;
-/// Exit status for an exception the CPU could not deliver.
-pub const STATUS_UNHANDLED: u8 = 3;
 
 /// Instructions between checks of the wall clock and of serial input.
 const BATCH: u64 = 1 << 16;
@@ -120,15 +117,6 @@ pub enum RunExit {
         /// EIP at the time.
         eip: u32,
     },
-    /// An exception the CPU cannot deliver in protected mode yet.
-    Unhandled {
-        /// The exception.
-        fault: Fault,
-        /// CS selector of the faulting instruction.
-        cs: u16,
-        /// EIP of the faulting instruction.
-        eip: u32,
-    },
 }
 
 impl RunExit {
@@ -138,7 +126,6 @@ impl RunExit {
             RunExit::ExitDevice(s) => s as u8,
             RunExit::Timeout => STATUS_TIMEOUT,
             RunExit::InstructionLimit | RunExit::Halted { .. } | RunExit::TripleFault { .. } => 0,
-            RunExit::Unhandled { .. } => STATUS_UNHANDLED,
         }
     }
 }
@@ -161,10 +148,6 @@ impl std::fmt::Display for RunExit {
             RunExit::TripleFault { fault, cs, eip } => write!(
                 f,
                 "triple fault ({fault} could not be delivered) at {cs:04x}:{eip:08x}; --no-reboot ends the run"
-            ),
-            RunExit::Unhandled { fault, cs, eip } => write!(
-                f,
-                "{fault} at {cs:04x}:{eip:08x} could not be delivered: protected-mode exception delivery is not implemented yet"
             ),
         }
     }
@@ -337,14 +320,6 @@ impl Machine {
                         }
                         // The budget counts from power-on, across resets.
                         self.cpu.icount = icount;
-                    }
-                    StepOutcome::Unhandled(fault) => {
-                        let s = &self.cpu.state;
-                        return RunExit::Unhandled {
-                            fault,
-                            cs: s.seg(SegReg::Cs).selector,
-                            eip: s.eip,
-                        };
                     }
                 }
             }

@@ -9,7 +9,7 @@
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use morph86_devices::{OutputSink, SerialBackend};
-use morph86_machine::{Machine, MachineConfig, RunExit, RunLimits};
+use morph86_machine::{Machine, MachineConfig, RunLimits};
 use std::io::Read;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -151,10 +151,7 @@ pub fn run(a: RunArgs) -> Result<ExitCode> {
     let secs = start.elapsed().as_secs_f64();
     let icount = m.cpu.icount;
     let status = exit.status();
-    match exit {
-        RunExit::Unhandled { .. } => eprintln!("morph86: error: {exit}"),
-        _ => eprintln!("morph86: {exit}"),
-    }
+    eprintln!("morph86: {exit}");
     eprintln!(
         "morph86: {icount} instructions in {secs:.2}s, exit status {status}{}",
         if m.resets() > 0 {

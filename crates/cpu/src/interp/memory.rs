@@ -322,7 +322,13 @@ impl Cpu {
 
     /// Checks that every page of the `len`-byte linear range at `lin` allows
     /// the access, so that a multi-part store can fault before writing anything.
-    pub(super) fn probe_lin_range<B: Bus>(&mut self, bus: &mut B, lin: u32, len: u32, write: bool) -> Exec {
+    pub(super) fn probe_lin_range<B: Bus>(
+        &mut self,
+        bus: &mut B,
+        lin: u32,
+        len: u32,
+        write: bool,
+    ) -> Exec {
         let user = self.user();
         let last = lin.wrapping_add(len.max(1) - 1);
         let mut page = lin & !0xFFF;

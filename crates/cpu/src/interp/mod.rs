@@ -37,9 +37,6 @@ pub enum StepOutcome {
     Halted,
     /// An exception could not be delivered (shutdown); the CPU needs a reset.
     TripleFault(Fault),
-    /// An exception in protected mode, whose IDT delivery is not modelled
-    /// yet; EIP points at the faulting instruction.
-    Unhandled(Fault),
 }
 
 /// Interrupt inhibition after STI (interrupts only) or MOV SS / POP SS
@@ -74,6 +71,8 @@ pub struct Cpu {
     pub a20_mask: u32,
     /// Instructions retired.
     pub icount: u64,
+    /// A local APIC is wired to this CPU (CPUID.APIC, IA32_APIC_BASE).
+    pub apic_present: bool,
     cache: DecodeCache,
     /// EIP of the instruction being executed.
     start_eip: u32,
@@ -111,6 +110,7 @@ impl Cpu {
             model,
             a20_mask: model.address_mask(),
             icount: 0,
+            apic_present: false,
             cache: DecodeCache::new(),
             start_eip: 0,
             tlb: crate::mmu::Tlb::new(),

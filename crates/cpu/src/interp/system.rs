@@ -40,6 +40,14 @@ pub mod msr {
     pub const SYSENTER_ESP: u32 = 0x175;
     /// IA32_SYSENTER_EIP.
     pub const SYSENTER_EIP: u32 = 0x176;
+    /// IA32_PLATFORM_ID (read by microcode loaders).
+    pub const PLATFORM_ID: u32 = 0x17;
+    /// IA32_APIC_BASE.
+    pub const APIC_BASE: u32 = 0x1B;
+    /// EBL_CR_POWERON (P6 power-on configuration).
+    pub const EBL_CR_POWERON: u32 = 0x2A;
+    /// IA32_BIOS_SIGN_ID (microcode revision).
+    pub const BIOS_SIGN_ID: u32 = 0x8B;
 }
 
 impl Cpu {
@@ -373,7 +381,16 @@ impl Cpu {
                         u32::from_le_bytes(*b"ntel"),
                         u32::from_le_bytes(*b"ineI"),
                     ),
-                    _ => (CPUID_SIGNATURE, 0, 0, CPUID_FEATURES_EDX),
+                    _ => {
+                        // The APIC bit follows the machine: set only when a
+                        // local APIC is wired and enabled in IA32_APIC_BASE.
+                        let apic = if self.apic_present && self.state.apic_base & (1 << 11) != 0 {
+                            1 << 9
+                        } else {
+                            0
+                        };
+                        (CPUID_SIGNATURE, 0, 0, CPUID_FEATURES_EDX | apic)
+                    }
                 };
                 self.state.regs[reg::EAX] = a;
                 self.state.regs[reg::EBX] = b;
@@ -397,6 +414,9 @@ impl Cpu {
                     msr::SYSENTER_CS => u64::from(self.state.sysenter_cs),
                     msr::SYSENTER_ESP => u64::from(self.state.sysenter_esp),
                     msr::SYSENTER_EIP => u64::from(self.state.sysenter_eip),
+                    msr::PLATFORM_ID | msr::EBL_CR_POWERON => 0,
+                    msr::APIC_BASE if self.apic_present => self.state.apic_base,
+                    msr::BIOS_SIGN_ID => self.state.bios_sign_id,
                     _ => return Err(Fault::GP0),
                 };
                 self.state.regs[reg::EAX] = v as u32;
@@ -412,6 +432,16 @@ impl Cpu {
                     msr::SYSENTER_CS => self.state.sysenter_cs = v as u32,
                     msr::SYSENTER_ESP => self.state.sysenter_esp = v as u32,
                     msr::SYSENTER_EIP => self.state.sysenter_eip = v as u32,
+                    msr::APIC_BASE if self.apic_present => {
+                        // Base (bits 12-35, 32-bit physical here), enable (11), BSP (8, read-only).
+                        if v & !0xFFFF_F900 != 0 {
+                            return Err(Fault::GP0);
+                        }
+                        self.state.apic_base = (v & 0xFFFF_F800) | (self.state.apic_base & 0x100);
+                    }
+                    // Writing 0 before CPUID latches the microcode revision (reads as 0 here).
+                    msr::BIOS_SIGN_ID => self.state.bios_sign_id = 0,
+                    msr::EBL_CR_POWERON => {}
                     _ => return Err(Fault::GP0),
                 }
                 Ok(())

@@ -32,10 +32,7 @@ fn run_to_halt(cpu: &mut Cpu, ram: &mut FlatRam) -> Vec<StepOutcome> {
     for _ in 0..10_000 {
         let o = cpu.step(ram);
         out.push(o);
-        if matches!(
-            o,
-            StepOutcome::Halted | StepOutcome::TripleFault(_) | StepOutcome::Unhandled(_)
-        ) {
+        if matches!(o, StepOutcome::Halted | StepOutcome::TripleFault(_)) {
             break;
         }
     }
@@ -197,10 +194,7 @@ fn random_bytes_never_panic() {
                 cpu.state.set_flat32(round % 4 == 0);
             }
             for _ in 0..2000 {
-                if let StepOutcome::Halted
-                | StepOutcome::TripleFault(_)
-                | StepOutcome::Unhandled(_) = cpu.step(&mut ram)
-                {
+                if let StepOutcome::Halted | StepOutcome::TripleFault(_) = cpu.step(&mut ram) {
                     break;
                 }
             }

@@ -78,10 +78,7 @@ fn run(cpu: &mut Cpu, ram: &mut FlatRam) -> Vec<StepOutcome> {
     for _ in 0..1000 {
         let o = cpu.step(ram);
         out.push(o);
-        if matches!(
-            o,
-            StepOutcome::Halted | StepOutcome::TripleFault(_) | StepOutcome::Unhandled(_)
-        ) {
+        if matches!(o, StepOutcome::Halted | StepOutcome::TripleFault(_)) {
             break;
         }
     }
