@@ -111,6 +111,67 @@ pub fn paged_machine(code: &[u8]) -> (Cpu, FlatRam) {
     (cpu, ram)
 }
 
+/// Page directories of [`context_switch_mix`]: two copies of the same map.
+pub const SWITCH_DIRS: [u32; 2] = [0x10_0000, 0x10_9000];
+
+/// Two "processes" taking turns: load CR3 with one directory, touch
+/// `pages` pages, switch to the other, touch them again; `rounds` times.
+/// Both directories map the same pages, so every TLB miss after a switch is
+/// a refill that cached address spaces can avoid. Needs [`paged_machine`]
+/// plus [`add_second_directory`].
+pub fn context_switch_mix(pages: u32, rounds: u32) -> Vec<u8> {
+    let mut c = vec![0xB9];
+    c.extend(rounds.to_le_bytes()); // mov ecx, rounds
+    let top = c.len();
+    let mut calls = Vec::new();
+    for dir in SWITCH_DIRS {
+        c.push(0xB8);
+        c.extend(dir.to_le_bytes()); // mov eax, dir
+        c.extend([0x0F, 0x22, 0xD8]); // mov cr3, eax
+        c.push(0xE8); // call touch
+        calls.push(c.len());
+        c.extend([0, 0, 0, 0]);
+    }
+    c.push(0x49); // dec ecx
+    c.push(0x0F);
+    c.push(0x85); // jnz top
+    let rel = top as i32 - (c.len() as i32 + 4);
+    c.extend(rel.to_le_bytes());
+    c.push(0xF4); // hlt
+    let touch = c.len();
+    for at in calls {
+        let rel = touch as i32 - (at as i32 + 4);
+        c[at..at + 4].copy_from_slice(&rel.to_le_bytes());
+    }
+    c.extend([0xBE, 0x00, 0x00, 0x40, 0x00]); // mov esi, 0x400000
+    c.push(0xBA);
+    c.extend(pages.to_le_bytes()); // mov edx, pages
+    c.extend([0x8B, 0x06]); // t: mov eax,[esi]
+    c.extend([0x81, 0xC6, 0x00, 0x10, 0x00, 0x00]); // add esi, 0x1000
+    c.extend([0x4A, 0x75, 0xF5]); // dec edx; jnz t
+    c.push(0xC3); // ret
+    c
+}
+
+/// Copies the directory of [`paged_machine`] to the second address of
+/// [`SWITCH_DIRS`] and gives the CPU a stack.
+pub fn add_second_directory(cpu: &mut Cpu, ram: &mut FlatRam) {
+    let (a, b) = (SWITCH_DIRS[0] as usize, SWITCH_DIRS[1] as usize);
+    let bytes = ram.bytes_mut();
+    bytes.copy_within(a..a + 4096, b);
+    cpu.state.regs[4] = 0x8_0000;
+}
+
+/// TLB misses per address-space switch on [`context_switch_mix`] with a TLB
+/// that keeps `spaces` address spaces (1: a plain TLB).
+pub fn refills_per_switch(spaces: usize, pages: u32, rounds: u32) -> f64 {
+    let (mut cpu, mut ram) = paged_machine(&context_switch_mix(pages, rounds));
+    add_second_directory(&mut cpu, &mut ram);
+    cpu.tlb = morph86_cpu::mmu::Tlb::with_spaces(spaces);
+    run_to_halt(&mut cpu, &mut ram);
+    cpu.tlb.misses as f64 / cpu.tlb.switches.max(1) as f64
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -133,5 +194,19 @@ mod tests {
         let (mut cpu, mut ram) = paged_machine(&paging_mix(256, 8));
         run_to_halt(&mut cpu, &mut ram);
         assert!(cpu.tlb.hits > 10 * cpu.tlb.misses);
+    }
+
+    #[test]
+    fn cached_address_spaces_avoid_refills_after_switches() {
+        let plain = refills_per_switch(1, 64, 50);
+        let shadow = refills_per_switch(4, 64, 50);
+        assert!(
+            plain > 60.0,
+            "a plain TLB refills every page after a switch: {plain}"
+        );
+        assert!(
+            shadow < 5.0,
+            "cached spaces refill almost nothing: {shadow}"
+        );
     }
 }
