@@ -42,7 +42,11 @@ pub struct AcpiPm {
 impl AcpiPm {
     /// A PM block whose S5 sleep type (from the DSDT's `\_S5`) is `s5_type`.
     pub fn new(time: TimeSource, s5_type: u8) -> AcpiPm {
-        AcpiPm { state: AcpiPmState::default(), time, s5_type }
+        AcpiPm {
+            state: AcpiPmState::default(),
+            time,
+            s5_type,
+        }
     }
 
     /// True (once) after the guest asked for S5, i.e. power-off.
@@ -124,7 +128,8 @@ mod tests {
         let mut pm = AcpiPm::new(TimeSource::new(), 0);
         pm.pio_write(4, 2, 1); // SCI_EN
         assert!(!pm.take_poweroff_request());
-        pm.pio_write(4, 2, 1 | (0 << 10) | (1 << 13));
+        // SLP_TYP 0 (our S5) with SLP_EN.
+        pm.pio_write(4, 2, 1 | (1 << 13));
         assert!(pm.take_poweroff_request());
         assert!(!pm.take_poweroff_request());
         assert_eq!(pm.pio_read(4, 2) & (1 << 13), 0);
@@ -137,7 +142,10 @@ mod tests {
         let a = pm.pio_read(8, 4);
         t.set(1_000_000_000);
         let b = pm.pio_read(8, 4);
-        assert_eq!((b.wrapping_sub(a)) & 0xFF_FFFF, (PM_TIMER_HZ & 0xFF_FFFF) as u32);
+        assert_eq!(
+            (b.wrapping_sub(a)) & 0xFF_FFFF,
+            (PM_TIMER_HZ & 0xFF_FFFF) as u32
+        );
     }
 
     #[test]
