@@ -48,6 +48,7 @@ fn run_kernel(name: &str) {
         serial: SerialBackend::buffer(serial.clone(), None),
         debugcon: None,
         no_reboot: true,
+        ..Default::default()
     })
     .expect("machine");
     m.boot_multiboot(kernel, "", vec![]).expect("kernel loads");

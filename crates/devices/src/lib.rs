@@ -22,6 +22,7 @@ pub mod rtc;
 pub mod sysctl;
 pub mod uart;
 
+pub use acpi_pm::AcpiPm;
 pub use apic::{LintAction, LocalApic, LocalApicState};
 pub use bus::{DeviceId, IoBus, MmioDevice, PioDevice};
 pub use clock::{Nanos, TimeSource, Timed};

@@ -23,7 +23,8 @@ impl SharedBuffer {
     pub fn text(&self) -> String {
         String::from_utf8_lossy(&self.contents()).into_owned()
     }
-    fn push(&self, b: u8) {
+    /// Appends one byte.
+    pub fn push(&self, b: u8) {
         if let Ok(mut v) = self.0.lock() {
             v.push(b);
         }

@@ -110,6 +110,8 @@ pub struct SerialBackend {
     pub out: OutputSink,
     /// Bytes to receive, if any source is attached.
     pub input: Option<Receiver<u8>>,
+    /// A copy of every transmitted byte (for `--exit-on-serial` and tests).
+    pub tap: Option<SharedBuffer>,
 }
 
 impl SerialBackend {
@@ -123,6 +125,7 @@ impl SerialBackend {
         SerialBackend {
             out: OutputSink::Stdout,
             input,
+            tap: None,
         }
     }
     /// Output to a file (created or truncated).
@@ -130,6 +133,7 @@ impl SerialBackend {
         Ok(SerialBackend {
             out: OutputSink::file(path)?,
             input: None,
+            tap: None,
         })
     }
     /// Output to a shared buffer, input from an optional channel (tests).
@@ -137,6 +141,7 @@ impl SerialBackend {
         SerialBackend {
             out: OutputSink::Buffer(buf),
             input,
+            tap: None,
         }
     }
 }
@@ -150,6 +155,11 @@ pub struct Uart16550 {
 }
 
 impl Uart16550 {
+    /// The back end (to attach a tap, for example).
+    pub fn backend_mut(&mut self) -> &mut SerialBackend {
+        &mut self.backend
+    }
+
     /// A UART in its reset state, attached to `backend`.
     pub fn new(backend: SerialBackend) -> Uart16550 {
         Uart16550 {
@@ -241,6 +251,9 @@ impl Uart16550 {
             }
         } else {
             self.backend.out.write_byte(b);
+            if let Some(t) = &self.backend.tap {
+                t.push(b);
+            }
         }
         // The byte left THR at once: THR is empty again.
         self.state.thre_pending = true;

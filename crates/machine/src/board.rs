@@ -1,9 +1,12 @@
-//! The board: what the CPU's [`Bus`] reaches — RAM and the I/O bus.
+//! The board: what the CPU's [`Bus`] reaches — RAM, the I/O bus, and the
+//! memory-mapped local APIC and I/O APIC.
 
 use morph86_cpu::{Bus, FlatRam};
-use morph86_devices::IoBus;
+use morph86_devices::apic::{LAPIC_BASE, LAPIC_SIZE};
+use morph86_devices::ioapic::{IOAPIC_BASE, IOAPIC_SIZE};
+use morph86_devices::{IoApic, IoBus, LocalApic, MmioDevice, TimeSource};
 
-/// RAM plus the I/O bus, as the CPU sees them.
+/// RAM plus the I/O bus and the APICs, as the CPU sees them.
 ///
 /// This is the `Bus` the machine hands to `Cpu::step`; it is a separate
 /// struct from [`crate::Machine`] so that the CPU and the bus can be
@@ -11,48 +14,125 @@ use morph86_devices::IoBus;
 pub struct Board {
     /// Guest RAM from physical address 0.
     pub ram: FlatRam,
-    /// Port (and later memory-mapped) devices.
+    /// Port devices.
     pub io: IoBus,
-    /// Set by every port write; the run loop clears it and then checks the
-    /// devices that can stop the machine, so it only looks when something
-    /// could have changed.
+    /// The local APIC (memory-mapped at 0xFEE00000).
+    pub lapic: LocalApic,
+    /// The I/O APIC (memory-mapped at 0xFEC00000).
+    pub ioapic: IoApic,
+    /// Virtual time as the devices see it.
+    pub time: TimeSource,
+    /// Set by every port or APIC write; the run loop clears it and then
+    /// re-evaluates interrupt lines and stop conditions, so it only looks
+    /// when something could have changed.
     pub(crate) io_written: bool,
 }
 
+/// Which memory-mapped device an address hits.
+enum Mmio {
+    Lapic(u64),
+    Ioapic(u64),
+    None,
+}
+
+#[inline]
+fn mmio(addr: u32) -> Mmio {
+    let a = u64::from(addr);
+    if (LAPIC_BASE..LAPIC_BASE + LAPIC_SIZE).contains(&a) {
+        Mmio::Lapic(a - LAPIC_BASE)
+    } else if (IOAPIC_BASE..IOAPIC_BASE + IOAPIC_SIZE).contains(&a) {
+        Mmio::Ioapic(a - IOAPIC_BASE)
+    } else {
+        Mmio::None
+    }
+}
+
 impl Board {
-    /// A board with `ram_bytes` of RAM and no devices.
+    /// A board with `ram_bytes` of RAM, no port devices and the APICs in
+    /// their reset state.
     pub fn new(ram_bytes: usize) -> Board {
+        let time = TimeSource::new();
         Board {
             ram: FlatRam::new(ram_bytes),
             io: IoBus::new(),
+            lapic: LocalApic::new(0, morph86_devices::apic::DEFAULT_TIMER_HZ, time.clone()),
+            ioapic: IoApic::new(1),
+            time,
             io_written: false,
         }
+    }
+
+    #[inline]
+    fn beyond_ram(&self, addr: u32) -> bool {
+        addr as usize >= self.ram.len()
+    }
+
+    fn mmio_read(&mut self, addr: u32, size: u8) -> Option<u32> {
+        match mmio(addr) {
+            Mmio::Lapic(o) => Some(self.lapic.mmio_read(o, size) as u32),
+            Mmio::Ioapic(o) => Some(self.ioapic.mmio_read(o, size) as u32),
+            Mmio::None => None,
+        }
+    }
+
+    fn mmio_write(&mut self, addr: u32, size: u8, v: u32) -> bool {
+        match mmio(addr) {
+            Mmio::Lapic(o) => self.lapic.mmio_write(o, size, u64::from(v)),
+            Mmio::Ioapic(o) => self.ioapic.mmio_write(o, size, u64::from(v)),
+            Mmio::None => return false,
+        }
+        self.io_written = true;
+        true
     }
 }
 
 impl Bus for Board {
     #[inline]
     fn read_u8(&mut self, addr: u32) -> u8 {
+        if self.beyond_ram(addr) {
+            if let Some(v) = self.mmio_read(addr, 1) {
+                return v as u8;
+            }
+        }
         Bus::read_u8(&mut self.ram, addr)
     }
     #[inline]
     fn write_u8(&mut self, addr: u32, value: u8) {
+        if self.beyond_ram(addr) && self.mmio_write(addr, 1, u32::from(value)) {
+            return;
+        }
         Bus::write_u8(&mut self.ram, addr, value)
     }
     #[inline]
     fn read_u16(&mut self, addr: u32) -> u16 {
+        if self.beyond_ram(addr) {
+            if let Some(v) = self.mmio_read(addr, 2) {
+                return v as u16;
+            }
+        }
         Bus::read_u16(&mut self.ram, addr)
     }
     #[inline]
     fn read_u32(&mut self, addr: u32) -> u32 {
+        if self.beyond_ram(addr) {
+            if let Some(v) = self.mmio_read(addr, 4) {
+                return v;
+            }
+        }
         Bus::read_u32(&mut self.ram, addr)
     }
     #[inline]
     fn write_u16(&mut self, addr: u32, value: u16) {
+        if self.beyond_ram(addr) && self.mmio_write(addr, 2, u32::from(value)) {
+            return;
+        }
         Bus::write_u16(&mut self.ram, addr, value)
     }
     #[inline]
     fn write_u32(&mut self, addr: u32, value: u32) {
+        if self.beyond_ram(addr) && self.mmio_write(addr, 4, value) {
+            return;
+        }
         Bus::write_u32(&mut self.ram, addr, value)
     }
     fn io_read(&mut self, port: u16, size: u8) -> u32 {
@@ -64,11 +144,20 @@ impl Bus for Board {
     }
     #[inline]
     fn page_ptr(&mut self, page: u32, write: bool) -> Option<*mut u8> {
+        // Pages beyond RAM (the APICs, open bus) never get host pointers.
         Bus::page_ptr(&mut self.ram, page, write)
     }
     #[inline]
     fn map_epoch(&self) -> u64 {
         Bus::map_epoch(&self.ram)
+    }
+    #[inline]
+    fn mark_page_table(&mut self, page: u32) {
+        Bus::mark_page_table(&mut self.ram, page)
+    }
+    #[inline]
+    fn take_pt_writes(&mut self, out: &mut Vec<u32>) {
+        Bus::take_pt_writes(&mut self.ram, out)
     }
     #[inline]
     fn mark_code_page(&mut self, page: u32) {

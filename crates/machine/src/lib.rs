@@ -4,10 +4,16 @@
 //! The CPU sees only [`Board`] through the `morph86_cpu::Bus` trait; devices
 //! see only the I/O bus. [`Machine`] owns both and decides when to stop.
 
+pub mod acpi;
 pub mod board;
+pub mod linux;
 pub mod machine;
+pub mod mptable;
 pub mod multiboot;
+pub mod pc_boot;
 
 pub use board::Board;
-pub use machine::{Machine, MachineConfig, MachineError, RunExit, RunLimits, STATUS_TIMEOUT};
+pub use machine::{
+    ClockMode, Machine, MachineConfig, MachineError, RunExit, RunLimits, STATUS_TIMEOUT,
+};
 pub use multiboot::{BootInfo, Module, MultibootError};

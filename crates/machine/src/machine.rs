@@ -1,37 +1,59 @@
-//! The machine: CPU + board + devices, the run loop and its stop conditions.
+//! The machine: CPU + board + devices, virtual time, interrupt routing, the
+//! run loop and its stop conditions.
+//!
+//! # Time
+//!
+//! Virtual time advances one nanosecond per retired instruction (a 1 GHz
+//! guest clock that also drives the TSC), plus the time skipped while the
+//! CPU is halted: a halted CPU jumps straight to the next device deadline.
+//! So the same inputs give the same run, instruction for instruction.
+//! [`ClockMode::Host`] instead follows the host's monotonic clock.
+//!
+//! # Interrupts
+//!
+//! Devices raise lines that go both to the 8259A pair and to the I/O APIC
+//! (ISA IRQ 0 arrives at I/O APIC pin 2, as the MADT says). The PIC's output
+//! reaches the CPU through the local APIC's LINT0 (programmed for ExtINT at
+//! power-on, as firmware would: "virtual wire" mode), the I/O APIC through
+//! the local APIC's message path. Lines are re-evaluated after each port or
+//! APIC write and at each device deadline, never on every instruction.
 //!
 //! # Exit statuses
 //!
-//! [`RunExit::status`] maps how a run ended to a process exit status, which
-//! the `morph86 run` command returns:
+//! [`RunExit::status`] maps how a run ended to a process exit status:
 //!
 //! | how the run ended | status |
 //! |---|---|
 //! | the guest wrote `v` to the exit device (port 0xF4) | `(v << 1) \| 1`, truncated to 8 bits by the OS |
+//! | the guest powered off through ACPI (S5) | 0 |
+//! | a guest reset (or triple fault) under `--no-reboot` | 0 |
+//! | `--exit-on-serial` matched | 0 |
 //! | `--stop-at insns:N` reached | 0 |
-//! | HLT that nothing can end (no interrupt source is wired yet) | 0 |
-//! | triple fault under `--no-reboot` (the reset ends the run) | 0 |
+//! | HLT with interrupts disabled and nothing left to wake the CPU | 0 |
 //! | `--timeout` expired | 124 ([`STATUS_TIMEOUT`], as `timeout(1)`) |
 //!
-//! The exit device can never produce 0 (its status is odd), so a test kernel
-//! that reports through it is told apart from every other ending; the
-//! Multiboot test kernels write 0x10 (status 33) when every test passed and
-//! 0x11 (status 35) otherwise.
-//!
-//! Without `--no-reboot`, a triple fault resets the machine: the CPU returns
-//! to its reset state and the kernel is loaded and entered again, as QEMU
-//! does for a `-kernel` boot.
+//! Without `--no-reboot`, a triple fault or a reset request resets the
+//! machine: the CPU and devices return to their reset state and the kernel
+//! is loaded and entered again, as QEMU does for a `-kernel` boot.
 
 use crate::board::Board;
 use crate::multiboot::{self, BootInfo, Module, MultibootError};
 use morph86_cpu::{Cpu, CpuModel, Fault, SegReg, StepOutcome};
+use morph86_devices::acpi_pm::PM_IO_LEN;
 use morph86_devices::bus::BusError;
 use morph86_devices::debugcon::DEBUGCON_PORT;
 use morph86_devices::exit::EXIT_PORT;
+use morph86_devices::i8042::{I8042_COMMAND_PORT, I8042_DATA_PORT};
+use morph86_devices::ioapic::Delivery;
+use morph86_devices::pci::PCI_CONFIG_PORT;
 use morph86_devices::post::POST_PORT;
+use morph86_devices::rtc::{RTC_PORT, RTC_PORTS};
+use morph86_devices::sysctl::SYSTEM_CONTROL_A_PORT;
 use morph86_devices::uart::{UartState, COM1_PORT};
 use morph86_devices::{
-    DebugCon, DebugExit, DeviceId, OutputSink, PostPort, SerialBackend, Uart16550,
+    AcpiPm, DebugCon, DebugExit, DeviceId, I8042Port, OutputSink, PciHost, Pic8259Pair, Pit8254,
+    PostPort, Rtc146818, RtcStart, SerialBackend, SharedBuffer, SharedI8042, SharedPic, SharedPit,
+    SystemControlA, Timed, Uart16550, I8042,
 };
 use std::time::{Duration, Instant};
 use thiserror::Error;
@@ -42,28 +64,35 @@ pub const STATUS_TIMEOUT: u8 = 124;
 /// Instructions between checks of the wall clock and of serial input.
 const BATCH: u64 = 1 << 16;
 
+/// I/O base of the ACPI PM registers (the FADT points here).
+pub const ACPI_PM_BASE: u16 = 0xB000;
+
+/// The other three serial ports: (base, IRQ). COM1 is at 0x3F8, IRQ 4.
+const OTHER_COMS: [(u16, u8); 3] = [(0x2F8, 3), (0x3E8, 4), (0x2E8, 3)];
+
+/// Where virtual time comes from.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ClockMode {
+    /// One nanosecond per instruction, halted time skipped: deterministic.
+    #[default]
+    Virtual,
+    /// The host's monotonic clock (halted time passes in real time).
+    Host,
+}
+
 /// How to build a machine.
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub struct MachineConfig {
-    /// RAM in MiB.
+    /// RAM in MiB (0 means the default, 128).
     pub memory_mib: u32,
     /// COM1's back end.
     pub serial: SerialBackend,
     /// The debug console's output (port 0xE9), if one is attached.
     pub debugcon: Option<OutputSink>,
-    /// A triple fault ends the run instead of resetting the machine.
+    /// A triple fault or reset request ends the run instead of resetting.
     pub no_reboot: bool,
-}
-
-impl Default for MachineConfig {
-    fn default() -> Self {
-        MachineConfig {
-            memory_mib: 128,
-            serial: SerialBackend::none(),
-            debugcon: None,
-            no_reboot: false,
-        }
-    }
+    /// Where time comes from.
+    pub clock: ClockMode,
 }
 
 /// Errors building or booting a machine.
@@ -72,12 +101,18 @@ pub enum MachineError {
     /// The kernel could not be loaded.
     #[error(transparent)]
     Multiboot(#[from] MultibootError),
+    /// A Linux kernel could not be loaded.
+    #[error(transparent)]
+    Linux(#[from] crate::linux::LinuxError),
     /// Devices could not be wired.
     #[error("wiring devices: {0}")]
     Bus(#[from] BusError),
     /// The RAM size is unusable.
     #[error("memory size of {0} MiB is out of range (2..=3072)")]
     Memory(u32),
+    /// Firmware tables did not fit.
+    #[error("firmware tables: {0}")]
+    Tables(String),
 }
 
 /// Bounds for [`Machine::run`].
@@ -94,12 +129,18 @@ pub struct RunLimits {
 pub enum RunExit {
     /// The guest wrote the exit device; the value is `(v << 1) | 1`.
     ExitDevice(u32),
+    /// The guest powered off through ACPI.
+    PowerOff,
+    /// The guest asked for a reset (keyboard controller, port 0x92 or
+    /// 0xCF9) under `no_reboot`.
+    Reset,
+    /// The serial watch pattern matched.
+    SerialMatch,
     /// The wall-clock timeout expired.
     Timeout,
     /// The instruction budget was used up.
     InstructionLimit,
-    /// The CPU halted and nothing can wake it: no interrupt source is wired
-    /// to the CPU yet, so this ends the run whatever EFLAGS.IF says.
+    /// The CPU halted with interrupts disabled and nothing can wake it.
     Halted {
         /// CS selector after the HLT.
         cs: u16,
@@ -125,7 +166,7 @@ impl RunExit {
         match *self {
             RunExit::ExitDevice(s) => s as u8,
             RunExit::Timeout => STATUS_TIMEOUT,
-            RunExit::InstructionLimit | RunExit::Halted { .. } | RunExit::TripleFault { .. } => 0,
+            _ => 0,
         }
     }
 }
@@ -134,15 +175,14 @@ impl std::fmt::Display for RunExit {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match *self {
             RunExit::ExitDevice(s) => write!(f, "guest requested exit with status {s}"),
+            RunExit::PowerOff => f.write_str("guest powered off"),
+            RunExit::Reset => f.write_str("guest reset; --no-reboot ends the run"),
+            RunExit::SerialMatch => f.write_str("serial output matched the watch pattern"),
             RunExit::Timeout => f.write_str("timeout expired"),
             RunExit::InstructionLimit => f.write_str("instruction limit reached"),
-            RunExit::Halted {
-                cs,
-                eip,
-                interrupts_enabled,
-            } => write!(
+            RunExit::Halted { cs, eip, interrupts_enabled } => write!(
                 f,
-                "guest halted at {cs:04x}:{eip:08x} with interrupts {} and no interrupt source",
+                "guest halted at {cs:04x}:{eip:08x} with interrupts {} and nothing to wake it",
                 if interrupts_enabled { "enabled" } else { "disabled" }
             ),
             RunExit::TripleFault { fault, cs, eip } => write!(
@@ -154,55 +194,150 @@ impl std::fmt::Display for RunExit {
 }
 
 /// What to load again after a reset.
-struct BootSource {
-    kernel: Vec<u8>,
-    cmdline: String,
-    modules: Vec<Module>,
+enum BootSource {
+    Multiboot {
+        kernel: Vec<u8>,
+        cmdline: String,
+        modules: Vec<Module>,
+    },
+    Linux {
+        kernel: Vec<u8>,
+        initrd: Option<Vec<u8>>,
+        cmdline: String,
+    },
 }
 
-/// A PC: a P6-class CPU, RAM, COM1, the debug console, the POST port and
-/// the exit device.
+/// Handles to the devices the machine talks to directly.
+struct Devices {
+    serial: DeviceId<Uart16550>,
+    coms: Vec<(DeviceId<Uart16550>, u8)>,
+    exit: DeviceId<DebugExit>,
+    debugcon: Option<DeviceId<DebugCon>>,
+    pic: SharedPic,
+    pit: SharedPit,
+    i8042: SharedI8042,
+    rtc: DeviceId<Rtc146818>,
+    pci: DeviceId<PciHost>,
+    sysa: DeviceId<SystemControlA>,
+    pm: DeviceId<AcpiPm>,
+}
+
+/// A PC: a P6-class CPU, RAM, the 8259A pair, the 8254, the RTC, the
+/// 8042, four 16550A UARTs, PCI configuration space, the local and I/O
+/// APICs, ACPI PM registers, the debug console, the POST port and the exit
+/// device.
 pub struct Machine {
     /// The CPU.
     pub cpu: Cpu,
-    /// RAM and the I/O bus.
+    /// RAM, the I/O bus and the APICs.
     pub board: Board,
-    serial: DeviceId<Uart16550>,
-    exit: DeviceId<DebugExit>,
-    debugcon: Option<DeviceId<DebugCon>>,
+    dev: Devices,
     no_reboot: bool,
     boot: Option<BootSource>,
     resets: u32,
+    clock: ClockMode,
+    host_start: Instant,
+    /// Virtual time skipped while halted.
+    skipped_ns: u64,
+    a20: bool,
+    apic_enabled: bool,
+    deliveries: Vec<Delivery>,
+    serial_watch: Option<(SharedBuffer, regex::Regex, usize)>,
+}
+
+fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // A panic while a device lock was held cannot leave the device state
+    // half-updated in a way we could repair; carry on with it.
+    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 impl Machine {
-    /// Builds a machine: COM1 at 0x3F8, the POST port at 0x80, the exit
-    /// device at 0xF4 (always present for now) and, if configured, the
-    /// debug console at 0xE9. The CPU is in its reset state.
+    /// Builds a PC. The CPU is in its reset state; the local APIC's LINT0
+    /// and LINT1 are programmed for ExtINT and NMI as firmware leaves them.
     pub fn new(cfg: MachineConfig) -> Result<Machine, MachineError> {
-        if !(2..=3072).contains(&cfg.memory_mib) {
-            return Err(MachineError::Memory(cfg.memory_mib));
+        let mib = if cfg.memory_mib == 0 {
+            128
+        } else {
+            cfg.memory_mib
+        };
+        if !(2..=3072).contains(&mib) {
+            return Err(MachineError::Memory(mib));
         }
-        let mut board = Board::new(cfg.memory_mib as usize * 1024 * 1024);
-        let serial = board
-            .io
-            .register(COM1_PORT, 8, Uart16550::new(cfg.serial))?;
-        board.io.register(POST_PORT, 1, PostPort::new())?;
-        let exit = board.io.register(EXIT_PORT, 4, DebugExit::new())?;
+        let mut board = Board::new(mib as usize * 1024 * 1024);
+        let time = board.time.clone();
+        let io = &mut board.io;
+        let serial = io.register(COM1_PORT, 8, Uart16550::new(cfg.serial))?;
+        let mut coms = Vec::new();
+        for (base, irq) in OTHER_COMS {
+            coms.push((
+                io.register(base, 8, Uart16550::new(SerialBackend::none()))?,
+                irq,
+            ));
+        }
+        io.register(POST_PORT, 1, PostPort::new())?;
+        let exit = io.register(EXIT_PORT, 4, DebugExit::new())?;
         let debugcon = match cfg.debugcon {
-            Some(out) => Some(board.io.register(DEBUGCON_PORT, 1, DebugCon::new(out))?),
+            Some(out) => Some(io.register(DEBUGCON_PORT, 1, DebugCon::new(out))?),
             None => None,
         };
-        Ok(Machine {
+        let pic = Pic8259Pair::new().into_shared();
+        Pic8259Pair::register(&pic, io)?;
+        let pit = Pit8254::new(time.clone()).into_shared();
+        Pit8254::register(&pit, io)?;
+        let i8042: SharedI8042 = std::sync::Arc::new(std::sync::Mutex::new(I8042::new()));
+        io.register(I8042_DATA_PORT, 1, I8042Port::Data(i8042.clone()))?;
+        io.register(I8042_COMMAND_PORT, 1, I8042Port::Command(i8042.clone()))?;
+        let mut rtc = Rtc146818::new(time.clone(), RtcStart::Host);
+        rtc.set_memory_size(640, u64::from(mib) * 1024 - 1024);
+        let rtc = io.register(RTC_PORT, RTC_PORTS, rtc)?;
+        let pci = io.register(
+            PCI_CONFIG_PORT,
+            morph86_devices::pci::PCI_CONFIG_PORTS,
+            PciHost::new(),
+        )?;
+        let sysa = io.register(SYSTEM_CONTROL_A_PORT, 1, SystemControlA::new())?;
+        let pm = io.register(
+            ACPI_PM_BASE,
+            u32::from(PM_IO_LEN),
+            AcpiPm::new(time.clone(), 0),
+        )?;
+        let mut m = Machine {
             cpu: Cpu::new(CpuModel::P6),
             board,
-            serial,
-            exit,
-            debugcon,
+            dev: Devices {
+                serial,
+                coms,
+                exit,
+                debugcon,
+                pic,
+                pit,
+                i8042,
+                rtc,
+                pci,
+                sysa,
+                pm,
+            },
             no_reboot: cfg.no_reboot,
             boot: None,
             resets: 0,
-        })
+            clock: cfg.clock,
+            host_start: Instant::now(),
+            skipped_ns: 0,
+            a20: true,
+            apic_enabled: true,
+            deliveries: Vec::new(),
+            serial_watch: None,
+        };
+        m.reset_platform();
+        Ok(m)
+    }
+
+    /// Ends [`Machine::run`] with [`RunExit::SerialMatch`] once COM1's
+    /// output matches `pattern`.
+    pub fn watch_serial(&mut self, pattern: regex::Regex) {
+        let buf = SharedBuffer::new();
+        self.serial().backend_mut().tap = Some(buf.clone());
+        self.serial_watch = Some((buf, pattern, 0));
     }
 
     /// Loads a Multiboot kernel and sets the CPU to its entry state (see
@@ -213,120 +348,405 @@ impl Machine {
         cmdline: &str,
         modules: Vec<Module>,
     ) -> Result<BootInfo, MachineError> {
-        self.boot = Some(BootSource {
+        self.boot = Some(BootSource::Multiboot {
             kernel,
             cmdline: cmdline.to_string(),
             modules,
         });
-        self.enter_boot()
+        self.enter_boot()?
+            .ok_or_else(|| MultibootError::NoHeader.into())
     }
 
-    fn enter_boot(&mut self) -> Result<BootInfo, MachineError> {
-        let Some(src) = &self.boot else {
-            return Err(MultibootError::NoHeader.into());
-        };
-        let info = multiboot::load(
-            self.board.ram.bytes_mut(),
-            &src.kernel,
-            &src.cmdline,
-            &src.modules,
-        )?;
-        self.reset_cpu();
-        let s = &mut self.cpu.state;
-        s.set_flat32(true);
-        s.eflags = 0x2;
-        s.regs[0] = multiboot::BOOTLOADER_MAGIC;
-        s.regs[3] = info.info_addr;
-        s.eip = info.entry;
-        Ok(info)
+    /// Loads a Linux bzImage (and initrd) with firmware tables (E820, ACPI,
+    /// MP) and sets the CPU to the 32-bit boot protocol entry state.
+    pub fn boot_linux(
+        &mut self,
+        kernel: Vec<u8>,
+        initrd: Option<Vec<u8>>,
+        cmdline: &str,
+    ) -> Result<(), MachineError> {
+        self.boot = Some(BootSource::Linux {
+            kernel,
+            initrd,
+            cmdline: cmdline.to_string(),
+        });
+        self.enter_boot().map(|_| ())
     }
 
-    /// Returns the CPU and devices to their reset state.
-    fn reset_cpu(&mut self) {
+    /// (Re)loads the boot source and enters it; Multiboot returns its info.
+    fn enter_boot(&mut self) -> Result<Option<BootInfo>, MachineError> {
+        self.reset_platform();
+        match &self.boot {
+            None => Err(MultibootError::NoHeader.into()),
+            Some(BootSource::Multiboot {
+                kernel,
+                cmdline,
+                modules,
+            }) => {
+                let info = multiboot::load(self.board.ram.bytes_mut(), kernel, cmdline, modules)?;
+                let s = &mut self.cpu.state;
+                s.set_flat32(true);
+                s.eflags = 0x2;
+                s.regs[0] = multiboot::BOOTLOADER_MAGIC;
+                s.regs[3] = info.info_addr;
+                s.eip = info.entry;
+                Ok(Some(info))
+            }
+            Some(BootSource::Linux {
+                kernel,
+                initrd,
+                cmdline,
+            }) => {
+                crate::pc_boot::load_linux(
+                    &mut self.board.ram,
+                    &mut self.cpu.state,
+                    kernel,
+                    initrd.as_deref(),
+                    cmdline,
+                    ACPI_PM_BASE,
+                )?;
+                Ok(None)
+            }
+        }
+    }
+
+    /// Returns the CPU and every device to the reset state (time goes on).
+    fn reset_platform(&mut self) {
+        let icount = self.cpu.icount;
+        let tsc = self.cpu.state.tsc;
         self.cpu = Cpu::new(CpuModel::P6);
-        self.board.io.get_mut(self.exit).clear();
-        self.board.io.get_mut(self.serial).state = UartState::default();
+        self.cpu.apic_present = true;
+        // Instructions and the TSC keep counting across resets, so virtual time stays monotonic.
+        self.cpu.icount = icount;
+        self.cpu.state.tsc = tsc;
+        let time = self.board.time.clone();
+        let io = &mut self.board.io;
+        io.get_mut(self.dev.exit).clear();
+        io.get_mut(self.dev.serial).state = UartState::default();
+        for (c, _) in &self.dev.coms {
+            io.get_mut(*c).state = UartState::default();
+        }
+        io.get_mut(self.dev.rtc).reset();
+        io.get_mut(self.dev.pci).reset();
+        io.get_mut(self.dev.sysa).reset();
+        io.get_mut(self.dev.pm).state = Default::default();
+        *lock(&self.dev.pic) = Pic8259Pair::new();
+        *lock(&self.dev.pit) = Pit8254::new(time);
+        lock(&self.dev.i8042).reset();
+        self.board.ioapic.reset();
+        self.board.lapic.reset();
+        self.board.lapic.set_global_enable(true);
+        // Firmware leaves LINT0 in ExtINT and LINT1 in NMI mode (virtual wire).
+        self.board.lapic.write_reg(0x350, 0x700);
+        self.board.lapic.write_reg(0x360, 0x400);
+        self.apic_enabled = true;
+        self.a20 = true;
+        self.cpu.a20_mask = u32::MAX;
     }
 
-    /// How many times a triple fault reset the machine.
+    /// How many times the machine was reset.
     pub fn resets(&self) -> u32 {
         self.resets
     }
 
     /// COM1.
     pub fn serial(&mut self) -> &mut Uart16550 {
-        self.board.io.get_mut(self.serial)
+        self.board.io.get_mut(self.dev.serial)
     }
 
     /// The exit device.
     pub fn exit_device(&self) -> &DebugExit {
-        self.board.io.get(self.exit)
+        self.board.io.get(self.dev.exit)
     }
 
     /// Flushes device output (serial, debug console).
     pub fn flush(&mut self) {
         self.serial().flush();
-        if let Some(d) = self.debugcon {
+        if let Some(d) = self.dev.debugcon {
             self.board.io.get_mut(d).flush();
         }
+    }
+
+    /// The current virtual time.
+    pub fn now(&self) -> u64 {
+        match self.clock {
+            ClockMode::Virtual => self.cpu.icount + self.skipped_ns,
+            ClockMode::Host => self.host_start.elapsed().as_nanos() as u64,
+        }
+    }
+
+    /// The earliest device deadline.
+    fn next_deadline(&mut self) -> Option<u64> {
+        let pit = lock(&self.dev.pit).next_deadline();
+        let rtc = self.board.io.get(self.dev.rtc).next_deadline();
+        let lapic = self.board.lapic.next_deadline();
+        [pit, rtc, lapic].into_iter().flatten().min()
+    }
+
+    /// Brings devices up to `now`, routes their interrupt lines and applies
+    /// the A20 gate. Returns a stop condition raised by a device.
+    fn service_devices(&mut self, now: u64) -> Option<RunExit> {
+        self.board.time.set(now);
+        let mut lines = [None::<bool>; 16];
+        {
+            let mut pit = lock(&self.dev.pit);
+            pit.advance(now);
+            if pit.take_irq0_edges() > 0 {
+                drop(pit);
+                lock(&self.dev.pic).pulse_irq(0);
+                self.board.ioapic.set_irq(2, true);
+                self.board.ioapic.set_irq(2, false);
+            }
+        }
+        let rtc = self.board.io.get_mut(self.dev.rtc);
+        rtc.advance(now);
+        lines[8] = Some(rtc.irq_pending());
+        self.board.lapic.advance(now);
+        let com1 = self.board.io.get_mut(self.dev.serial);
+        com1.poll_input();
+        let mut com_irq = [false; 16];
+        com_irq[4] |= com1.irq_pending();
+        for (c, irq) in self.dev.coms.clone() {
+            com_irq[irq as usize] |= self.board.io.get(c).irq_pending();
+        }
+        lines[4] = Some(com_irq[4]);
+        lines[3] = Some(com_irq[3]);
+        {
+            let k = lock(&self.dev.i8042);
+            lines[1] = Some(k.irq1());
+            lines[12] = Some(k.irq12());
+        }
+        {
+            let mut pic = lock(&self.dev.pic);
+            for (n, l) in lines.iter().enumerate() {
+                if let Some(level) = *l {
+                    pic.set_irq(n as u8, level);
+                }
+            }
+        }
+        for (n, l) in lines.iter().enumerate() {
+            if let Some(level) = *l {
+                self.board.ioapic.set_irq(n as u8, level);
+            }
+        }
+        // EOIs of level-triggered vectors go back to the I/O APIC.
+        while let Some(v) = self.board.lapic.take_eoi_for_level() {
+            self.board.ioapic.eoi(v);
+        }
+        self.board.ioapic.take_deliveries(&mut self.deliveries);
+        for d in self.deliveries.drain(..) {
+            self.board.lapic.deliver(&d);
+        }
+        let intr = lock(&self.dev.pic).interrupt_pending();
+        self.board.lapic.lint0(intr);
+        // IA32_APIC_BASE.EN follows the CPU's MSR.
+        let en = self.cpu.state.apic_base & (1 << 11) != 0;
+        if en != self.apic_enabled {
+            self.apic_enabled = en;
+            self.board.lapic.set_global_enable(en);
+        }
+        // The A20 gate: the 8042's output port or port 0x92.
+        let a20 =
+            lock(&self.dev.i8042).a20_enabled() || self.board.io.get(self.dev.sysa).a20_enabled();
+        if a20 != self.a20 {
+            self.a20 = a20;
+            self.cpu.a20_mask = if a20 { u32::MAX } else { !(1 << 20) };
+            self.cpu.flush_tlb();
+            self.cpu.flush_decode_cache();
+        }
+        let reset = lock(&self.dev.i8042).take_reset_request()
+            | self.board.io.get_mut(self.dev.sysa).take_reset_request()
+            | self.board.io.get_mut(self.dev.pci).take_reset_request();
+        if reset {
+            return Some(RunExit::Reset);
+        }
+        if self.board.io.get_mut(self.dev.pm).take_poweroff_request() {
+            return Some(RunExit::PowerOff);
+        }
+        if let Some(s) = self.exit_device().status() {
+            return Some(RunExit::ExitDevice(s));
+        }
+        None
+    }
+
+    /// Delivers a pending interrupt if the CPU accepts one; returns the
+    /// outcome when something was delivered.
+    fn deliver_interrupt(&mut self) -> Option<StepOutcome> {
+        if self.board.lapic.take_nmi() {
+            return Some(self.cpu.inject_interrupt(&mut self.board, 2));
+        }
+        if !self.cpu.interrupts_enabled() {
+            return None;
+        }
+        let vector = if self.board.lapic.pending_interrupt().is_some() {
+            self.board.lapic.acknowledge()
+        } else if self.board.lapic.extint_pending() {
+            self.board.lapic.acknowledge_extint();
+            let v = lock(&self.dev.pic).acknowledge();
+            let intr = lock(&self.dev.pic).interrupt_pending();
+            self.board.lapic.lint0(intr);
+            v
+        } else {
+            return None;
+        };
+        Some(self.cpu.inject_interrupt(&mut self.board, vector))
+    }
+
+    /// Handles a guest reset or triple fault: ends the run under
+    /// `no_reboot`, otherwise boots again.
+    fn guest_reset(&mut self, why: RunExit) -> Option<RunExit> {
+        if self.no_reboot || self.boot.is_none() {
+            return Some(why);
+        }
+        tracing::warn!("{why}: resetting");
+        self.resets += 1;
+        if self.enter_boot().is_err() {
+            return Some(why);
+        }
+        None
     }
 
     /// Runs until a stop condition (see [`RunExit`]).
     pub fn run(&mut self, limits: RunLimits) -> RunExit {
         let start = Instant::now();
+        let mut last_check = self.cpu.icount;
         loop {
-            let batch_end = match limits.max_insns {
-                Some(n) if self.cpu.icount >= n => return RunExit::InstructionLimit,
-                Some(n) => n.min(self.cpu.icount + BATCH),
-                None => self.cpu.icount + BATCH,
-            };
-            while self.cpu.icount < batch_end {
-                let outcome = self.cpu.step(&mut self.board);
-                if self.board.io_written {
-                    self.board.io_written = false;
-                    if let Some(s) = self.exit_device().status() {
-                        return RunExit::ExitDevice(s);
+            if let Some(n) = limits.max_insns {
+                if self.cpu.icount >= n {
+                    return RunExit::InstructionLimit;
+                }
+            }
+            if self.cpu.icount - last_check >= BATCH || self.cpu.state.halted {
+                last_check = self.cpu.icount;
+                if limits.timeout.is_some_and(|t| start.elapsed() >= t) {
+                    return RunExit::Timeout;
+                }
+                if let Some((buf, re, seen)) = &mut self.serial_watch {
+                    let text = buf.contents();
+                    if text.len() != *seen {
+                        *seen = text.len();
+                        if re.is_match(&String::from_utf8_lossy(&text)) {
+                            return RunExit::SerialMatch;
+                        }
                     }
                 }
-                match outcome {
-                    StepOutcome::Executed => {}
-                    StepOutcome::Exception(f) => {
-                        let s = &self.cpu.state;
-                        tracing::debug!(
-                            "exception {f} delivered; handler at {:04x}:{:08x}",
-                            s.seg(SegReg::Cs).selector,
-                            s.eip
-                        );
+            }
+            let now = self.now();
+            if let Some(exit) = self.service_devices(now) {
+                match exit {
+                    RunExit::Reset => match self.guest_reset(RunExit::Reset) {
+                        Some(e) => return e,
+                        None => continue,
+                    },
+                    e => return e,
+                }
+            }
+            if let Some(outcome) = self.deliver_interrupt() {
+                if let StepOutcome::TripleFault(fault) = outcome {
+                    let s = &self.cpu.state;
+                    let why = RunExit::TripleFault {
+                        fault,
+                        cs: s.seg(SegReg::Cs).selector,
+                        eip: s.eip,
+                    };
+                    if let Some(e) = self.guest_reset(why) {
+                        return e;
                     }
-                    StepOutcome::Halted => {
+                }
+                continue;
+            }
+            if self.cpu.state.halted {
+                let deadline = self.next_deadline();
+                let interruptible = self.cpu.state.eflags & (1 << 9) != 0;
+                match deadline {
+                    Some(d) if interruptible => {
+                        self.idle_until(now, d, limits.timeout.map(|t| start + t));
+                        continue;
+                    }
+                    _ if interruptible && self.serial_watch.is_some() => {
+                        // Only input can wake the CPU now; wait for it in host time.
+                        std::thread::sleep(Duration::from_millis(1));
+                        continue;
+                    }
+                    _ => {
                         let s = &self.cpu.state;
                         return RunExit::Halted {
                             cs: s.seg(SegReg::Cs).selector,
                             eip: s.eip,
-                            interrupts_enabled: s.eflags & (1 << 9) != 0,
+                            interrupts_enabled: interruptible,
                         };
-                    }
-                    StepOutcome::TripleFault(fault) => {
-                        let s = &self.cpu.state;
-                        let (cs, eip) = (s.seg(SegReg::Cs).selector, s.eip);
-                        if self.no_reboot || self.boot.is_none() {
-                            return RunExit::TripleFault { fault, cs, eip };
-                        }
-                        tracing::warn!("triple fault ({fault}) at {cs:04x}:{eip:08x}: resetting");
-                        self.resets += 1;
-                        let icount = self.cpu.icount;
-                        if self.enter_boot().is_err() {
-                            return RunExit::TripleFault { fault, cs, eip };
-                        }
-                        // The budget counts from power-on, across resets.
-                        self.cpu.icount = icount;
                     }
                 }
             }
-            if limits.timeout.is_some_and(|t| start.elapsed() >= t) {
-                return RunExit::Timeout;
+            // Run until the next deadline, a device access, or the batch end.
+            let mut budget = BATCH;
+            if let Some(d) = self.next_deadline() {
+                budget = budget.min(d.saturating_sub(now).max(1));
             }
-            self.serial().poll_input();
+            if let Some(n) = limits.max_insns {
+                budget = budget.min(n - self.cpu.icount);
+            }
+            let end = self.cpu.icount + budget;
+            while self.cpu.icount < end {
+                if self.clock == ClockMode::Virtual {
+                    self.board.time.set(self.cpu.icount + self.skipped_ns);
+                } else {
+                    self.board
+                        .time
+                        .set(self.host_start.elapsed().as_nanos() as u64);
+                }
+                let outcome = self.cpu.step(&mut self.board);
+                match outcome {
+                    StepOutcome::Executed | StepOutcome::Exception(_) => {
+                        if let StepOutcome::Exception(f) = outcome {
+                            let s = &self.cpu.state;
+                            tracing::trace!(
+                                "exception {f} delivered; handler at {:04x}:{:08x}",
+                                s.seg(SegReg::Cs).selector,
+                                s.eip
+                            );
+                        }
+                    }
+                    StepOutcome::Halted => break,
+                    StepOutcome::TripleFault(fault) => {
+                        let s = &self.cpu.state;
+                        let why = RunExit::TripleFault {
+                            fault,
+                            cs: s.seg(SegReg::Cs).selector,
+                            eip: s.eip,
+                        };
+                        if let Some(e) = self.guest_reset(why) {
+                            return e;
+                        }
+                        break;
+                    }
+                }
+                if self.board.io_written {
+                    self.board.io_written = false;
+                    break;
+                }
+            }
+        }
+    }
+
+    /// Lets time pass while the CPU is halted, up to `deadline`.
+    fn idle_until(&mut self, now: u64, deadline: u64, wall_limit: Option<Instant>) {
+        match self.clock {
+            ClockMode::Virtual => {
+                let skip = deadline.saturating_sub(now).max(1);
+                self.skipped_ns += skip;
+                // The TSC counts virtual time, halted or not.
+                self.cpu.state.tsc = self.cpu.state.tsc.wrapping_add(skip);
+            }
+            ClockMode::Host => {
+                let wait = Duration::from_nanos(deadline.saturating_sub(now))
+                    .min(Duration::from_millis(10));
+                let wait = match wall_limit {
+                    Some(l) => wait.min(l.saturating_duration_since(Instant::now())),
+                    None => wait,
+                };
+                std::thread::sleep(wait);
+            }
         }
     }
 }
@@ -364,6 +784,7 @@ mod tests {
             serial: SerialBackend::buffer(serial, None),
             debugcon: None,
             no_reboot,
+            ..Default::default()
         })
         .unwrap()
     }

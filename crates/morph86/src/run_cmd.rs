@@ -9,7 +9,7 @@
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use morph86_devices::{OutputSink, SerialBackend};
-use morph86_machine::{Machine, MachineConfig, RunLimits};
+use morph86_machine::{ClockMode, Machine, MachineConfig, RunLimits};
 use std::io::Read;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -18,9 +18,13 @@ use std::time::Duration;
 /// Options of `morph86 run`.
 #[derive(Args, Debug, Default)]
 pub struct RunArgs {
-    /// A Multiboot v1 kernel (ELF32 or a.out kludge). Without it, `run` runs the built-in demo.
+    /// A Linux bzImage or a Multiboot v1 kernel (ELF32 or a.out kludge).
+    /// Without it, `run` runs the built-in demo.
     #[arg(long)]
     pub kernel: Option<PathBuf>,
+    /// An initial ramdisk for a Linux kernel.
+    #[arg(long)]
+    pub initrd: Option<PathBuf>,
     /// The kernel's command line.
     #[arg(long, default_value = "")]
     pub append: String,
@@ -42,6 +46,20 @@ pub struct RunArgs {
     /// Stop condition: insns:N stops after N instructions (exit status 0).
     #[arg(long, value_parser = parse_stop_at)]
     pub stop_at: Option<u64>,
+    /// End the run (exit status 0) as soon as COM1's output matches this regular expression.
+    #[arg(long)]
+    pub exit_on_serial: Option<String>,
+    /// Time source: virtual (one nanosecond per instruction, deterministic) or host.
+    #[arg(long, default_value = "virtual", value_parser = parse_clock)]
+    pub clock: ClockMode,
+}
+
+fn parse_clock(s: &str) -> Result<ClockMode, String> {
+    match s {
+        "virtual" => Ok(ClockMode::Virtual),
+        "host" => Ok(ClockMode::Host),
+        _ => Err("expected virtual or host".into()),
+    }
 }
 
 /// A character device back end named on the command line.
@@ -134,14 +152,39 @@ pub fn run(a: RunArgs) -> Result<ExitCode> {
         Some(t) => Some(Duration::from_secs_f64(t)),
         None => None,
     };
+    let watch = match &a.exit_on_serial {
+        Some(p) => Some(regex::Regex::new(p).with_context(|| format!("--exit-on-serial {p:?}"))?),
+        None => None,
+    };
     let mut m = Machine::new(MachineConfig {
         memory_mib: a.memory,
         serial,
         debugcon,
         no_reboot: a.no_reboot,
+        clock: a.clock,
     })?;
-    m.boot_multiboot(kernel, &a.append, vec![])
-        .with_context(|| format!("loading {}", path.display()))?;
+    if let Some(re) = watch {
+        m.watch_serial(re);
+    }
+    if morph86_machine::linux::is_bzimage(&kernel) {
+        let initrd = match &a.initrd {
+            Some(p) => {
+                Some(std::fs::read(p).with_context(|| format!("reading initrd {}", p.display()))?)
+            }
+            None => None,
+        };
+        m.boot_linux(kernel, initrd, &a.append)
+            .with_context(|| format!("loading {}", path.display()))?;
+    } else {
+        if a.initrd.is_some() {
+            bail!(
+                "--initrd is for Linux kernels; {} is not a bzImage",
+                path.display()
+            );
+        }
+        m.boot_multiboot(kernel, &a.append, vec![])
+            .with_context(|| format!("loading {}", path.display()))?;
+    }
     let start = std::time::Instant::now();
     let exit = m.run(RunLimits {
         max_insns: a.stop_at,

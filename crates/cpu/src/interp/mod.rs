@@ -25,6 +25,7 @@ use crate::model::CpuModel;
 use crate::state::{CpuState, SegReg};
 
 pub use operand::Loc;
+pub use system::{msr, CPUID_FEATURES_EDX, CPUID_SIGNATURE};
 
 /// What one call to [`Cpu::step`] did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
