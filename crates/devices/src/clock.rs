@@ -36,10 +36,14 @@ impl TimeSource {
         self.0.load(Ordering::Relaxed)
     }
 
-    /// Publishes the current virtual time (monotonic: earlier values are ignored).
+    /// Publishes the current virtual time (monotonic: earlier values are
+    /// ignored). Only the machine's thread writes, so a load and a store
+    /// suffice (no read-modify-write on the hot path).
     #[inline]
     pub fn set(&self, now: Nanos) {
-        self.0.fetch_max(now, Ordering::Relaxed);
+        if now > self.0.load(Ordering::Relaxed) {
+            self.0.store(now, Ordering::Relaxed);
+        }
     }
 }
 

@@ -418,14 +418,15 @@ impl Cpu {
                 self.write_loc(bus, loc, 1, v)
             }
             Mnemonic::Bt | Mnemonic::Bts | Mnemonic::Btr | Mnemonic::Btc => self.bit_test(bus, d),
-            Mnemonic::Bsf | Mnemonic::Bsr => {
+            // Without BMI1/ABM (P6), F3 0F BC/BD are BSF/BSR with an ignored REP.
+            Mnemonic::Bsf | Mnemonic::Bsr | Mnemonic::Tzcnt | Mnemonic::Lzcnt => {
                 let size = Self::op_size(d, 0);
                 let v = self.read_op(bus, d, 1, size)? & mask(size);
                 if v == 0 {
                     self.state.eflags |= ZF;
                     return Ok(());
                 }
-                let idx = if m == Mnemonic::Bsf {
+                let idx = if matches!(m, Mnemonic::Bsf | Mnemonic::Tzcnt) {
                     v.trailing_zeros()
                 } else {
                     31 - v.leading_zeros()
@@ -523,7 +524,14 @@ impl Cpu {
                 self.set_flag(IF, sti);
                 Ok(())
             }
-            Mnemonic::Nop | Mnemonic::Pause => Ok(()),
+            // Hint NOPs (0F 18-1F, prefetch hints) execute as NOP on the P6.
+            Mnemonic::Nop
+            | Mnemonic::Pause
+            | Mnemonic::Prefetchnta
+            | Mnemonic::Prefetcht0
+            | Mnemonic::Prefetcht1
+            | Mnemonic::Prefetcht2
+            | Mnemonic::Reservednop => Ok(()),
             Mnemonic::Hlt => {
                 if self.state.cpl() != 0 {
                     return Err(Fault::GP0);
