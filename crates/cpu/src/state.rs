@@ -177,6 +177,8 @@ pub struct CpuState {
     pub apic_base: u64,
     /// IA32_BIOS_SIGN_ID (microcode revision in the high dword).
     pub bios_sign_id: u64,
+    /// PERFCTR0, PERFCTR1, EVNTSEL0, EVNTSEL1.
+    pub perf: [u64; 4],
     /// Set by HLT; cleared by an interrupt or reset.
     pub halted: bool,
     /// The x87 FPU.
@@ -225,6 +227,7 @@ impl CpuState {
             sysenter_eip: 0,
             apic_base: 0xFEE0_0900,
             bios_sign_id: 0,
+            perf: [0; 4],
             halted: false,
             fpu: crate::fpu::FpuState::default(),
         }

@@ -427,7 +427,15 @@ impl Machine {
             io.get_mut(*c).state = UartState::default();
         }
         io.get_mut(self.dev.rtc).reset();
-        io.get_mut(self.dev.pci).reset();
+        let pci = io.get_mut(self.dev.pci);
+        pci.reset();
+        // What firmware would have done: the IDE bus-master BAR and the PM
+        // I/O block get addresses, and their I/O decoding is enabled.
+        use morph86_devices::pci::{BDF_IDE, BDF_PM};
+        pci.config_write(BDF_IDE, 0x20, 4, 0xC001);
+        pci.config_write(BDF_IDE, 0x04, 2, 0x0005);
+        pci.config_write(BDF_PM, 0x40, 4, u32::from(ACPI_PM_BASE) | 1);
+        pci.config_write(BDF_PM, 0x80, 1, 1);
         io.get_mut(self.dev.sysa).reset();
         io.get_mut(self.dev.pm).state = Default::default();
         *lock(&self.dev.pic) = Pic8259Pair::new();
@@ -618,6 +626,20 @@ impl Machine {
             }
             if self.cpu.icount - last_check >= BATCH || self.cpu.state.halted {
                 last_check = self.cpu.icount;
+                if tracing::enabled!(target: "morph86::sample", tracing::Level::DEBUG) {
+                    let deadline = self.next_deadline();
+                    let s = &self.cpu.state;
+                    tracing::debug!(
+                        target: "morph86::sample",
+                        "t={}ns {:04x}:{:08x} halted={} if={} deadline={:?}",
+                        self.now(),
+                        s.seg(SegReg::Cs).selector,
+                        s.eip,
+                        s.halted,
+                        s.eflags >> 9 & 1,
+                        deadline
+                    );
+                }
                 if limits.timeout.is_some_and(|t| start.elapsed() >= t) {
                     return RunExit::Timeout;
                 }

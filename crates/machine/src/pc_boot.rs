@@ -25,6 +25,9 @@ pub fn load_linux(
         u32::try_from(bytes.len()).map_err(|_| MachineError::Tables("RAM above 4 GiB".into()))?;
     let mut acpi = AcpiConfig::for_ram(size);
     acpi.pm_io_base = pm_base;
+    // Without a _CRS (bus range, I/O and memory windows) a PCI0 device makes
+    // Linux complain; the kernel probes PCI through mechanism #1 instead.
+    acpi.pci_host_bridge = false;
     let tables = build_acpi(bytes, &acpi).map_err(|e| MachineError::Tables(e.to_string()))?;
     let mp = MpConfig {
         cpu_signature: morph86_cpu::interp::CPUID_SIGNATURE,

@@ -48,6 +48,14 @@ pub mod msr {
     pub const EBL_CR_POWERON: u32 = 0x2A;
     /// IA32_BIOS_SIGN_ID (microcode revision).
     pub const BIOS_SIGN_ID: u32 = 0x8B;
+    /// P6 performance counter 0 (counter 1 follows).
+    pub const PERFCTR0: u32 = 0xC1;
+    /// PERFCTR1.
+    pub const PERFCTR1: u32 = 0xC2;
+    /// P6 event select 0 (select 1 follows).
+    pub const EVNTSEL0: u32 = 0x186;
+    /// EVNTSEL1.
+    pub const EVNTSEL1: u32 = 0x187;
 }
 
 impl Cpu {
@@ -417,6 +425,12 @@ impl Cpu {
                     msr::PLATFORM_ID | msr::EBL_CR_POWERON => 0,
                     msr::APIC_BASE if self.apic_present => self.state.apic_base,
                     msr::BIOS_SIGN_ID => self.state.bios_sign_id,
+                    msr::PERFCTR0 | msr::PERFCTR1 => {
+                        self.state.perf[(self.state.regs[reg::ECX] - msr::PERFCTR0) as usize]
+                    }
+                    msr::EVNTSEL0 | msr::EVNTSEL1 => {
+                        self.state.perf[2 + (self.state.regs[reg::ECX] - msr::EVNTSEL0) as usize]
+                    }
                     _ => return Err(Fault::GP0),
                 };
                 self.state.regs[reg::EAX] = v as u32;
@@ -442,6 +456,16 @@ impl Cpu {
                     // Writing 0 before CPUID latches the microcode revision (reads as 0 here).
                     msr::BIOS_SIGN_ID => self.state.bios_sign_id = 0,
                     msr::EBL_CR_POWERON => {}
+                    // The P6 performance counters are storage only: they do
+                    // not count events (no PMU interrupts are generated).
+                    msr::PERFCTR0 | msr::PERFCTR1 => {
+                        self.state.perf[(self.state.regs[reg::ECX] - msr::PERFCTR0) as usize] =
+                            v & 0xFF_FFFF_FFFF
+                    }
+                    msr::EVNTSEL0 | msr::EVNTSEL1 => {
+                        self.state.perf[2 + (self.state.regs[reg::ECX] - msr::EVNTSEL0) as usize] =
+                            v & 0xFFFF_FFFF
+                    }
                     _ => return Err(Fault::GP0),
                 }
                 Ok(())
