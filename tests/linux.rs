@@ -1,0 +1,142 @@
+//! Boots Debian 12's 686 kernel with the busybox initramfs (built by
+//! `scripts/build-guest.sh` into `guest/`) to a shell on ttyS0, then checks
+//! in the guest: a SHA-256 of a 16 MiB file made from a fixed pattern
+//! matches the host's, /proc/cpuinfo shows the CPU morph86 reports, and
+//! `poweroff -f` ends the run with a power-off.
+//!
+//! The boot takes minutes on the interpreter, so the test is ignored by a
+//! plain `cargo test`; `.ci/run` runs it with `--ignored` in release mode.
+
+use morph86_devices::{SerialBackend, SharedBuffer};
+use morph86_machine::{Machine, MachineConfig, RunExit, RunLimits};
+use std::path::PathBuf;
+use std::sync::mpsc;
+use std::time::Duration;
+
+fn guest(file: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../guest")
+        .join(file)
+}
+
+/// The pattern the guest writes: "morph86\n" repeated to 16 MiB.
+fn pattern_sha256() -> String {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    let chunk = b"morph86\n".repeat(4096);
+    for _ in 0..(16 << 20) / chunk.len() {
+        h.update(&chunk);
+    }
+    h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+struct Guest {
+    m: Machine,
+    out: SharedBuffer,
+    input: mpsc::Sender<u8>,
+}
+
+impl Guest {
+    /// Runs until the serial output (after `from` bytes) matches `pattern`.
+    fn wait_for(&mut self, pattern: &str, from: usize, budget: Duration) -> String {
+        let re = regex::Regex::new(pattern).expect("pattern");
+        let deadline = std::time::Instant::now() + budget;
+        loop {
+            let text = String::from_utf8_lossy(&self.out.contents()[from..]).into_owned();
+            if re.is_match(&text) {
+                return text;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "timed out waiting for {pattern:?}; output so far:\n{text}"
+            );
+            let exit = self.m.run(RunLimits {
+                max_insns: Some(self.m.cpu.icount + 20_000_000),
+                timeout: None,
+            });
+            assert_eq!(
+                exit,
+                RunExit::InstructionLimit,
+                "guest stopped early; output:\n{text}"
+            );
+        }
+    }
+
+    fn type_line(&mut self, line: &str) -> usize {
+        let from = self.out.contents().len();
+        for b in line.bytes().chain(std::iter::once(b'\n')) {
+            self.input.send(b).expect("serial input");
+        }
+        from
+    }
+}
+
+#[test]
+#[ignore = "boots Linux (minutes); run with --ignored after scripts/build-guest.sh"]
+fn debian_kernel_boots_to_a_shell_and_powers_off() {
+    let kernel =
+        std::fs::read(guest("bzImage")).expect("guest/bzImage: run scripts/build-guest.sh");
+    let initrd = std::fs::read(guest("initramfs.cpio.gz")).expect("guest/initramfs.cpio.gz");
+    let out = SharedBuffer::new();
+    let (tx, rx) = mpsc::channel();
+    let mut m = Machine::new(MachineConfig {
+        serial: SerialBackend::buffer(out.clone(), Some(rx)),
+        no_reboot: true,
+        ..Default::default()
+    })
+    .expect("machine");
+    m.boot_linux(kernel, Some(initrd), "console=ttyS0")
+        .expect("kernel loads");
+    let mut g = Guest { m, out, input: tx };
+    let boot = g.wait_for("MORPH86-GUEST-READY", 0, Duration::from_secs(1500));
+    for bad in [
+        "BIOS bug",
+        "Firmware Bug",
+        "MP-table",
+        "unchecked MSR",
+        "TSC unstable",
+        "clocksource watchdog",
+        "ACPI Error",
+    ] {
+        assert!(!boot.contains(bad), "boot log contains {bad:?}:\n{boot}");
+    }
+    g.wait_for("morph86# ", 0, Duration::from_secs(120));
+
+    let from = g.type_line("yes morph86 | head -c 16777216 > /tmp/f; sha256sum /tmp/f");
+    let text = g.wait_for(r"[0-9a-f]{64}\s+/tmp/f", from, Duration::from_secs(1200));
+    assert!(
+        text.contains(&pattern_sha256()),
+        "sha256 differs from the host's {}:\n{text}",
+        pattern_sha256()
+    );
+
+    let from = g.type_line("cat /proc/cpuinfo");
+    let text = g.wait_for(r"flags\s*:.*\n", from, Duration::from_secs(120));
+    for want in [
+        "GenuineIntel",
+        "cpu family\t: 6",
+        "model\t\t: 5",
+        "stepping\t: 2",
+    ] {
+        assert!(text.contains(want), "/proc/cpuinfo lacks {want:?}:\n{text}");
+    }
+    let flags = text
+        .lines()
+        .find(|l| l.starts_with("flags"))
+        .unwrap_or_default();
+    for f in [
+        "fpu", "vme", "de", "pse", "tsc", "msr", "cx8", "apic", "sep", "pge", "cmov", "fxsr",
+    ] {
+        assert!(
+            flags.split_whitespace().any(|w| w == f),
+            "flag {f} missing: {flags}"
+        );
+    }
+
+    g.type_line("poweroff -f");
+    let exit = g.m.run(RunLimits {
+        max_insns: Some(g.m.cpu.icount + 2_000_000_000),
+        timeout: None,
+    });
+    assert_eq!(exit, RunExit::PowerOff, "output:\n{}", g.out.text());
+}
