@@ -30,7 +30,7 @@ impl Cpu {
     }
 
     /// Reads a far pointer (offset of `size` bytes, then a selector) from memory operand.
-    fn far_pointer<B: Bus>(&mut self, bus: &mut B, d: &Decoded) -> Exec<(u16, u32)> {
+    pub(super) fn far_pointer<B: Bus>(&mut self, bus: &mut B, d: &Decoded) -> Exec<(u16, u32)> {
         let size = if d.op32 { 4 } else { 2 };
         let seg = Self::mem_seg(d);
         let ea = self.effective_address(d);
@@ -266,16 +266,7 @@ impl Cpu {
                 }
                 | Self::IOPL_MASK;
         }
-        let cs = u32::from(self.state.segs[SegReg::Cs as usize].selector);
-        let ip = self.state.eip & 0xFFFF;
-        let sp = self.sp();
-        let sp1 = self.sp_add(sp, -2);
-        self.stack_write(bus, sp1, 2, fl)?;
-        let sp2 = self.sp_add(sp1, -2);
-        self.stack_write(bus, sp2, 2, cs)?;
-        let sp3 = self.sp_add(sp2, -2);
-        self.stack_write(bus, sp3, 2, ip)?;
-        self.set_sp(sp3);
+        self.push_real_frame(bus, fl)?;
         if self.iopl() < 3 {
             self.state.eflags &= !(Self::VIF | TF);
         } else {
@@ -283,6 +274,20 @@ impl Cpu {
         }
         self.state.load_seg_real(SegReg::Cs, sel);
         self.state.eip = off;
+        Ok(())
+    }
+
+    /// Pushes the 16-bit FLAGS image `fl`, CS and IP of a real-mode or
+    /// virtual-8086 interrupt; SP moves only when all three writes succeed.
+    fn push_real_frame<B: Bus>(&mut self, bus: &mut B, fl: u32) -> Exec {
+        let cs = u32::from(self.state.segs[SegReg::Cs as usize].selector);
+        let ip = self.state.eip & 0xFFFF;
+        let mut sp = self.sp();
+        for v in [fl, cs, ip] {
+            sp = self.sp_add(sp, -2);
+            self.stack_write(bus, sp, 2, v)?;
+        }
+        self.set_sp(sp);
         Ok(())
     }
 
@@ -295,17 +300,7 @@ impl Cpu {
         }
         let off = self.sys_read(bus, idt.base.wrapping_add(entry), 2)?;
         let sel = self.sys_read(bus, idt.base.wrapping_add(entry + 2), 2)? as u16;
-        let sp = self.sp();
-        let fl = self.state.eflags & 0xFFFF;
-        let cs = u32::from(self.state.segs[SegReg::Cs as usize].selector);
-        let ip = self.state.eip & 0xFFFF;
-        let sp1 = self.sp_add(sp, -2);
-        self.stack_write(bus, sp1, 2, fl)?;
-        let sp2 = self.sp_add(sp1, -2);
-        self.stack_write(bus, sp2, 2, cs)?;
-        let sp3 = self.sp_add(sp2, -2);
-        self.stack_write(bus, sp3, 2, ip)?;
-        self.set_sp(sp3);
+        self.push_real_frame(bus, self.state.eflags & 0xFFFF)?;
         self.state.eflags &= !(IF | TF | 0x0004_0000);
         self.state.load_seg_real(SegReg::Cs, sel);
         self.state.eip = off;

@@ -221,15 +221,7 @@ impl Cpu {
                     return Err(Fault::UD);
                 }
                 let size = if d.op32 { 4 } else { 2 };
-                let seg = Self::mem_seg(d);
-                let ea = self.effective_address(d);
-                let off = self.read_mem(bus, seg, ea, size)?;
-                let ea2 = if d.addr32 || self.model != CpuModel::I8086 {
-                    ea.wrapping_add(size)
-                } else {
-                    (ea + size) & 0xFFFF
-                };
-                let sel = self.read_mem(bus, seg, ea2, 2)? as u16;
+                let (sel, off) = self.far_pointer(bus, d)?;
                 let target = match m {
                     Mnemonic::Lds => SegReg::Ds,
                     Mnemonic::Les => SegReg::Es,
