@@ -886,3 +886,62 @@ mod tests {
         .is_err());
     }
 }
+
+#[cfg(test)]
+mod robustness_tests {
+    use super::*;
+    use morph86_cpu::Bus;
+
+    /// A guest that writes random values of every size to every I/O port
+    /// (and reads them back) must never panic the host: devices take any
+    /// value, and the machine keeps running and servicing them.
+    #[test]
+    fn random_port_io_never_panics() {
+        let mut m = Machine::new(MachineConfig {
+            memory_mib: 4,
+            no_reboot: true,
+            ..Default::default()
+        })
+        .expect("machine");
+        let mut x: u64 = 0x2545_F491_4F6C_DD1D;
+        let mut next = || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        for round in 0..2 {
+            for port in 0..=0xFFFFu16 {
+                // Leave the exit device alone so the run continues.
+                if (EXIT_PORT..EXIT_PORT + 4).contains(&port) {
+                    continue;
+                }
+                let r = next();
+                let size = [1u8, 2, 4][(r % 3) as usize];
+                m.board.io_write(port, size, (r >> 8) as u32);
+                let _ = m.board.io_read(port, size);
+                if port % 4096 == 0 {
+                    // Let the devices react (interrupt routing, resets, A20).
+                    let now = m.now() + u64::from(port) * 1000 + round;
+                    m.board.time.set(now);
+                    let _ = m.service_devices(now);
+                    let _ = m.deliver_interrupt();
+                }
+            }
+        }
+        // Random MMIO to the APICs too.
+        for _ in 0..20_000 {
+            let r = next();
+            let base = if r & 1 == 0 {
+                0xFEE0_0000u32
+            } else {
+                0xFEC0_0000
+            };
+            let a = base + ((r >> 8) as u32 & 0xFFC);
+            m.board.write_u32(a, (r >> 32) as u32);
+            let _ = m.board.read_u32(a);
+        }
+        let now = m.now() + 1_000_000_000;
+        let _ = m.service_devices(now);
+    }
+}
