@@ -84,6 +84,7 @@ macro_rules! kernel_tests {
 }
 
 kernel_tests! {
+    bus,
     segments,
     gates,
     tasks,

@@ -13,9 +13,10 @@
 //!
 //! Devices raise lines that go both to the 8259A pair and to the I/O APIC
 //! (ISA IRQ 0 arrives at I/O APIC pin 2, as the MADT says). The PIC's output
-//! reaches the CPU through the local APIC's LINT0 (programmed for ExtINT at
-//! power-on, as firmware would: "virtual wire" mode), the I/O APIC through
-//! the local APIC's message path. Lines are re-evaluated after each port or
+//! reaches the CPU through the local APIC's LINT0, which the machine sets to
+//! ExtINT at power-on as firmware does ("virtual wire" mode), or directly
+//! while a guest keeps the local APIC software-disabled; the I/O APIC's
+//! messages go through the local APIC. Lines are re-evaluated after each port or
 //! APIC write and at each device deadline, never on every instruction.
 //!
 //! # Exit statuses
@@ -444,7 +445,9 @@ impl Machine {
         self.board.ioapic.reset();
         self.board.lapic.reset();
         self.board.lapic.set_global_enable(true);
-        // Firmware leaves LINT0 in ExtINT and LINT1 in NMI mode (virtual wire).
+        // What firmware leaves (SeaBIOS does this): the local APIC enabled
+        // with LINT0 in ExtINT and LINT1 in NMI mode, i.e. virtual wire mode.
+        self.board.lapic.write_reg(0xF0, 0x1FF);
         self.board.lapic.write_reg(0x350, 0x700);
         self.board.lapic.write_reg(0x360, 0x400);
         self.apic_enabled = true;
@@ -594,6 +597,11 @@ impl Machine {
             let intr = lock(&self.dev.pic).interrupt_pending();
             self.board.lapic.lint0(intr);
             v
+        } else if !self.board.lapic.software_enabled() && lock(&self.dev.pic).interrupt_pending() {
+            // A software-disabled local APIC (its state after reset) lets the
+            // 8259's INTR through, as on PCs before firmware or the OS set
+            // up virtual wire mode (QEMU's APIC does the same).
+            lock(&self.dev.pic).acknowledge()
         } else {
             return None;
         };
