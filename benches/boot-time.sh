@@ -15,13 +15,24 @@ marker=MORPH86-GUEST-READY
 cargo build --release -q -p morph86
 command -v qemu-system-i386 >/dev/null || { echo "qemu-system-i386 not found (apt-get install qemu-system-x86)" >&2; exit 2; }
 
-# Prints the seconds until the marker appears on the command's stdout.
+# Prints the seconds until the marker appears in the serial log file that
+# the command (with @LOG@ replaced by the file's name) writes; then stops it.
 time_to_marker() {
-  local start end
+  local log start end pid
+  log=$(mktemp)
+  local args=()
+  for a in "$@"; do args+=("${a//@LOG@/$log}"); done
   start=$(date +%s.%N)
-  # The command is killed as soon as the marker is seen.
-  timeout 1200 "$@" 2>/dev/null | grep -m1 -q "$marker" || true
+  "${args[@]}" >/dev/null 2>&1 &
+  pid=$!
+  while ! grep -q "$marker" "$log" 2>/dev/null; do
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.1
+  done
   end=$(date +%s.%N)
+  kill "$pid" 2>/dev/null || true
+  wait "$pid" 2>/dev/null || true
+  rm -f "$log"
   echo "$end - $start" | bc
 }
 
@@ -30,9 +41,9 @@ median() { sort -n | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+
 m=(); q=()
 for i in $(seq "$runs"); do
   m+=("$(time_to_marker ./target/release/morph86 run --kernel "$kernel" --initrd "$initrd" \
-        --append console=ttyS0 --serial stdio --no-reboot --exit-on-serial "$marker")")
+        --append console=ttyS0 --serial file:@LOG@ --no-reboot --exit-on-serial "$marker")")
   q+=("$(time_to_marker qemu-system-i386 -accel tcg -m 128 -kernel "$kernel" -initrd "$initrd" \
-        -append console=ttyS0 -nographic -no-reboot -monitor none -serial stdio)")
+        -append console=ttyS0 -display none -no-reboot -monitor none -serial file:@LOG@)")
 done
 mm=$(printf '%s\n' "${m[@]}" | median)
 qm=$(printf '%s\n' "${q[@]}" | median)

@@ -61,7 +61,11 @@ impl OutputSink {
                 // stdout is line-buffered; flush on newline so output appears promptly.
                 out.write_all(&[b])
             }
-            OutputSink::File(f) => f.write_all(&[b]),
+            // Whole lines reach the file promptly, for anyone watching it.
+            OutputSink::File(f) => {
+                f.write_all(&[b])
+                    .and_then(|()| if b == b'\n' { f.flush() } else { Ok(()) })
+            }
             OutputSink::Buffer(buf) => {
                 buf.push(b);
                 Ok(())
