@@ -30,7 +30,7 @@ pub use debugcon::DebugCon;
 pub use exit::DebugExit;
 pub use i8042::{I8042Port, SharedI8042, I8042};
 pub use ioapic::{Delivery, DeliveryMode, IoApic, IoApicState};
-pub use output::{OutputSink, SharedBuffer};
+pub use output::{OutputSink, SharedBuffer, SharedWriter};
 pub use pci::{Bdf, PciHost};
 pub use pic::{Pic8259, Pic8259Pair, PicPorts, SharedPic};
 pub use pit::{Pit8254, PitPorts, PitState, SharedPit, SystemControlB};

@@ -43,6 +43,20 @@ pub enum OutputSink {
     File(BufWriter<File>),
     /// An in-memory buffer.
     Buffer(SharedBuffer),
+    /// A writer that may come and go (a TCP client): output is dropped
+    /// while none is attached.
+    Shared(SharedWriter),
+}
+
+/// A writer slot shared with whoever attaches the writer (e.g. the thread
+/// accepting TCP connections).
+#[derive(Clone, Default)]
+pub struct SharedWriter(pub Arc<Mutex<Option<Box<dyn Write + Send>>>>);
+
+impl std::fmt::Debug for SharedWriter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SharedWriter")
+    }
 }
 
 impl OutputSink {
@@ -69,6 +83,18 @@ impl OutputSink {
             OutputSink::Buffer(buf) => {
                 buf.push(b);
                 Ok(())
+            }
+            OutputSink::Shared(w) => {
+                let mut slot = w.0.lock().unwrap_or_else(|e| e.into_inner());
+                let r = match slot.as_mut() {
+                    Some(out) => out.write_all(&[b]),
+                    None => Ok(()),
+                };
+                if r.is_err() {
+                    // The client went away; drop it and keep running.
+                    *slot = None;
+                }
+                r
             }
         };
         if let Err(e) = r {

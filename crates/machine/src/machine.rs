@@ -137,6 +137,8 @@ pub enum RunExit {
     Reset,
     /// The serial watch pattern matched.
     SerialMatch,
+    /// The user stopped the run (Ctrl-A x on the console).
+    Stopped,
     /// The wall-clock timeout expired.
     Timeout,
     /// The instruction budget was used up.
@@ -179,6 +181,7 @@ impl std::fmt::Display for RunExit {
             RunExit::PowerOff => f.write_str("guest powered off"),
             RunExit::Reset => f.write_str("guest reset; --no-reboot ends the run"),
             RunExit::SerialMatch => f.write_str("serial output matched the watch pattern"),
+            RunExit::Stopped => f.write_str("stopped by the user"),
             RunExit::Timeout => f.write_str("timeout expired"),
             RunExit::InstructionLimit => f.write_str("instruction limit reached"),
             RunExit::Halted { cs, eip, interrupts_enabled } => write!(
@@ -244,6 +247,7 @@ pub struct Machine {
     apic_enabled: bool,
     deliveries: Vec<Delivery>,
     serial_watch: Option<(SharedBuffer, regex::Regex, usize)>,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
 fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -328,9 +332,21 @@ impl Machine {
             apic_enabled: true,
             deliveries: Vec::new(),
             serial_watch: None,
+            stop: Default::default(),
         };
         m.reset_platform();
         Ok(m)
+    }
+
+    /// A flag that ends [`Machine::run`] with [`RunExit::Stopped`] when set
+    /// (from another thread, e.g. the console's Ctrl-A x).
+    pub fn stop_handle(&self) -> std::sync::Arc<std::sync::atomic::AtomicBool> {
+        self.stop.clone()
+    }
+
+    /// Uses `stop` as the flag of [`Machine::stop_handle`].
+    pub fn set_stop_handle(&mut self, stop: std::sync::Arc<std::sync::atomic::AtomicBool>) {
+        self.stop = stop;
     }
 
     /// Ends [`Machine::run`] with [`RunExit::SerialMatch`] once COM1's
@@ -650,6 +666,9 @@ impl Machine {
                 }
                 if limits.timeout.is_some_and(|t| start.elapsed() >= t) {
                     return RunExit::Timeout;
+                }
+                if self.stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    return RunExit::Stopped;
                 }
                 if let Some((buf, re, seen)) = &mut self.serial_watch {
                     let text = buf.contents();

@@ -1,6 +1,7 @@
 //! `morph86`: the command-line front end.
 
 mod conformance_cmd;
+mod console;
 mod demo;
 mod difftest_cmd;
 mod run_cmd;

@@ -10,7 +10,6 @@ use anyhow::{bail, Context, Result};
 use clap::Args;
 use morph86_devices::{OutputSink, SerialBackend};
 use morph86_machine::{ClockMode, Machine, MachineConfig, RunLimits};
-use std::io::Read;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -70,6 +69,8 @@ pub enum Backend {
     Stdio,
     /// A file, created or truncated.
     File(PathBuf),
+    /// A TCP listener (serial only): `tcp:HOST:PORT`.
+    Tcp(String),
     /// Nothing.
     None,
 }
@@ -78,6 +79,9 @@ fn parse_backend(s: &str, allow_none: bool) -> Result<Backend, String> {
     match s {
         "stdio" => Ok(Backend::Stdio),
         "none" if allow_none => Ok(Backend::None),
+        _ if allow_none && s.starts_with("tcp:") && s.len() > 4 => {
+            Ok(Backend::Tcp(s[4..].to_string()))
+        }
         _ => match s.strip_prefix("file:") {
             Some(p) if !p.is_empty() => Ok(Backend::File(PathBuf::from(p))),
             _ => Err(format!(
@@ -105,22 +109,6 @@ fn parse_stop_at(s: &str) -> Result<u64, String> {
         .map_err(|e| format!("bad instruction count {n:?}: {e}"))
 }
 
-/// Feeds standard input to the serial port from a background thread.
-/// (Raw terminal mode comes later: input arrives a line at a time.)
-fn stdin_channel() -> std::sync::mpsc::Receiver<u8> {
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let mut buf = [0u8; 256];
-        let mut stdin = std::io::stdin();
-        while let Ok(n) = stdin.read(&mut buf) {
-            if n == 0 || buf[..n].iter().any(|b| tx.send(*b).is_err()) {
-                break;
-            }
-        }
-    });
-    rx
-}
-
 /// True when a kernel was named (otherwise `run` runs the built-in demo).
 pub fn wants_kernel(a: &RunArgs) -> bool {
     a.kernel.is_some()
@@ -133,10 +121,17 @@ pub fn run(a: RunArgs) -> Result<ExitCode> {
     };
     let kernel =
         std::fs::read(path).with_context(|| format!("reading kernel {}", path.display()))?;
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut raw = None;
     let serial = match &a.serial {
-        Backend::Stdio => SerialBackend::stdio(Some(stdin_channel())),
+        Backend::Stdio => {
+            raw = Some(crate::console::RawTerminal::enter());
+            SerialBackend::stdio(Some(crate::console::stdin_with_escape(stop.clone())))
+        }
         Backend::File(p) => SerialBackend::file(p)
             .with_context(|| format!("opening serial output {}", p.display()))?,
+        Backend::Tcp(addr) => crate::console::tcp_backend(addr)
+            .with_context(|| format!("listening for the serial console on {addr}"))?,
         Backend::None => SerialBackend::none(),
     };
     let debugcon = match &a.debugcon {
@@ -146,6 +141,7 @@ pub fn run(a: RunArgs) -> Result<ExitCode> {
             OutputSink::file(p)
                 .with_context(|| format!("opening debugcon output {}", p.display()))?,
         ),
+        Some(Backend::Tcp(_)) => bail!("--debugcon takes stdio or file:PATH"),
     };
     let timeout = match a.timeout {
         Some(t) if !(t > 0.0 && t.is_finite()) => bail!("--timeout must be a positive number"),
@@ -163,6 +159,7 @@ pub fn run(a: RunArgs) -> Result<ExitCode> {
         no_reboot: a.no_reboot,
         clock: a.clock,
     })?;
+    m.set_stop_handle(stop);
     if let Some(re) = watch {
         m.watch_serial(re);
     }
@@ -194,6 +191,8 @@ pub fn run(a: RunArgs) -> Result<ExitCode> {
     let secs = start.elapsed().as_secs_f64();
     let icount = m.cpu.icount;
     let status = exit.status();
+    // Give the terminal back before reporting.
+    drop(raw);
     eprintln!("morph86: {exit}");
     eprintln!(
         "morph86: {icount} instructions in {secs:.2}s, exit status {status}{}",
