@@ -84,6 +84,11 @@ pub struct UartState {
     pub fcr: u8,
     /// A THRE interrupt is latched (cleared by reading IIR or writing THR).
     pub thre_pending: bool,
+    /// Transmissions completed: each one ends with THR empty again, which on
+    /// real hardware is a fresh rising edge of the interrupt line even when
+    /// the write that started it kept the line high throughout.
+    #[serde(default)]
+    pub tx_done: u64,
 }
 
 impl Default for UartState {
@@ -99,6 +104,7 @@ impl Default for UartState {
             divisor: 12, // 9600 baud, as firmware leaves it
             fcr: 0,
             thre_pending: false,
+            tx_done: 0,
         }
     }
 }
@@ -257,6 +263,7 @@ impl Uart16550 {
         }
         // The byte left THR at once: THR is empty again.
         self.state.thre_pending = true;
+        self.state.tx_done += 1;
     }
 
     /// The highest-priority pending interrupt (IIR bits 3..0), or `IIR_NONE`.

@@ -136,6 +136,8 @@ impl Bus for Board {
         Bus::write_u32(&mut self.ram, addr, value)
     }
     fn io_read(&mut self, port: u16, size: u8) -> u32 {
+        // Reads change interrupt lines too (IIR, RBR, RTC register C...).
+        self.io_written = true;
         self.io.pio_read(port, size)
     }
     fn io_write(&mut self, port: u16, size: u8, value: u32) {

@@ -248,6 +248,8 @@ pub struct Machine {
     deliveries: Vec<Delivery>,
     serial_watch: Option<(SharedBuffer, regex::Regex, usize)>,
     stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    /// `tx_done` of COM1..4 when last looked at.
+    uart_tx_seen: [u64; 4],
 }
 
 fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -333,6 +335,7 @@ impl Machine {
             deliveries: Vec::new(),
             serial_watch: None,
             stop: Default::default(),
+            uart_tx_seen: [0; 4],
         };
         m.reset_platform();
         Ok(m)
@@ -532,9 +535,28 @@ impl Machine {
         let com1 = self.board.io.get_mut(self.dev.serial);
         com1.poll_input();
         let mut com_irq = [false; 16];
+        // A transmission that completed since the last look is a new edge
+        // (THR emptied), even if the sampled line never looked low.
+        let mut com_edge = [false; 16];
+        let mut tx_done = [0u64; 4];
+        tx_done[0] = com1.state.tx_done;
         com_irq[4] |= com1.irq_pending();
-        for (c, irq) in self.dev.coms.clone() {
-            com_irq[irq as usize] |= self.board.io.get(c).irq_pending();
+        for (k, (c, irq)) in self.dev.coms.clone().into_iter().enumerate() {
+            let u = self.board.io.get(c);
+            com_irq[irq as usize] |= u.irq_pending();
+            tx_done[k + 1] = u.state.tx_done;
+        }
+        for (k, irq) in [4u8, 3, 4, 3].into_iter().enumerate() {
+            if tx_done[k] != self.uart_tx_seen[k] {
+                self.uart_tx_seen[k] = tx_done[k];
+                com_edge[irq as usize] = true;
+            }
+        }
+        for irq in [3usize, 4] {
+            if com_edge[irq] && com_irq[irq] {
+                lock(&self.dev.pic).set_irq(irq as u8, false);
+                self.board.ioapic.set_irq(irq as u8, false);
+            }
         }
         lines[4] = Some(com_irq[4]);
         lines[3] = Some(com_irq[3]);
