@@ -1,5 +1,11 @@
 //! The board: what the CPU's [`Bus`] reaches — RAM, the I/O bus, and the
 //! memory-mapped local APIC and I/O APIC.
+//!
+//! The physical map: RAM from 0; the legacy hole at 0xA0000-0xFFFFF (the
+//! VGA window, open bus until a VGA exists; option ROMs and the BIOS area,
+//! read-only, holding the firmware tables the machine writes); the BIOS's top
+//! 128 KiB mirrored at 0xFFFE0000; the I/O APIC at 0xFEC00000 and the local
+//! APIC at 0xFEE00000.
 
 use morph86_cpu::{Bus, FlatRam};
 use morph86_devices::apic::{LAPIC_BASE, LAPIC_SIZE};
@@ -86,9 +92,31 @@ impl Board {
     }
 }
 
-impl Bus for Board {
+/// The legacy VGA window: no VGA yet, so it reads as an open bus.
+const VGA_WINDOW: std::ops::Range<u32> = 0xA_0000..0xC_0000;
+/// Option ROMs and the BIOS: read-only.
+const ROM_AREA: std::ops::Range<u32> = 0xC_0000..0x10_0000;
+/// The BIOS's top 128 KiB (0xE0000-0xFFFFF) also appears below 4 GiB.
+const ROM_MIRROR: u32 = 0xFFFE_0000;
+
+impl Board {
+    /// True when an access of `len` bytes at `addr` needs the byte-wise
+    /// slow path: the legacy hole, the ROM mirror, MMIO or beyond RAM.
     #[inline]
-    fn read_u8(&mut self, addr: u32) -> u8 {
+    fn special(&self, addr: u32, len: u32) -> bool {
+        let end = addr.wrapping_add(len - 1);
+        (end as usize) >= self.ram.len()
+            || end < addr
+            || (addr < ROM_AREA.end && end >= VGA_WINDOW.start)
+    }
+
+    fn slow_read_u8(&mut self, addr: u32) -> u8 {
+        if VGA_WINDOW.contains(&addr) {
+            return 0xFF;
+        }
+        if addr >= ROM_MIRROR {
+            return Bus::read_u8(&mut self.ram, addr - ROM_MIRROR + 0xE_0000);
+        }
         if self.beyond_ram(addr) {
             if let Some(v) = self.mmio_read(addr, 1) {
                 return v as u8;
@@ -96,42 +124,78 @@ impl Bus for Board {
         }
         Bus::read_u8(&mut self.ram, addr)
     }
+
+    fn slow_write_u8(&mut self, addr: u32, v: u8) {
+        if (VGA_WINDOW.start..ROM_AREA.end).contains(&addr) || addr >= ROM_MIRROR {
+            return; // no VGA memory yet; ROM ignores writes
+        }
+        if self.beyond_ram(addr) && self.mmio_write(addr, 1, u32::from(v)) {
+            return;
+        }
+        Bus::write_u8(&mut self.ram, addr, v);
+    }
+
+    fn slow_read(&mut self, addr: u32, len: u32) -> u32 {
+        if self.beyond_ram(addr) && addr < ROM_MIRROR {
+            if let Some(v) = self.mmio_read(addr, len as u8) {
+                return v;
+            }
+        }
+        (0..len).fold(0, |v, k| {
+            v | u32::from(self.slow_read_u8(addr.wrapping_add(k))) << (8 * k)
+        })
+    }
+
+    fn slow_write(&mut self, addr: u32, len: u32, v: u32) {
+        if self.beyond_ram(addr) && addr < ROM_MIRROR && self.mmio_write(addr, len as u8, v) {
+            return;
+        }
+        for k in 0..len {
+            self.slow_write_u8(addr.wrapping_add(k), (v >> (8 * k)) as u8);
+        }
+    }
+}
+
+impl Bus for Board {
+    #[inline]
+    fn read_u8(&mut self, addr: u32) -> u8 {
+        if self.special(addr, 1) {
+            return self.slow_read_u8(addr);
+        }
+        Bus::read_u8(&mut self.ram, addr)
+    }
     #[inline]
     fn write_u8(&mut self, addr: u32, value: u8) {
-        if self.beyond_ram(addr) && self.mmio_write(addr, 1, u32::from(value)) {
-            return;
+        if self.special(addr, 1) {
+            return self.slow_write_u8(addr, value);
         }
         Bus::write_u8(&mut self.ram, addr, value)
     }
     #[inline]
     fn read_u16(&mut self, addr: u32) -> u16 {
-        if self.beyond_ram(addr) {
-            if let Some(v) = self.mmio_read(addr, 2) {
-                return v as u16;
-            }
+        if self.special(addr, 2) {
+            return self.slow_read(addr, 2) as u16;
         }
         Bus::read_u16(&mut self.ram, addr)
     }
     #[inline]
     fn read_u32(&mut self, addr: u32) -> u32 {
-        if self.beyond_ram(addr) {
-            if let Some(v) = self.mmio_read(addr, 4) {
-                return v;
-            }
+        if self.special(addr, 4) {
+            return self.slow_read(addr, 4);
         }
         Bus::read_u32(&mut self.ram, addr)
     }
     #[inline]
     fn write_u16(&mut self, addr: u32, value: u16) {
-        if self.beyond_ram(addr) && self.mmio_write(addr, 2, u32::from(value)) {
-            return;
+        if self.special(addr, 2) {
+            return self.slow_write(addr, 2, u32::from(value));
         }
         Bus::write_u16(&mut self.ram, addr, value)
     }
     #[inline]
     fn write_u32(&mut self, addr: u32, value: u32) {
-        if self.beyond_ram(addr) && self.mmio_write(addr, 4, value) {
-            return;
+        if self.special(addr, 4) {
+            return self.slow_write(addr, 4, value);
         }
         Bus::write_u32(&mut self.ram, addr, value)
     }
@@ -146,7 +210,12 @@ impl Bus for Board {
     }
     #[inline]
     fn page_ptr(&mut self, page: u32, write: bool) -> Option<*mut u8> {
-        // Pages beyond RAM (the APICs, open bus) never get host pointers.
+        // The VGA window and, for writes, the ROM area take the slow path;
+        // pages beyond RAM (the APICs, the ROM mirror) never get pointers.
+        let a = page << 12;
+        if VGA_WINDOW.contains(&a) || (write && ROM_AREA.contains(&a)) {
+            return None;
+        }
         Bus::page_ptr(&mut self.ram, page, write)
     }
     #[inline]
