@@ -105,7 +105,7 @@ fn debian_kernel_boots_to_a_shell_and_powers_off() {
     g.wait_for("morph86# ", 0, Duration::from_secs(120));
 
     let from = g.type_line("yes morph86 | head -c 16777216 > /tmp/f; sha256sum /tmp/f");
-    let text = g.wait_for(r"[0-9a-f]{64}\s+/tmp/f", from, Duration::from_secs(3000));
+    let text = g.wait_for(r"[0-9a-f]{64}\s+/tmp/f", from, Duration::from_secs(1500));
     assert!(
         text.contains(&pattern_sha256()),
         "sha256 differs from the host's {}:\n{text}",
