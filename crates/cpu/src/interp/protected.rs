@@ -243,6 +243,29 @@ impl Cpu {
         Ok((d.segment(ss), d))
     }
 
+    /// Switches to the inner stack `ss` after a privilege change pushed its
+    /// frame: `esp` is the TSS value, `new_esp` the pointer below the frame.
+    fn commit_inner_stack<B: Bus>(
+        &mut self,
+        bus: &mut B,
+        ss_sel: u16,
+        ssd: &Descriptor,
+        ss: Segment,
+        esp: u32,
+        new_esp: u32,
+    ) {
+        self.mark_accessed(bus, ss_sel, ssd);
+        self.state.segs[SegReg::Ss as usize] = Segment {
+            attr: ss.attr | attr::ACCESSED,
+            ..ss
+        };
+        self.state.regs[reg::ESP] = if ss.is_32() {
+            new_esp
+        } else {
+            (esp & 0xFFFF_0000) | (new_esp & 0xFFFF)
+        };
+    }
+
     /// Sets the accessed bit of a descriptor that was just loaded.
     fn mark_accessed<B: Bus>(&mut self, bus: &mut B, sel: u16, d: &Descriptor) {
         if d.is_code_data() && d.hi & (1 << 8) == 0 {
@@ -334,17 +357,8 @@ impl Cpu {
                 return Err(Fault::with_error(vector::GP, ext));
             }
             // Commit.
-            self.mark_accessed(bus, ss_sel, &ssd);
             self.mark_accessed(bus, sel, &cd);
-            self.state.segs[SegReg::Ss as usize] = Segment {
-                attr: ss.attr | attr::ACCESSED,
-                ..ss
-            };
-            self.state.regs[reg::ESP] = if ss.is_32() {
-                new_esp
-            } else {
-                (esp & 0xFFFF_0000) | (new_esp & 0xFFFF)
-            };
+            self.commit_inner_stack(bus, ss_sel, &ssd, ss, esp, new_esp);
             if vm {
                 for s in [SegReg::Es, SegReg::Ds, SegReg::Fs, SegReg::Gs] {
                     self.state.segs[s as usize] = Segment::default();
@@ -522,17 +536,8 @@ impl Cpu {
             if target > code.limit {
                 return Err(Fault::GP0);
             }
-            self.mark_accessed(bus, ss_sel, &ssd);
             self.mark_accessed(bus, tsel, &cd);
-            self.state.segs[SegReg::Ss as usize] = Segment {
-                attr: ss.attr | attr::ACCESSED,
-                ..ss
-            };
-            self.state.regs[reg::ESP] = if ss.is_32() {
-                new_esp
-            } else {
-                (esp & 0xFFFF_0000) | (new_esp & 0xFFFF)
-            };
+            self.commit_inner_stack(bus, ss_sel, &ssd, ss, esp, new_esp);
             self.state.segs[SegReg::Cs as usize] = Segment {
                 attr: code.attr | attr::ACCESSED,
                 ..code

@@ -95,25 +95,37 @@ pub fn run_emulated(emu: &mut Emulator, case: &Case) -> Result<Outcome, String> 
     cpu.state.regs = case.regs;
     cpu.state.eflags = case.eflags | 0x202;
     cpu.state.eip = CODE_BASE;
+    emulate(cpu, &case.code, &case.data, emu.cases, 10_000)
+}
+
+/// Runs prepared `cpu` over `code` until it falls off the end or faults,
+/// with the DATA window `data`; `epoch` makes earlier decodings stale.
+fn emulate(
+    cpu: &mut Cpu,
+    code: &[u8],
+    data: &[u8],
+    epoch: u64,
+    max_steps: u32,
+) -> Result<Outcome, String> {
     let mut bus = CaseBus {
-        data: case.data.clone(),
-        code: &case.code,
+        data: data.to_vec(),
+        code,
         stray: None,
-        epoch: emu.cases,
+        epoch,
     };
-    let end = CODE_BASE + case.code.len() as u32;
+    let end = CODE_BASE + code.len() as u32;
     let mut fault = None;
     let mut steps = 0;
     while cpu.state.eip != end {
         steps += 1;
-        if steps > 10_000 {
+        if steps > max_steps {
             return Err("interpreter did not reach the end of the code".into());
         }
         if let Err(f) = cpu.execute_one(&mut bus) {
             fault = Some(f);
             break;
         }
-        if cpu.state.eip.wrapping_sub(CODE_BASE) > case.code.len() as u32 {
+        if cpu.state.eip.wrapping_sub(CODE_BASE) > code.len() as u32 {
             return Err(format!("interpreter left the code at {:#x}", cpu.state.eip));
         }
     }
@@ -380,36 +392,9 @@ pub fn run_emulated_x87(emu: &mut Emulator, case: &X87Case) -> Result<X87Outcome
     cpu.state.eflags = case.eflags | 0x202;
     cpu.state.eip = CODE_BASE;
     cpu.state.fpu.load_fxsave(&case.fx);
-    let mut bus = CaseBus {
-        data: case.data.clone(),
-        code: &case.code,
-        stray: None,
-        epoch: emu.cases,
-    };
-    let end = CODE_BASE + case.code.len() as u32;
-    let mut fault = None;
-    let mut steps = 0;
-    while cpu.state.eip != end {
-        steps += 1;
-        if steps > 100 {
-            return Err("interpreter did not reach the end of the code".into());
-        }
-        if let Err(f) = cpu.execute_one(&mut bus) {
-            fault = Some(f);
-            break;
-        }
-    }
-    if let Some(a) = bus.stray {
-        return Err(format!("interpreter touched {a:#x}, outside the window"));
-    }
+    let base = emulate(cpu, &case.code, &case.data, emu.cases, 100)?;
     Ok(X87Outcome {
-        base: Outcome {
-            regs: cpu.state.regs,
-            eflags: cpu.state.eflags,
-            eip: cpu.state.eip,
-            fault: fault.map(|f: Fault| f.vector),
-            data: bus.data,
-        },
+        base,
         fx: cpu.state.fpu.fxsave_image().to_vec(),
     })
 }
