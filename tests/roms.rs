@@ -5,7 +5,7 @@
 //! fault under no-reboot).
 
 use morph86_devices::{SerialBackend, SharedBuffer};
-use morph86_machine::{Machine, MachineConfig, RunExit, RunLimits};
+use morph86_machine::{Machine, MachineConfig, RunExit, RunLimits, EXIT_PORT};
 use std::path::PathBuf;
 use std::process::Command;
 use std::sync::OnceLock;
@@ -48,6 +48,7 @@ fn run_kernel(name: &str) {
         serial: SerialBackend::buffer(serial.clone(), None),
         debugcon: None,
         no_reboot: true,
+        exit_port: Some(EXIT_PORT),
         ..Default::default()
     })
     .expect("machine");

@@ -125,6 +125,12 @@ pub struct Tlb {
     pub hits: u64,
     /// Lookups that missed and walked (or mapped identity).
     pub misses: u64,
+    /// Misses on an empty slot (never filled, or emptied by a flush or an
+    /// address-space switch) rather than one holding another page.
+    pub cold_misses: u64,
+    /// Cached address spaces dropped (or marked stale) because the guest
+    /// wrote to one of their page-table pages.
+    pub write_drops: u64,
     /// Full or non-global flushes.
     pub flushes: u64,
     /// CR3 writes that changed the address space.
@@ -157,6 +163,8 @@ impl Tlb {
             clock: 0,
             hits: 0,
             misses: 0,
+            cold_misses: 0,
+            write_drops: 0,
             flushes: 0,
             switches: 0,
             reused: 0,
@@ -178,6 +186,9 @@ impl Tlb {
             Some(e)
         } else {
             self.misses += 1;
+            if e.tag == u32::MAX {
+                self.cold_misses += 1;
+            }
             None
         }
     }
@@ -244,6 +255,7 @@ impl Tlb {
         let active = self.active;
         for (k, s) in self.spaces.iter_mut().enumerate() {
             if pages.iter().any(|p| s.tables.contains(p)) {
+                self.write_drops += 1;
                 if k == active {
                     s.stale = true;
                 } else {

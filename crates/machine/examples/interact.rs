@@ -1,11 +1,38 @@
-//! Debug aid: boots a bzImage to its shell prompt, types a line, runs on
-//! and prints the output and the serial/interrupt state.
-//! `interact BZIMAGE INITRD LINE`
+//! Debug aid: boots a bzImage to its shell prompt, then types each LINE in
+//! turn, running until the prompt comes back (or a budget of instructions
+//! runs out), and prints the output with instruction counts and wall time.
+//! `interact BZIMAGE INITRD LINE...`
 use morph86_devices::{SerialBackend, SharedBuffer};
-use morph86_machine::{Machine, MachineConfig, RunLimits};
+use morph86_machine::{Machine, MachineConfig, RunExit, RunLimits};
+use std::time::Instant;
+
+const PROMPT: &str = "morph86# ";
+const BUDGET: u64 = 40_000_000_000;
+
+/// Runs in slices until `done` holds for the output after `from`.
+fn run_until(m: &mut Machine, out: &SharedBuffer, from: usize, budget: u64) -> Option<RunExit> {
+    let end = m.cpu.icount + budget;
+    while m.cpu.icount < end {
+        if String::from_utf8_lossy(&out.contents()[from..]).contains(PROMPT) {
+            return None;
+        }
+        let e = m.run(RunLimits {
+            max_insns: Some(m.cpu.icount + 100_000_000),
+            timeout: None,
+        });
+        if e != RunExit::InstructionLimit {
+            return Some(e);
+        }
+    }
+    Some(RunExit::InstructionLimit)
+}
 
 fn main() {
     let a: Vec<String> = std::env::args().collect();
+    if a.len() < 3 {
+        eprintln!("usage: interact BZIMAGE INITRD LINE...");
+        return;
+    }
     let kernel = std::fs::read(&a[1]).unwrap_or_default();
     let initrd = std::fs::read(&a[2]).ok();
     let out = SharedBuffer::new();
@@ -21,39 +48,39 @@ fn main() {
         eprintln!("{e}");
         return;
     }
-    while !out.text().contains("morph86# ") {
-        let e = m.run(RunLimits {
-            max_insns: Some(m.cpu.icount + 50_000_000),
-            timeout: None,
-        });
-        if e != morph86_machine::RunExit::InstructionLimit {
-            println!("stopped: {e}");
-            return;
+    let t0 = Instant::now();
+    if let Some(e) = run_until(&mut m, &out, 0, BUDGET) {
+        println!("stopped before the prompt: {e}\n{}", out.text());
+        return;
+    }
+    println!(
+        "prompt at {} insns, {:.1} s",
+        m.cpu.icount,
+        t0.elapsed().as_secs_f64()
+    );
+    for line in &a[3..] {
+        let from = out.contents().len();
+        for b in line.bytes().chain([b'\n']) {
+            let _ = tx.send(b);
         }
-    }
-    let from = out.contents().len();
-    println!("prompt at icount {}", m.cpu.icount);
-    for b in a[3].bytes().chain([b'\n']) {
-        let _ = tx.send(b);
-    }
-    for i in 0..20 {
-        let e = m.run(RunLimits {
-            max_insns: Some(m.cpu.icount + 20_000_000),
-            timeout: None,
-        });
-        let (ier, mcr, rxn) = {
-            let u = &m.serial().state;
-            (u.ier, u.mcr, u.rx.len())
-        };
-        let pin4 = m.board.ioapic.entry(4);
-        let s = &m.cpu.state;
+        let (i0, t) = (m.cpu.icount, Instant::now());
+        let e = run_until(&mut m, &out, from, BUDGET);
         println!(
-            "{i}: {e} eip {:08x} halted {} if {} uart ier {:02x} mcr {:02x} rx {} | ioapic pin4 {:016x}",
-            s.eip, s.halted, s.eflags >> 9 & 1, ier, mcr, rxn, pin4
+            "== {line:?}: {} insns, {:.1} s{}\n{}",
+            m.cpu.icount - i0,
+            t.elapsed().as_secs_f64(),
+            e.map(|e| format!(", stopped: {e}")).unwrap_or_default(),
+            String::from_utf8_lossy(&out.contents()[from..])
         );
-        let t = out.text();
-        if t.len() > from {
-            println!("output: {:?}", &t[from..]);
+        if e.is_some() {
+            let s = &m.cpu.state;
+            println!(
+                "eip {:08x} if {} halted {}",
+                s.eip,
+                s.eflags >> 9 & 1,
+                s.halted
+            );
+            return;
         }
     }
 }

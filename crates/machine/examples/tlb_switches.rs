@@ -1,6 +1,9 @@
 //! Measures TLB refills per address-space switch on the Linux guest with two
 //! processes taking turns (`yes | cat > /dev/null`: a pipe ping-pong), with
-//! cached address spaces and with a plain TLB, in the same run.
+//! cached address spaces and with a plain TLB, in the same run. Refills
+//! into emptied slots are the ones a switch causes (a plain TLB empties
+//! the non-global slots on every switch); the rest are conflict misses of
+//! the direct-mapped TLB, the same either way.
 //! `tlb_switches BZIMAGE INITRD [WINDOW_INSNS]`
 use morph86_cpu::mmu::{Tlb, DEFAULT_SPACES};
 use morph86_devices::{SerialBackend, SharedBuffer};
@@ -24,14 +27,32 @@ fn run_until(m: &mut Machine, out: &SharedBuffer, pat: &str, from: usize) {
     std::process::exit(1);
 }
 
-fn window(m: &mut Machine, spaces: usize, insns: u64) -> (u64, u64, u64) {
+/// What one measurement window saw.
+struct Window {
+    misses: u64,
+    cold: u64,
+    switches: u64,
+    reused: u64,
+    write_drops: u64,
+    accesses: u64,
+}
+
+fn window(m: &mut Machine, spaces: usize, insns: u64) -> Window {
     m.cpu.tlb = Tlb::with_spaces(spaces);
     let e = m.run(RunLimits {
         max_insns: Some(m.cpu.icount + insns),
         timeout: None,
     });
     assert_eq!(e, RunExit::InstructionLimit);
-    (m.cpu.tlb.misses, m.cpu.tlb.switches, m.cpu.tlb.reused)
+    let t = &m.cpu.tlb;
+    Window {
+        misses: t.misses,
+        cold: t.cold_misses,
+        switches: t.switches,
+        reused: t.reused,
+        write_drops: t.write_drops,
+        accesses: t.hits + t.misses,
+    }
 }
 
 fn main() {
@@ -62,10 +83,17 @@ fn main() {
     window(&mut m, DEFAULT_SPACES, w / 4);
     for round in 0..2 {
         for spaces in [DEFAULT_SPACES, 1] {
-            let (misses, switches, reused) = window(&mut m, spaces, w);
+            let r = window(&mut m, spaces, w);
+            let per = |n: u64| n as f64 / r.switches.max(1) as f64;
             println!(
-                "round {round}: {spaces} cached address space(s): {misses} refills over {switches} CR3 switches = {:.1} per switch ({reused} switches reused a cached space)",
-                misses as f64 / switches.max(1) as f64
+                "round {round}: {spaces} cached address space(s): {} CR3 switches; per switch {:.1} refills in all, {:.1} into emptied slots; \
+                 hit rate {:.2} %; {} switches back to a cached space, {} spaces dropped by page-table writes",
+                r.switches,
+                per(r.misses),
+                per(r.cold),
+                100.0 * (1.0 - r.misses as f64 / r.accesses.max(1) as f64),
+                r.reused,
+                r.write_drops,
             );
         }
     }

@@ -4,8 +4,9 @@
 //! scan when placed there), an RSDT, a FADT (revision 3, ACPI 2.0 layout),
 //! a FACS, a MADT and a DSDT. The DSDT is AML written by the small encoder
 //! in [`aml`]: `\_S5` (so that `poweroff` writes SLP_TYP | SLP_EN to
-//! PM1a_CNT), and `\_SB` with a processor device and, optionally, a PCI host
-//! bridge (`PNP0A03`).
+//! PM1a_CNT), and `\_SB` with a processor device, the fixed ISA devices
+//! (8042 keyboard and mouse, RTC, COM1–4) with their resources for the
+//! guest's PNP layer and, optionally, a PCI host bridge (`PNP0A03`).
 //!
 //! The platform the tables describe:
 //!
@@ -278,6 +279,17 @@ fn dsdt(cfg: &AcpiConfig) -> Vec<u8> {
             .concat(),
         ));
     }
+    for (dev, hid, uid, resources) in legacy_devices() {
+        sb.extend(device(
+            dev,
+            &[
+                name("_HID", &eisa_id(hid)),
+                name("_UID", &integer(uid)),
+                name("_CRS", &resource_template(&resources)),
+            ]
+            .concat(),
+        ));
+    }
     sb.extend(device(
         "CPU0",
         &[name("_HID", &string("ACPI0007")), name("_UID", &integer(0))].concat(),
@@ -292,6 +304,41 @@ fn dsdt(cfg: &AcpiConfig) -> Vec<u8> {
     ]
     .concat();
     table(b"DSDT", 2, &body)
+}
+
+/// The fixed ISA devices of the board, for the guest's ACPI PNP layer:
+/// (device name, PNP ID, _UID, resources). Without them Linux's PNP-aware
+/// drivers (i8042, rtc_cmos, 8250_pnp) report that no device was found
+/// and fall back to probing the fixed ports.
+fn legacy_devices() -> Vec<(&'static str, &'static str, u64, Vec<Vec<u8>>)> {
+    use aml::{io_port, irq};
+    let mut v = vec![
+        (
+            "KBD",
+            "PNP0303",
+            0,
+            vec![io_port(0x60, 1), io_port(0x64, 1), irq(1)],
+        ),
+        ("MOU", "PNP0F13", 0, vec![irq(12)]),
+        ("RTC", "PNP0B00", 0, vec![io_port(0x70, 2), irq(8)]),
+    ];
+    for (i, (dev, base, line)) in [
+        ("COM1", 0x3F8, 4),
+        ("COM2", 0x2F8, 3),
+        ("COM3", 0x3E8, 4),
+        ("COM4", 0x2E8, 3),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        v.push((
+            dev,
+            "PNP0501",
+            i as u64 + 1,
+            vec![io_port(base, 8), irq(line)],
+        ));
+    }
+    v
 }
 
 fn rsdt(entries: &[u32]) -> Vec<u8> {
@@ -408,6 +455,7 @@ pub mod aml {
     const STRING_PREFIX: u8 = 0x0D;
     const QWORD_PREFIX: u8 = 0x0E;
     const SCOPE_OP: u8 = 0x10;
+    const BUFFER_OP: u8 = 0x11;
     const PACKAGE_OP: u8 = 0x12;
     const DUAL_NAME_PREFIX: u8 = 0x2E;
     const MULTI_NAME_PREFIX: u8 = 0x2F;
@@ -526,6 +574,31 @@ pub mod aml {
         let mut body = vec![elements.len() as u8];
         body.extend(elements.concat());
         [&[PACKAGE_OP][..], &pkg_length(body.len()), &body].concat()
+    }
+
+    /// `Buffer(){bytes}`.
+    pub fn buffer(bytes: &[u8]) -> Vec<u8> {
+        let body = [&integer(bytes.len() as u64)[..], bytes].concat();
+        [&[BUFFER_OP][..], &pkg_length(body.len()), &body].concat()
+    }
+
+    /// `IO(Decode16, base, base, 1, len)`: a small I/O port descriptor for
+    /// a fixed range.
+    pub fn io_port(base: u16, len: u8) -> Vec<u8> {
+        let [lo, hi] = base.to_le_bytes();
+        vec![0x47, 0x01, lo, hi, lo, hi, 0x01, len]
+    }
+
+    /// `IRQNoFlags(){irq}`: an edge-triggered, active-high ISA IRQ.
+    pub fn irq(irq: u8) -> Vec<u8> {
+        let [lo, hi] = (1u16 << (irq & 15)).to_le_bytes();
+        vec![0x22, lo, hi]
+    }
+
+    /// `ResourceTemplate(){descriptors}`: the descriptors and an end tag
+    /// (checksum 0, meaning "not checked"), as a buffer.
+    pub fn resource_template(descriptors: &[Vec<u8>]) -> Vec<u8> {
+        buffer(&[&descriptors.concat()[..], &[0x79, 0x00]].concat())
     }
 
     /// `Scope(path){terms}`.
@@ -659,6 +732,13 @@ mod tests {
         let (len, n) = decode_pkg_length(&rest[1..]);
         assert_eq!(1 + len, rest.len(), "Scope(\\_SB) spans the rest");
         assert_eq!(&rest[1 + n..1 + n + 5], b"\\_SB_");
+        // The fixed ISA devices are there for the guest's PNP layer.
+        for id in ["PNP0303", "PNP0F13", "PNP0B00", "PNP0501"] {
+            let enc = aml::eisa_id(id);
+            assert!(d.windows(enc.len()).any(|w| w == enc), "{id}");
+        }
+        let com4 = aml::resource_template(&[aml::io_port(0x2E8, 8), aml::irq(3)]);
+        assert!(d.windows(com4.len()).any(|w| w == com4));
         // Everything sits inside the region, and nothing overlaps.
         let mut spans = [
             (t.facs, FACS_LEN as u32),
@@ -717,6 +797,18 @@ mod tests {
         assert_eq!(integer(1 << 32), vec![0x0E, 0, 0, 0, 0, 1, 0, 0, 0]);
         assert_eq!(integer(u64::MAX), vec![0xFF]);
         assert_eq!(string("AB"), vec![0x0D, b'A', b'B', 0]);
+        // IO(Decode16, 0x3F8, 0x3F8, 1, 8) and IRQNoFlags(){4}, as iasl
+        // encodes them.
+        assert_eq!(
+            io_port(0x3F8, 8),
+            vec![0x47, 0x01, 0xF8, 0x03, 0xF8, 0x03, 0x01, 0x08]
+        );
+        assert_eq!(irq(4), vec![0x22, 0x10, 0x00]);
+        assert_eq!(irq(12), vec![0x22, 0x00, 0x10]);
+        assert_eq!(
+            resource_template(&[irq(1)]),
+            vec![0x11, 0x08, 0x0A, 0x05, 0x22, 0x02, 0x00, 0x79, 0x00]
+        );
         let d = device("CPU0", &name("_UID", &integer(0)));
         assert_eq!(
             d,

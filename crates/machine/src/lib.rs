@@ -14,6 +14,6 @@ pub mod pc_boot;
 
 pub use board::Board;
 pub use machine::{
-    ClockMode, Machine, MachineConfig, MachineError, RunExit, RunLimits, STATUS_TIMEOUT,
+    ClockMode, Machine, MachineConfig, MachineError, RunExit, RunLimits, EXIT_PORT, STATUS_TIMEOUT,
 };
 pub use multiboot::{BootInfo, Module, MultibootError};

@@ -43,7 +43,7 @@ use morph86_cpu::{Cpu, CpuModel, Fault, SegReg, StepOutcome};
 use morph86_devices::acpi_pm::PM_IO_LEN;
 use morph86_devices::bus::BusError;
 use morph86_devices::debugcon::DEBUGCON_PORT;
-use morph86_devices::exit::EXIT_PORT;
+pub use morph86_devices::exit::EXIT_PORT;
 use morph86_devices::i8042::{I8042_COMMAND_PORT, I8042_DATA_PORT};
 use morph86_devices::ioapic::Delivery;
 use morph86_devices::pci::PCI_CONFIG_PORT;
@@ -94,6 +94,9 @@ pub struct MachineConfig {
     pub no_reboot: bool,
     /// Where time comes from.
     pub clock: ClockMode,
+    /// The port of a QEMU-compatible exit device (`isa-debug-exit`), if one
+    /// is fitted; [`EXIT_PORT`] is the usual choice.
+    pub exit_port: Option<u16>,
 }
 
 /// Errors building or booting a machine.
@@ -215,7 +218,7 @@ enum BootSource {
 struct Devices {
     serial: DeviceId<Uart16550>,
     coms: Vec<(DeviceId<Uart16550>, u8)>,
-    exit: DeviceId<DebugExit>,
+    exit: Option<DeviceId<DebugExit>>,
     debugcon: Option<DeviceId<DebugCon>>,
     pic: SharedPic,
     pit: SharedPit,
@@ -282,7 +285,10 @@ impl Machine {
             ));
         }
         io.register(POST_PORT, 1, PostPort::new())?;
-        let exit = io.register(EXIT_PORT, 4, DebugExit::new())?;
+        let exit = match cfg.exit_port {
+            Some(port) => Some(io.register(port, 4, DebugExit::new())?),
+            None => None,
+        };
         let debugcon = match cfg.debugcon {
             Some(out) => Some(io.register(DEBUGCON_PORT, 1, DebugCon::new(out))?),
             None => None,
@@ -441,7 +447,9 @@ impl Machine {
         self.cpu.state.tsc = tsc;
         let time = self.board.time.clone();
         let io = &mut self.board.io;
-        io.get_mut(self.dev.exit).clear();
+        if let Some(exit) = self.dev.exit {
+            io.get_mut(exit).clear();
+        }
         io.get_mut(self.dev.serial).state = UartState::default();
         for (c, _) in &self.dev.coms {
             io.get_mut(*c).state = UartState::default();
@@ -484,9 +492,9 @@ impl Machine {
         self.board.io.get_mut(self.dev.serial)
     }
 
-    /// The exit device.
-    pub fn exit_device(&self) -> &DebugExit {
-        self.board.io.get(self.dev.exit)
+    /// The exit device, if one is fitted.
+    pub fn exit_device(&self) -> Option<&DebugExit> {
+        self.dev.exit.map(|exit| self.board.io.get(exit))
     }
 
     /// Flushes device output (serial, debug console).
@@ -612,7 +620,7 @@ impl Machine {
         if self.board.io.get_mut(self.dev.pm).take_poweroff_request() {
             return Some(RunExit::PowerOff);
         }
-        if let Some(s) = self.exit_device().status() {
+        if let Some(s) = self.exit_device().and_then(DebugExit::status) {
             return Some(RunExit::ExitDevice(s));
         }
         None
@@ -855,6 +863,7 @@ mod tests {
             serial: SerialBackend::buffer(serial, None),
             debugcon: None,
             no_reboot,
+            exit_port: Some(EXIT_PORT),
             ..Default::default()
         })
         .unwrap()
@@ -884,6 +893,25 @@ mod tests {
         assert_eq!(r, RunExit::ExitDevice(33));
         assert_eq!(r.status(), 33);
         assert_eq!(out.text(), "OK");
+    }
+
+    #[test]
+    fn without_an_exit_port_the_write_goes_nowhere() {
+        let mut m = Machine::new(MachineConfig {
+            memory_mib: 4,
+            no_reboot: true,
+            ..Default::default()
+        })
+        .unwrap();
+        assert!(m.exit_device().is_none());
+        // out 0xf4,al; hlt with interrupts off.
+        m.boot_multiboot(kernel(&[0xFA, 0xB0, 0x10, 0xE6, 0xF4, 0xF4]), "", vec![])
+            .unwrap();
+        let r = m.run(RunLimits {
+            max_insns: Some(1000),
+            timeout: None,
+        });
+        assert!(matches!(r, RunExit::Halted { .. }), "{r}");
     }
 
     #[test]
@@ -961,10 +989,6 @@ mod robustness_tests {
         };
         for round in 0..2 {
             for port in 0..=0xFFFFu16 {
-                // Leave the exit device alone so the run continues.
-                if (EXIT_PORT..EXIT_PORT + 4).contains(&port) {
-                    continue;
-                }
                 let r = next();
                 let size = [1u8, 2, 4][(r % 3) as usize];
                 m.board.io_write(port, size, (r >> 8) as u32);

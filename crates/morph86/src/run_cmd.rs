@@ -36,6 +36,11 @@ pub struct RunArgs {
     /// Debug console on port 0xE9: stdio or file:PATH (absent by default).
     #[arg(long, value_parser = parse_debugcon)]
     pub debugcon: Option<Backend>,
+    /// Fit a QEMU-compatible exit device (`isa-debug-exit`) at this port
+    /// (0xf4 when no port is given): a guest write of v ends the run with
+    /// status (v << 1) | 1.
+    #[arg(long, num_args = 0..=1, default_missing_value = "0xf4", value_parser = parse_port)]
+    pub exit_port: Option<u16>,
     /// End the run at a triple fault (with status 0) instead of resetting.
     #[arg(long)]
     pub no_reboot: bool,
@@ -100,6 +105,14 @@ fn parse_debugcon(s: &str) -> Result<Backend, String> {
     parse_backend(s, false)
 }
 
+fn parse_port(s: &str) -> Result<u16, String> {
+    let r = match s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")) {
+        Some(hex) => u16::from_str_radix(hex, 16),
+        None => s.parse(),
+    };
+    r.map_err(|e| format!("bad port {s:?}: {e}"))
+}
+
 fn parse_stop_at(s: &str) -> Result<u64, String> {
     let n = s
         .strip_prefix("insns:")
@@ -158,6 +171,7 @@ pub fn run(a: RunArgs) -> Result<ExitCode> {
         debugcon,
         no_reboot: a.no_reboot,
         clock: a.clock,
+        exit_port: a.exit_port,
     })?;
     m.set_stop_handle(stop);
     if let Some(re) = watch {
@@ -222,5 +236,8 @@ mod tests {
         assert_eq!(parse_stop_at("insns:1_000"), Ok(1000));
         assert!(parse_stop_at("time:5").is_err());
         assert!(parse_stop_at("insns:x").is_err());
+        assert_eq!(parse_port("0xf4"), Ok(0xF4));
+        assert_eq!(parse_port("501"), Ok(501));
+        assert!(parse_port("0x10000").is_err());
     }
 }

@@ -21,11 +21,28 @@ impl Cpu {
             self.tlb_epoch = e;
             self.tlb.flush(false);
         }
+        self.absorb_pt_writes(bus);
+    }
+
+    /// Lets the TLB see the guest's writes to page-table pages so far.
+    #[inline]
+    fn absorb_pt_writes<B: Bus>(&mut self, bus: &mut B) {
         bus.take_pt_writes(&mut self.pt_writes);
         if !self.pt_writes.is_empty() {
             self.tlb.page_tables_written(&self.pt_writes);
             self.pt_writes.clear();
         }
+    }
+
+    /// The walker's own update of an entry's accessed/dirty bits. It changes
+    /// no translation (and write permission is only cached once D is set),
+    /// so unlike the guest's writes it must not make cached address spaces
+    /// stale, which would defeat them on every first touch of a page.
+    fn write_accessed_dirty<B: Bus>(&mut self, bus: &mut B, addr: u32, value: u32) {
+        self.absorb_pt_writes(bus);
+        bus.write_u32(addr, value);
+        bus.take_pt_writes(&mut self.pt_writes);
+        self.pt_writes.clear();
     }
 
     /// After a CR3 load: without PGE every translation goes, with PGE the
@@ -152,7 +169,7 @@ impl Cpu {
             }
             // The directory entry was used: it is accessed even if the table entry faults below.
             if pde & pte::A == 0 {
-                bus.write_u32(pde_addr & self.a20_mask, pde | pte::A);
+                self.write_accessed_dirty(bus, pde_addr & self.a20_mask, pde | pte::A);
             }
             (
                 p,
@@ -174,7 +191,7 @@ impl Cpu {
             new |= pte::D;
         }
         if new != entry {
-            bus.write_u32(entry_addr & self.a20_mask, new);
+            self.write_accessed_dirty(bus, entry_addr & self.a20_mask, new);
         }
         let mut perm = perm::READ_SUP;
         if us {

@@ -327,6 +327,9 @@ fn cached_address_spaces_translate_each_cr3_correctly() {
         cpu.tlb.reused, 1,
         "switching back to A reuses its translations"
     );
+    // The walks set accessed bits in the (tracked) tables; those updates
+    // are the walker's own and must not spoil the cached spaces.
+    assert_eq!(cpu.tlb.write_drops, 0);
 }
 
 #[test]
@@ -345,6 +348,26 @@ fn writes_to_an_inactive_spaces_tables_are_seen() {
         0x33,
         "A's table changed while B ran"
     );
+}
+
+#[test]
+fn a_write_to_a_tracked_table_drops_the_inactive_space_built_from_it() {
+    // Visit A and B once so every table page is tracked, then from B
+    // rewrite A's table: mov eax,[0x400000]; mov cr3,ebx; mov ecx,[0x400000];
+    // mov cr3,edx; mov edi,[0x400000]; mov cr3,ebx;
+    // mov dword [0x6000],0x102003; mov cr3,edx; mov esi,[0x400000]; hlt
+    let mut code = vec![
+        0xA1, 0, 0, 0x40, 0, 0x0F, 0x22, 0xDB, 0x8B, 0x0D, 0, 0, 0x40, 0, 0x0F, 0x22, 0xDA, 0x8B,
+        0x3D, 0, 0, 0x40, 0, 0x0F, 0x22, 0xDB, 0xC7, 0x05, 0, 0x60, 0, 0,
+    ];
+    code.extend(0x10_2003u32.to_le_bytes());
+    code.extend([0x0F, 0x22, 0xDA, 0x8B, 0x35, 0, 0, 0x40, 0, 0xF4]);
+    let (mut cpu, mut ram) = two_spaces(&code);
+    run(&mut cpu, &mut ram);
+    let r = &cpu.state.regs;
+    assert_eq!((r[reg::EAX], r[reg::ECX], r[reg::EDI]), (0x11, 0x22, 0x11));
+    assert_eq!(r[reg::ESI], 0x33, "A's table changed while B ran");
+    assert_eq!(cpu.tlb.write_drops, 1, "A was dropped for the write");
 }
 
 #[test]
