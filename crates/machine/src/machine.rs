@@ -253,6 +253,8 @@ pub struct Machine {
     stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
     /// `tx_done` of COM1..4 when last looked at.
     uart_tx_seen: [u64; 4],
+    /// External interrupts delivered, by vector.
+    interrupt_counts: Box<[u64; 256]>,
 }
 
 fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -342,6 +344,7 @@ impl Machine {
             serial_watch: None,
             stop: Default::default(),
             uart_tx_seen: [0; 4],
+            interrupt_counts: Box::new([0; 256]),
         };
         m.reset_platform();
         Ok(m)
@@ -651,7 +654,14 @@ impl Machine {
         } else {
             return None;
         };
+        self.interrupt_counts[usize::from(vector)] += 1;
         Some(self.cpu.inject_interrupt(&mut self.board, vector))
+    }
+
+    /// External interrupts delivered since power-on, by vector (a debugging
+    /// and profiling aid).
+    pub fn interrupt_counts(&self) -> &[u64; 256] {
+        &self.interrupt_counts
     }
 
     /// Handles a guest reset or triple fault: ends the run under

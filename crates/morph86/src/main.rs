@@ -108,7 +108,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             let secs = start.elapsed().as_secs_f64();
             let (hits, misses) = cpu.cache_stats();
             println!("integer_mix: {n} instructions in {secs:.3}s = {:.1} M instructions/s (decode cache {hits} hits, {misses} misses)", n as f64 / secs / 1e6);
-            // Paging: a working set that thrashes the TLB, then two address spaces taking turns.
+            // Paging: a working set as large as the TLB, then two address spaces taking turns.
             let (mut cpu, mut ram) =
                 morph86_benches::paged_machine(&morph86_benches::paging_mix(4096, 16));
             let start = std::time::Instant::now();
