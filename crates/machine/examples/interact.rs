@@ -30,7 +30,9 @@ fn run_until(
     let end = m.cpu.icount + budget;
     let mut n = 0u64;
     while m.cpu.icount < end {
-        if n % 1000 == 0 && String::from_utf8_lossy(&out.contents()[from..]).contains(PROMPT) {
+        if n.is_multiple_of(1000)
+            && String::from_utf8_lossy(&out.contents()[from..]).contains(PROMPT)
+        {
             return None;
         }
         n += 1;
@@ -55,7 +57,9 @@ fn run_until(
 fn step_trace(m: &mut Machine, out: &SharedBuffer, from: usize, pat: &str) {
     let mut ring = std::collections::VecDeque::new();
     for n in 0..60_000_000u64 {
-        if n % 100_000 == 0 && String::from_utf8_lossy(&out.contents()[from..]).contains(pat) {
+        if n.is_multiple_of(100_000)
+            && String::from_utf8_lossy(&out.contents()[from..]).contains(pat)
+        {
             break;
         }
         let s = &m.cpu.state;
@@ -138,7 +142,7 @@ fn main() {
             .collect();
         println!("interrupts by vector: {}", irqs.join(" "));
         let mut top: Vec<_> = profile.into_iter().collect();
-        top.sort_by(|a, b| b.1.cmp(&a.1));
+        top.sort_by_key(|t| std::cmp::Reverse(t.1));
         let total: u64 = top.iter().map(|t| t.1).sum();
         for ((cs, eip), k) in top.iter().take(60) {
             println!(
