@@ -415,6 +415,21 @@ impl Cpu {
                 self.state.regs[reg::EDX] = (t >> 32) as u32;
                 Ok(())
             }
+            Mnemonic::Rdpmc if p6 => {
+                // CR4.PCE lets other rings read the counters (SDM Vol. 2B
+                // RDPMC); the P6 has two 40-bit counters, 0 and 1.
+                if self.state.cr4 & 0x100 == 0 && self.state.cpl() != 0 {
+                    return Err(Fault::GP0);
+                }
+                let n = self.state.regs[reg::ECX];
+                if n > 1 {
+                    return Err(Fault::GP0);
+                }
+                let v = self.state.perf[n as usize];
+                self.state.regs[reg::EAX] = v as u32;
+                self.state.regs[reg::EDX] = (v >> 32) as u32 & 0xFF;
+                Ok(())
+            }
             Mnemonic::Rdmsr if p6 => {
                 self.require_cpl0()?;
                 let v: u64 = match self.state.regs[reg::ECX] {

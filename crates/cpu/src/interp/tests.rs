@@ -201,3 +201,27 @@ fn random_bytes_never_panic() {
         }
     }
 }
+
+#[test]
+fn rdpmc_reads_the_p6_counters_and_checks_the_index() {
+    let code = [
+        0x66, 0xB9, 0xC2, 0, 0, 0, // mov ecx,0xC2 (PERFCTR1)
+        0x66, 0xB8, 0x9A, 0x78, 0x56, 0x34, // mov eax,0x3456789A
+        0x66, 0xBA, 0x12, 0, 0, 0, // mov edx,0x12
+        0x0F, 0x30, // wrmsr
+        0x66, 0x31, 0xC0, 0x66, 0x31, 0xD2, // xor eax,eax; xor edx,edx
+        0x66, 0xB9, 1, 0, 0, 0, // mov ecx,1
+        0x0F, 0x33, // rdpmc
+        0x66, 0x89, 0xC6, 0x66, 0x89, 0xD7, // mov esi,eax; mov edi,edx
+        0x66, 0xB9, 2, 0, 0, 0, // mov ecx,2
+        0x0F, 0x33, // rdpmc: no counter 2 on a P6, #GP
+        0xF4,
+    ];
+    let (mut cpu, mut ram) = real(CpuModel::P6, &code);
+    let out = run_to_halt(&mut cpu, &mut ram);
+    assert_eq!(
+        (cpu.state.regs[reg::ESI], cpu.state.regs[reg::EDI]),
+        (0x3456_789A, 0x12)
+    );
+    assert!(out.contains(&StepOutcome::Exception(crate::Fault::GP0)));
+}
