@@ -62,6 +62,19 @@ impl Guest {
         }
     }
 
+    /// Reports a phase's instructions and wall time (seen with --nocapture).
+    fn report(&self, phase: &str, since: (u64, std::time::Instant)) {
+        eprintln!(
+            "linux test: {phase}: {} instructions, {:.1} s",
+            self.m.cpu.icount - since.0,
+            since.1.elapsed().as_secs_f64()
+        );
+    }
+
+    fn mark(&self) -> (u64, std::time::Instant) {
+        (self.m.cpu.icount, std::time::Instant::now())
+    }
+
     fn type_line(&mut self, line: &str) -> usize {
         let from = self.out.contents().len();
         for b in line.bytes().chain(std::iter::once(b'\n')) {
@@ -88,7 +101,9 @@ fn debian_kernel_boots_to_a_shell_and_powers_off() {
     m.boot_linux(kernel, Some(initrd), "console=ttyS0")
         .expect("kernel loads");
     let mut g = Guest { m, out, input: tx };
+    let t = g.mark();
     let boot = g.wait_for("MORPH86-GUEST-READY", 0, Duration::from_secs(1500));
+    g.report("boot to the marker", t);
     for bad in [
         "BIOS bug",
         "Firmware Bug",
@@ -104,6 +119,7 @@ fn debian_kernel_boots_to_a_shell_and_powers_off() {
     }
     g.wait_for("morph86# ", 0, Duration::from_secs(120));
 
+    let t = g.mark();
     // "morph86\n" doubled 21 times is 16 MiB. (Doubling with cat keeps the
     // guest's work at a few hundred million instructions; `yes | head -c`
     // would spend billions in busybox head's byte-at-a-time stdio loop.)
@@ -117,6 +133,7 @@ fn debian_kernel_boots_to_a_shell_and_powers_off() {
         "sha256 differs from the host's {}:\n{text}",
         pattern_sha256()
     );
+    g.report("16 MiB file and its SHA-256", t);
 
     let from = g.type_line("cat /proc/cpuinfo");
     let text = g.wait_for(r"flags\s*:.*\n", from, Duration::from_secs(120));
