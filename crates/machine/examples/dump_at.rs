@@ -2,8 +2,9 @@
 //! then prints the CPU state and bytes at EIP (kernel direct map assumed
 //! for addresses >= 0xC0000000) and the top of the stack.
 //! `dump_at KERNEL INITRD CMDLINE N`
-use morph86_devices::{SerialBackend, SharedBuffer};
-use morph86_machine::{Machine, MachineConfig, RunLimits};
+mod common;
+
+use morph86_machine::RunLimits;
 
 fn main() {
     let a: Vec<String> = std::env::args().collect();
@@ -11,21 +12,11 @@ fn main() {
         eprintln!("usage: dump_at KERNEL INITRD CMDLINE N");
         return;
     }
-    let kernel = std::fs::read(&a[1]).unwrap_or_default();
-    let initrd = std::fs::read(&a[2]).ok();
     let n: u64 = a[4].parse().unwrap_or(0);
-    let out = SharedBuffer::new();
-    let Ok(mut m) = Machine::new(MachineConfig {
-        no_reboot: true,
-        serial: SerialBackend::buffer(out.clone(), None),
-        ..Default::default()
-    }) else {
-        return;
+    let common::Session { mut m, out, .. } = match common::boot(&a[1], Some(&a[2]), &a[3]) {
+        Ok(g) => g,
+        Err(e) => return eprintln!("{e}"),
     };
-    if let Err(e) = m.boot_linux(kernel, initrd, &a[3]) {
-        eprintln!("{e}");
-        return;
-    }
     let exit = m.run(RunLimits {
         max_insns: Some(n),
         timeout: None,

@@ -1,38 +1,25 @@
 //! Debug aid: boots a kernel (bzImage or Multiboot) and prints where the CPU
 //! is every N instructions, plus every exception (first M).
-//! `probe KERNEL [INITRD] [CMDLINE] [EVERY] [MAX_EXC]`
+//! `probe KERNEL [INITRD] [CMDLINE] [EVERY] [MAX_EXC] [TOTAL]`
+mod common;
+
 use morph86_cpu::{SegReg, StepOutcome};
-use morph86_devices::{SerialBackend, SharedBuffer};
-use morph86_machine::{Machine, MachineConfig};
 
 fn main() {
     let a: Vec<String> = std::env::args().collect();
-    let kernel = std::fs::read(&a[1]).unwrap_or_default();
-    let initrd = a
-        .get(2)
-        .filter(|s| !s.is_empty())
-        .and_then(|p| std::fs::read(p).ok());
+    if a.len() < 2 {
+        eprintln!("usage: probe KERNEL [INITRD] [CMDLINE] [EVERY] [MAX_EXC] [TOTAL]");
+        return;
+    }
     let cmdline = a.get(3).cloned().unwrap_or_default();
     let every: u64 = a.get(4).and_then(|v| v.parse().ok()).unwrap_or(50_000_000);
     let max_exc: u32 = a.get(5).and_then(|v| v.parse().ok()).unwrap_or(30);
     let total: u64 = a.get(6).and_then(|v| v.parse().ok()).unwrap_or(500_000_000);
-    let out = SharedBuffer::new();
-    let Ok(mut m) = Machine::new(MachineConfig {
-        no_reboot: true,
-        serial: SerialBackend::buffer(out.clone(), None),
-        ..Default::default()
-    }) else {
-        return;
-    };
-    let r = if morph86_machine::linux::is_bzimage(&kernel) {
-        m.boot_linux(kernel, initrd, &cmdline)
-    } else {
-        m.boot_multiboot(kernel, &cmdline, vec![]).map(|_| ())
-    };
-    if let Err(e) = r {
-        eprintln!("{e}");
-        return;
-    }
+    let common::Session { mut m, out, .. } =
+        match common::boot(&a[1], a.get(2).map(String::as_str), &cmdline) {
+            Ok(g) => g,
+            Err(e) => return eprintln!("{e}"),
+        };
     let mut exc = 0;
     let mut printed = 0;
     while m.cpu.icount < total {

@@ -5,26 +5,18 @@
 //! the non-global slots on every switch); the rest are conflict misses of
 //! the direct-mapped TLB, the same either way.
 //! `tlb_switches BZIMAGE INITRD [WINDOW_INSNS]`
-use morph86_cpu::mmu::{Tlb, DEFAULT_SPACES};
-use morph86_devices::{SerialBackend, SharedBuffer};
-use morph86_machine::{Machine, MachineConfig, RunExit, RunLimits};
+mod common;
 
-fn run_until(m: &mut Machine, out: &SharedBuffer, pat: &str, from: usize) {
-    for _ in 0..2000 {
-        if out.text()[from..].contains(pat) {
-            return;
-        }
-        let e = m.run(RunLimits {
-            max_insns: Some(m.cpu.icount + 20_000_000),
-            timeout: None,
-        });
-        if e != RunExit::InstructionLimit {
-            eprintln!("guest stopped: {e}");
-            std::process::exit(1);
-        }
+use common::PROMPT;
+use morph86_cpu::mmu::{Tlb, DEFAULT_SPACES};
+use morph86_machine::{Machine, RunExit, RunLimits};
+
+/// Runs until the prompt follows output byte `from`, or gives up.
+fn to_prompt(g: &mut common::Session, from: usize) {
+    if let Some(e) = g.run_until(from, PROMPT, 40_000_000_000, 20_000_000, |_| {}) {
+        eprintln!("no prompt: {e}");
+        std::process::exit(1);
     }
-    eprintln!("never saw {pat:?}");
-    std::process::exit(1);
 }
 
 /// What one measurement window saw.
@@ -57,33 +49,24 @@ fn window(m: &mut Machine, spaces: usize, insns: u64) -> Window {
 
 fn main() {
     let a: Vec<String> = std::env::args().collect();
-    let kernel = std::fs::read(&a[1]).unwrap_or_default();
-    let initrd = std::fs::read(&a[2]).ok();
+    if a.len() < 3 {
+        eprintln!("usage: tlb_switches BZIMAGE INITRD [WINDOW_INSNS]");
+        return;
+    }
     let w: u64 = a.get(3).and_then(|v| v.parse().ok()).unwrap_or(200_000_000);
-    let out = SharedBuffer::new();
-    let (tx, rx) = std::sync::mpsc::channel();
-    let Ok(mut m) = Machine::new(MachineConfig {
-        no_reboot: true,
-        serial: SerialBackend::buffer(out.clone(), Some(rx)),
-        ..Default::default()
-    }) else {
-        return;
+    let mut g = match common::boot(&a[1], Some(&a[2]), "console=ttyS0") {
+        Ok(g) => g,
+        Err(e) => return eprintln!("{e}"),
     };
-    if let Err(e) = m.boot_linux(kernel, initrd, "console=ttyS0") {
-        eprintln!("{e}");
-        return;
-    }
-    run_until(&mut m, &out, "morph86# ", 0);
-    let from = out.contents().len();
-    for b in "yes | cat > /dev/null &\n".bytes() {
-        let _ = tx.send(b);
-    }
-    run_until(&mut m, &out, "morph86# ", from);
+    to_prompt(&mut g, 0);
+    let from = g.type_line("yes | cat > /dev/null &");
+    to_prompt(&mut g, from);
+    let m = &mut g.m;
     // Warm up, then alternate measurement windows.
-    window(&mut m, DEFAULT_SPACES, w / 4);
+    window(m, DEFAULT_SPACES, w / 4);
     for round in 0..2 {
         for spaces in [DEFAULT_SPACES, 1] {
-            let r = window(&mut m, spaces, w);
+            let r = window(m, spaces, w);
             let per = |n: u64| n as f64 / r.switches.max(1) as f64;
             println!(
                 "round {round}: {spaces} cached address space(s): {} CR3 switches; per switch {:.1} refills in all, {:.1} into emptied slots; \

@@ -1,7 +1,7 @@
 //! Debug aid: boots a Multiboot kernel and prints the CPU state every time
 //! EIP reaches the given address. `trace_at KERNEL HEXADDR [MAX_HITS]`
 use morph86_cpu::StepOutcome;
-use morph86_machine::{Machine, MachineConfig};
+mod common;
 
 fn main() {
     let a: Vec<String> = std::env::args().collect();
@@ -9,19 +9,12 @@ fn main() {
         eprintln!("usage: trace_at KERNEL HEXADDR [MAX_HITS]");
         std::process::exit(2);
     }
-    let kernel = std::fs::read(&a[1]).unwrap_or_default();
     let at = u32::from_str_radix(a[2].trim_start_matches("0x"), 16).unwrap_or(0);
     let max: u32 = a.get(3).and_then(|v| v.parse().ok()).unwrap_or(10);
-    let Ok(mut m) = Machine::new(MachineConfig {
-        no_reboot: true,
-        ..MachineConfig::default()
-    }) else {
-        return;
+    let mut m = match common::boot(&a[1], None, "") {
+        Ok(g) => g.m,
+        Err(e) => return eprintln!("{e}"),
     };
-    if let Err(e) = m.boot_multiboot(kernel, "", vec![]) {
-        eprintln!("{e}");
-        return;
-    }
     let mut hits = 0;
     for _ in 0..50_000_000u64 {
         let s = &m.cpu.state;
