@@ -117,11 +117,59 @@ fn xlate(b: u8) -> u8 {
     }
 }
 
+/// The bytes a PS/2 device has for the controller, and the last one sent
+/// (for the 0xFE resend command). Like the real devices' small buffers it
+/// holds [`DEVICE_QUEUE`] bytes and drops what does not fit.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeviceOutput {
+    /// Bytes waiting to be sent to the controller.
+    pub queue: VecDeque<u8>,
+    /// The last byte sent.
+    pub last_sent: u8,
+}
+
+impl Default for DeviceOutput {
+    fn default() -> Self {
+        DeviceOutput {
+            queue: VecDeque::with_capacity(DEVICE_QUEUE),
+            last_sent: 0,
+        }
+    }
+}
+
+impl DeviceOutput {
+    fn send(&mut self, b: u8) {
+        if self.queue.len() < DEVICE_QUEUE {
+            self.queue.push_back(b);
+            self.last_sent = b;
+        }
+    }
+
+    /// Queues all of `bytes` (a key's scan codes, a mouse packet) or, if
+    /// they do not all fit, none of them.
+    fn send_all(&mut self, bytes: &[u8]) {
+        if self.fits(bytes.len()) {
+            for &b in bytes {
+                self.send(b);
+            }
+        }
+    }
+
+    fn fits(&self, n: usize) -> bool {
+        self.queue.len() + n <= DEVICE_QUEUE
+    }
+
+    fn resend(&mut self) {
+        let b = self.last_sent;
+        self.send(b);
+    }
+}
+
 /// A PS/2 keyboard.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Ps2Keyboard {
-    /// Bytes waiting to be sent to the controller.
-    pub queue: VecDeque<u8>,
+    /// Bytes for the controller.
+    pub out: DeviceOutput,
     /// A command waiting for its parameter byte (0xED, 0xF0 or 0xF3).
     pub pending: Option<u8>,
     /// Scanning enabled (0xF4 / 0xF5).
@@ -132,8 +180,6 @@ pub struct Ps2Keyboard {
     pub leds: u8,
     /// Typematic rate and delay (0xF3 parameter).
     pub typematic: u8,
-    /// The last byte sent (for 0xFE, resend).
-    pub last_sent: u8,
     /// A set-1 conversion is in the middle of a break code (set 1 only).
     pub break_prefix: bool,
 }
@@ -141,26 +187,18 @@ pub struct Ps2Keyboard {
 impl Default for Ps2Keyboard {
     fn default() -> Self {
         Ps2Keyboard {
-            queue: VecDeque::with_capacity(DEVICE_QUEUE),
+            out: DeviceOutput::default(),
             pending: None,
             scanning: true,
             scancode_set: 2,
             leds: 0,
             typematic: 0x2B, // 10.9 characters/s after 500 ms
-            last_sent: 0,
             break_prefix: false,
         }
     }
 }
 
 impl Ps2Keyboard {
-    fn send(&mut self, b: u8) {
-        if self.queue.len() < DEVICE_QUEUE {
-            self.queue.push_back(b);
-            self.last_sent = b;
-        }
-    }
-
     fn set_defaults(&mut self) {
         self.scancode_set = 2;
         self.typematic = 0x2B;
@@ -173,66 +211,63 @@ impl Ps2Keyboard {
             match cmd {
                 0xED if v & 0x80 == 0 => {
                     self.leds = v & 7;
-                    return self.send(ACK);
+                    return self.out.send(ACK);
                 }
                 0xF3 if v & 0x80 == 0 => {
                     self.typematic = v;
-                    return self.send(ACK);
+                    return self.out.send(ACK);
                 }
                 0xF0 if v <= 3 => {
-                    self.send(ACK);
+                    self.out.send(ACK);
                     if v == 0 {
                         let set = self.scancode_set;
-                        self.send(set);
+                        self.out.send(set);
                     } else {
                         self.scancode_set = v;
                         self.break_prefix = false;
                     }
                     return;
                 }
-                _ if v < 0xED => return self.send(RESEND),
+                _ if v < 0xED => return self.out.send(RESEND),
                 _ => {} // a new command instead of the parameter
             }
         }
         match v {
             0xED | 0xF0 | 0xF3 => {
                 self.pending = Some(v);
-                self.send(ACK);
+                self.out.send(ACK);
             }
-            0xEE => self.send(0xEE), // echo: no ACK
+            0xEE => self.out.send(0xEE), // echo: no ACK
             0xF2 => {
-                self.send(ACK);
-                self.send(0xAB);
-                self.send(0x83);
+                self.out.send(ACK);
+                self.out.send(0xAB);
+                self.out.send(0x83);
             }
             0xF4 => {
-                self.queue.clear();
+                self.out.queue.clear();
                 self.scanning = true;
-                self.send(ACK);
+                self.out.send(ACK);
             }
             0xF5 => {
-                self.queue.clear();
+                self.out.queue.clear();
                 self.set_defaults();
                 self.scanning = false;
-                self.send(ACK);
+                self.out.send(ACK);
             }
             0xF6 => {
-                self.queue.clear();
+                self.out.queue.clear();
                 self.set_defaults();
                 self.scanning = true;
-                self.send(ACK);
+                self.out.send(ACK);
             }
-            0xF7..=0xFD => self.send(ACK), // set-3 key types: accepted, ignored
-            0xFE => {
-                let b = self.last_sent;
-                self.send(b);
-            }
+            0xF7..=0xFD => self.out.send(ACK), // set-3 key types: accepted, ignored
+            0xFE => self.out.resend(),
             0xFF => {
                 *self = Ps2Keyboard::default();
-                self.send(ACK);
-                self.send(BAT_OK);
+                self.out.send(ACK);
+                self.out.send(BAT_OK);
             }
-            _ => self.send(RESEND),
+            _ => self.out.send(RESEND),
         }
     }
 
@@ -256,19 +291,15 @@ impl Ps2Keyboard {
         }
         // A key's bytes go together or not at all (the keyboard's buffer
         // overflowed: a real keyboard would send an overrun code).
-        if self.queue.len() + out.len() <= DEVICE_QUEUE {
-            for b in out {
-                self.send(b);
-            }
-        }
+        self.out.send_all(&out);
     }
 }
 
 /// A PS/2 mouse (with the IntelliMouse wheel extensions).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Ps2Mouse {
-    /// Bytes waiting to be sent to the controller.
-    pub queue: VecDeque<u8>,
+    /// Bytes for the controller.
+    pub out: DeviceOutput,
     /// A command waiting for its parameter byte (0xE8 or 0xF3).
     pub pending: Option<u8>,
     /// Data reporting enabled (0xF4 / 0xF5).
@@ -295,14 +326,12 @@ pub struct Ps2Mouse {
     pub dy: i32,
     /// Wheel movement not yet reported (remote mode).
     pub dz: i32,
-    /// The last byte sent (for 0xFE, resend).
-    pub last_sent: u8,
 }
 
 impl Default for Ps2Mouse {
     fn default() -> Self {
         Ps2Mouse {
-            queue: VecDeque::with_capacity(DEVICE_QUEUE),
+            out: DeviceOutput::default(),
             pending: None,
             enabled: false,
             remote: false,
@@ -316,19 +345,11 @@ impl Default for Ps2Mouse {
             dx: 0,
             dy: 0,
             dz: 0,
-            last_sent: 0,
         }
     }
 }
 
 impl Ps2Mouse {
-    fn send(&mut self, b: u8) {
-        if self.queue.len() < DEVICE_QUEUE {
-            self.queue.push_back(b);
-            self.last_sent = b;
-        }
-    }
-
     fn set_defaults(&mut self) {
         self.sample_rate = 100;
         self.resolution = 2;
@@ -393,24 +414,16 @@ impl Ps2Mouse {
         p
     }
 
-    fn send_packet(&mut self, p: &[u8]) {
-        if self.queue.len() + p.len() <= DEVICE_QUEUE {
-            for &b in p {
-                self.send(b);
-            }
-        }
-    }
-
     /// Handles a byte from the host.
     fn write(&mut self, v: u8) {
         if self.wrap && v != 0xEC && v != 0xFF {
-            return self.send(v);
+            return self.out.send(v);
         }
         if let Some(cmd) = self.pending.take() {
             match cmd {
                 0xE8 => {
                     self.resolution = v & 3;
-                    return self.send(ACK);
+                    return self.out.send(ACK);
                 }
                 0xF3 => {
                     self.sample_rate = v;
@@ -420,7 +433,7 @@ impl Ps2Mouse {
                         [200, 200, 80] if self.id == 3 => self.id = 4,
                         _ => {}
                     }
-                    return self.send(ACK);
+                    return self.out.send(ACK);
                 }
                 _ => {}
             }
@@ -428,18 +441,18 @@ impl Ps2Mouse {
         match v {
             0xE6 => {
                 self.scaling_2to1 = false;
-                self.send(ACK);
+                self.out.send(ACK);
             }
             0xE7 => {
                 self.scaling_2to1 = true;
-                self.send(ACK);
+                self.out.send(ACK);
             }
             0xE8 | 0xF3 => {
                 self.pending = Some(v);
-                self.send(ACK);
+                self.out.send(ACK);
             }
             0xE9 => {
-                self.send(ACK);
+                self.out.send(ACK);
                 let mut s =
                     (self.buttons & 1) << 2 | (self.buttons & 2) >> 1 | (self.buttons & 4) >> 1;
                 if self.scaling_2to1 {
@@ -452,66 +465,63 @@ impl Ps2Mouse {
                     s |= 0x40;
                 }
                 let (r, rate) = (self.resolution, self.sample_rate);
-                self.send(s);
-                self.send(r);
-                self.send(rate);
+                self.out.send(s);
+                self.out.send(r);
+                self.out.send(rate);
             }
             0xEA => {
                 self.remote = false;
                 self.dx = 0;
                 self.dy = 0;
                 self.dz = 0;
-                self.send(ACK);
+                self.out.send(ACK);
             }
             0xEB => {
-                self.send(ACK);
+                self.out.send(ACK);
                 // Read data is never scaled.
                 let p = self.make_packet(false);
-                self.send_packet(&p);
+                self.out.send_all(&p);
             }
             0xEC => {
                 self.wrap = false;
-                self.send(ACK);
+                self.out.send(ACK);
             }
             0xEE => {
                 self.wrap = true;
-                self.send(ACK);
+                self.out.send(ACK);
             }
             0xF0 => {
                 self.remote = true;
                 self.dx = 0;
                 self.dy = 0;
                 self.dz = 0;
-                self.send(ACK);
+                self.out.send(ACK);
             }
             0xF2 => {
-                self.send(ACK);
+                self.out.send(ACK);
                 let id = self.id;
-                self.send(id);
+                self.out.send(id);
             }
             0xF4 => {
                 self.enabled = true;
-                self.send(ACK);
+                self.out.send(ACK);
             }
             0xF5 => {
                 self.enabled = false;
-                self.send(ACK);
+                self.out.send(ACK);
             }
             0xF6 => {
                 self.set_defaults();
-                self.send(ACK);
+                self.out.send(ACK);
             }
-            0xFE => {
-                let b = self.last_sent;
-                self.send(b);
-            }
+            0xFE => self.out.resend(),
             0xFF => {
                 *self = Ps2Mouse::default();
-                self.send(ACK);
-                self.send(BAT_OK);
-                self.send(0x00);
+                self.out.send(ACK);
+                self.out.send(BAT_OK);
+                self.out.send(0x00);
             }
-            _ => self.send(RESEND),
+            _ => self.out.send(RESEND),
         }
     }
 
@@ -533,9 +543,9 @@ impl Ps2Mouse {
         if !changed && dx == 0 && dy == 0 && dz == 0 {
             return;
         }
-        if self.queue.len() + self.packet_len() <= DEVICE_QUEUE {
+        if self.out.fits(self.packet_len()) {
             let p = self.make_packet(self.scaling_2to1);
-            self.send_packet(&p);
+            self.out.send_all(&p);
         }
     }
 }
@@ -650,7 +660,7 @@ impl I8042 {
             return;
         }
         if s.ram[0] & CB_KBD_DISABLE == 0 {
-            while let Some(b) = s.kbd.queue.pop_front() {
+            while let Some(b) = s.kbd.out.queue.pop_front() {
                 let value = if s.ram[0] & CB_XLATE == 0 {
                     b
                 } else if b == 0xF0 {
@@ -666,7 +676,7 @@ impl I8042 {
             }
         }
         if s.ram[0] & CB_AUX_DISABLE == 0 {
-            if let Some(value) = s.mouse.queue.pop_front() {
+            if let Some(value) = s.mouse.out.queue.pop_front() {
                 s.obf = Some(OutputByte { value, aux: true });
             }
         }
