@@ -11,6 +11,7 @@ pub mod machine;
 pub mod mptable;
 pub mod multiboot;
 pub mod pc_boot;
+pub mod smbios;
 
 pub use board::Board;
 pub use machine::{

@@ -1,13 +1,14 @@
-//! Booting Linux on the PC: firmware tables (ACPI, MP) then the kernel.
+//! Booting Linux on the PC: firmware tables (ACPI, MP, SMBIOS) then the kernel.
 //!
 //! Without a BIOS yet, the machine plays the firmware's part: it writes the
-//! ACPI tables and the MP table where a BIOS would, and hands the kernel an
-//! e820 map that reserves them.
+//! ACPI tables, the MP table and the SMBIOS tables where a BIOS would, and
+//! hands the kernel an e820 map that reserves them.
 
 use crate::acpi::{build_acpi, AcpiConfig};
 use crate::linux::{self, LinuxLayout};
 use crate::machine::MachineError;
 use crate::mptable::{build_mptable, MpConfig};
+use crate::smbios::{build_smbios, SmbiosConfig};
 use morph86_cpu::{CpuState, FlatRam};
 
 /// Writes the firmware tables and loads `kernel` (with `initrd` and
@@ -35,6 +36,8 @@ pub fn load_linux(
         ..MpConfig::default()
     };
     build_mptable(bytes, &mp).map_err(|e| MachineError::Tables(e.to_string()))?;
+    build_smbios(bytes, &SmbiosConfig::default())
+        .map_err(|e| MachineError::Tables(e.to_string()))?;
     let layout = LinuxLayout::with_acpi(&tables);
     let entry = linux::load_linux(bytes, kernel, initrd, cmdline, &layout)?;
     linux::apply_entry(state, &entry);
