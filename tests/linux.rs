@@ -118,10 +118,7 @@ fn debian_kernel_boots_to_a_shell_and_powers_off() {
         assert!(!boot.contains(bad), "boot log contains {bad:?}:\n{boot}");
     }
     // The firmware tables were found and read: SMBIOS (DMI) and ACPI PNP.
-    for good in [
-        "DMI: morph86 morph86 PC",
-        "pnp: PnP ACPI: found 7 devices",
-    ] {
+    for good in ["DMI: morph86 morph86 PC", "pnp: PnP ACPI: found 7 devices"] {
         assert!(boot.contains(good), "boot log lacks {good:?}:\n{boot}");
     }
     g.wait_for("morph86# ", 0, Duration::from_secs(120));
