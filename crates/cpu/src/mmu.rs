@@ -131,8 +131,8 @@ pub struct Tlb {
     /// Misses on an empty slot (never filled, or emptied by a flush or an
     /// address-space switch) rather than one holding another page.
     pub cold_misses: u64,
-    /// Cached address spaces dropped (or marked stale) because the guest
-    /// wrote to one of their page-table pages.
+    /// Times a cached address space was dropped (or the active one marked
+    /// stale) because the guest wrote to one of its page-table pages.
     pub write_drops: u64,
     /// Full or non-global flushes.
     pub flushes: u64,
