@@ -835,23 +835,13 @@ impl Timed for LocalApic {
     }
 }
 
-/// Mask of the low `size` bytes.
-fn size_mask(size: u8) -> u64 {
-    match size {
-        1 => 0xFF,
-        2 => 0xFFFF,
-        4 => 0xFFFF_FFFF,
-        _ => u64::MAX,
-    }
-}
-
 impl MmioDevice for LocalApic {
     fn mmio_read(&mut self, offset: u64, size: u8) -> u64 {
         let within = offset & 0xF;
         if within >= 4 {
             return 0;
         }
-        (u64::from(self.read_reg(offset & !0xF)) >> (8 * within)) & size_mask(size)
+        (u64::from(self.read_reg(offset & !0xF)) >> (8 * within)) & u64::from(crate::all_ones(size))
     }
 
     fn mmio_write(&mut self, offset: u64, size: u8, value: u64) {
@@ -867,7 +857,7 @@ impl MmioDevice for LocalApic {
         let now = self.time.now();
         let old = u64::from(self.reg_value((reg & 0xFFF) >> 4, now).unwrap_or(0));
         let shift = 8 * within;
-        let mask = (size_mask(size) << shift) & 0xFFFF_FFFF;
+        let mask = (u64::from(crate::all_ones(size)) << shift) & 0xFFFF_FFFF;
         let merged = (old & !mask) | ((value << shift) & mask);
         self.write_reg(reg, merged as u32);
     }

@@ -283,15 +283,6 @@ impl IoApic {
     }
 }
 
-fn size_mask(size: u8) -> u64 {
-    match size {
-        1 => 0xFF,
-        2 => 0xFFFF,
-        4 => 0xFFFF_FFFF,
-        _ => u64::MAX,
-    }
-}
-
 impl MmioDevice for IoApic {
     fn mmio_read(&mut self, offset: u64, size: u8) -> u64 {
         let within = offset & 0xF;
@@ -303,7 +294,7 @@ impl MmioDevice for IoApic {
             0x10 => self.read_indirect(self.state.ioregsel),
             _ => 0,
         };
-        (u64::from(v) >> (8 * within)) & size_mask(size)
+        (u64::from(v) >> (8 * within)) & u64::from(crate::all_ones(size))
     }
 
     fn mmio_write(&mut self, offset: u64, size: u8, value: u64) {
@@ -312,7 +303,7 @@ impl MmioDevice for IoApic {
             return;
         }
         let shift = 8 * within;
-        let mask = (size_mask(size) << shift) & 0xFFFF_FFFF;
+        let mask = (u64::from(crate::all_ones(size)) << shift) & 0xFFFF_FFFF;
         let merge = |old: u32| ((u64::from(old) & !mask) | ((value << shift) & mask)) as u32;
         match offset & !0xF {
             0x00 => self.state.ioregsel = merge(u32::from(self.state.ioregsel)) as u8,

@@ -678,6 +678,18 @@ impl Machine {
         None
     }
 
+    /// A triple fault at the current CS:EIP: the run ends under `no_reboot`,
+    /// otherwise the machine resets.
+    fn triple_fault(&mut self, fault: Fault) -> Option<RunExit> {
+        let s = &self.cpu.state;
+        let why = RunExit::TripleFault {
+            fault,
+            cs: s.seg(SegReg::Cs).selector,
+            eip: s.eip,
+        };
+        self.guest_reset(why)
+    }
+
     /// Runs until a stop condition (see [`RunExit`]).
     pub fn run(&mut self, limits: RunLimits) -> RunExit {
         let start = Instant::now();
@@ -732,13 +744,7 @@ impl Machine {
             }
             if let Some(outcome) = self.deliver_interrupt() {
                 if let StepOutcome::TripleFault(fault) = outcome {
-                    let s = &self.cpu.state;
-                    let why = RunExit::TripleFault {
-                        fault,
-                        cs: s.seg(SegReg::Cs).selector,
-                        eip: s.eip,
-                    };
-                    if let Some(e) = self.guest_reset(why) {
+                    if let Some(e) = self.triple_fault(fault) {
                         return e;
                     }
                 }
@@ -798,13 +804,7 @@ impl Machine {
                     }
                     StepOutcome::Halted => break,
                     StepOutcome::TripleFault(fault) => {
-                        let s = &self.cpu.state;
-                        let why = RunExit::TripleFault {
-                            fault,
-                            cs: s.seg(SegReg::Cs).selector,
-                            eip: s.eip,
-                        };
-                        if let Some(e) = self.guest_reset(why) {
+                        if let Some(e) = self.triple_fault(fault) {
                             return e;
                         }
                         break;
