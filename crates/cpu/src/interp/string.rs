@@ -40,21 +40,21 @@ impl Cpu {
     }
 
     /// A string access faulted. The 80286 has already stepped the pointer of
-    /// the faulting access (and CX under REP) when the fault is taken, as the
-    /// hardware captures show; later chips leave the iteration undone.
+    /// the faulting access when the fault is taken, and under REP has
+    /// counted CX down by `cx_steps`, as the hardware captures show: once
+    /// for a faulting read, twice for a faulting write, not at all when the
+    /// first read of CMPS faults. Later chips leave the iteration undone.
     fn string_fault(
         &mut self,
         f: crate::fault::Fault,
         ptr: usize,
         a32: bool,
         delta: u32,
-        rep: bool,
+        cx_steps: u32,
     ) -> crate::fault::Fault {
         if self.model == crate::model::CpuModel::I80286 {
             self.advance(ptr, a32, delta);
-            if rep {
-                self.advance(reg::ECX, a32, u32::MAX);
-            }
+            self.advance(reg::ECX, a32, cx_steps.wrapping_neg());
             self.commit_regs();
         }
         f
@@ -101,23 +101,30 @@ impl Cpu {
             // Each access is followed at once by its pointer update; on the
             // 80286 a faulting access still updates its pointer (and CX).
             macro_rules! access {
-                ($e:expr, $ptr:expr) => {
+                ($e:expr, $ptr:expr, $cx_steps:expr) => {
                     match $e {
                         Ok(v) => v,
-                        Err(f) => return Err(self.string_fault(f, $ptr, a32, delta, rep)),
+                        Err(f) => {
+                            let steps = if rep { $cx_steps } else { 0 };
+                            return Err(self.string_fault(f, $ptr, a32, delta, steps));
+                        }
                     }
                 };
             }
+            const READ: u32 = 1;
+            const WRITE: u32 = 2;
             match kind {
                 Kind::Movs => {
                     let v = access!(
                         self.read_mem(bus, src_seg, self.index(reg::ESI, a32), size),
-                        reg::ESI
+                        reg::ESI,
+                        READ
                     );
                     self.advance(reg::ESI, a32, delta);
                     access!(
                         self.write_mem(bus, SegReg::Es, self.index(reg::EDI, a32), size, v),
-                        reg::EDI
+                        reg::EDI,
+                        WRITE
                     );
                     self.advance(reg::EDI, a32, delta);
                 }
@@ -125,12 +132,14 @@ impl Cpu {
                     // The 80286 reads ES:DI first (seen in which pointer a fault steps).
                     let b = access!(
                         self.read_mem(bus, SegReg::Es, self.index(reg::EDI, a32), size),
-                        reg::EDI
+                        reg::EDI,
+                        0
                     );
                     self.advance(reg::EDI, a32, delta);
                     let a = access!(
                         self.read_mem(bus, src_seg, self.index(reg::ESI, a32), size),
-                        reg::ESI
+                        reg::ESI,
+                        READ
                     );
                     self.advance(reg::ESI, a32, delta);
                     self.sub(a, b, 0, size);
@@ -138,12 +147,14 @@ impl Cpu {
                 Kind::Cmps => {
                     let a = access!(
                         self.read_mem(bus, src_seg, self.index(reg::ESI, a32), size),
-                        reg::ESI
+                        reg::ESI,
+                        READ
                     );
                     self.advance(reg::ESI, a32, delta);
                     let b = access!(
                         self.read_mem(bus, SegReg::Es, self.index(reg::EDI, a32), size),
-                        reg::EDI
+                        reg::EDI,
+                        READ
                     );
                     self.advance(reg::EDI, a32, delta);
                     self.sub(a, b, 0, size);
@@ -151,7 +162,8 @@ impl Cpu {
                 Kind::Scas => {
                     let b = access!(
                         self.read_mem(bus, SegReg::Es, self.index(reg::EDI, a32), size),
-                        reg::EDI
+                        reg::EDI,
+                        READ
                     );
                     self.advance(reg::EDI, a32, delta);
                     let a = self.get_reg(0, size as u8);
@@ -160,7 +172,8 @@ impl Cpu {
                 Kind::Lods => {
                     let v = access!(
                         self.read_mem(bus, src_seg, self.index(reg::ESI, a32), size),
-                        reg::ESI
+                        reg::ESI,
+                        READ
                     );
                     self.set_reg(0, size as u8, v);
                     self.advance(reg::ESI, a32, delta);
@@ -169,7 +182,8 @@ impl Cpu {
                     let v = self.get_reg(0, size as u8);
                     access!(
                         self.write_mem(bus, SegReg::Es, self.index(reg::EDI, a32), size, v),
-                        reg::EDI
+                        reg::EDI,
+                        WRITE
                     );
                     self.advance(reg::EDI, a32, delta);
                 }
@@ -178,9 +192,13 @@ impl Cpu {
                     self.check_io(bus, port, size)?;
                     // The destination is probed before the port is read.
                     let di = self.index(reg::EDI, a32);
-                    access!(self.seg_linear(SegReg::Es, di, size, true), reg::EDI);
+                    access!(self.seg_linear(SegReg::Es, di, size, true), reg::EDI, WRITE);
                     let v = bus.io_read(port, size as u8);
-                    access!(self.write_mem(bus, SegReg::Es, di, size, v), reg::EDI);
+                    access!(
+                        self.write_mem(bus, SegReg::Es, di, size, v),
+                        reg::EDI,
+                        WRITE
+                    );
                     self.advance(reg::EDI, a32, delta);
                 }
                 Kind::Outs => {
@@ -188,7 +206,8 @@ impl Cpu {
                     self.check_io(bus, port, size)?;
                     let v = access!(
                         self.read_mem(bus, src_seg, self.index(reg::ESI, a32), size),
-                        reg::ESI
+                        reg::ESI,
+                        READ
                     );
                     bus.io_write(port, size as u8, v);
                     self.advance(reg::ESI, a32, delta);
