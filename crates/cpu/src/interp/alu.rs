@@ -516,10 +516,21 @@ impl Cpu {
 
     /// AAM imm8 (divide AL).
     pub(super) fn aam(&mut self, base: u32) -> Exec {
+        let al = self.get_reg(0, 1);
         if base == 0 {
+            // The divide error leaves FLAGS as the microcode had set them
+            // (hardware captures): the 8086 as for a zero result, the 80286
+            // as for AL taken as a 16-bit value (SF and ZF clear unless AL
+            // is 0, PF of AL). Later chips leave them undefined.
+            match self.model {
+                CpuModel::I8086 => self.set_status(szp(0, 1)),
+                CpuModel::I80286 => self.set_status(szp(al, 2)),
+                CpuModel::P6 => {}
+            }
+            // They survive the fault's restoring of the registers.
+            self.commit_regs();
             return Err(Fault::DE);
         }
-        let al = self.get_reg(0, 1);
         let (q, r) = (al / base, al % base);
         self.set_reg(0, 2, (q << 8) | r);
         self.set_status(szp(r, 1));
