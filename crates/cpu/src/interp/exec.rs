@@ -239,6 +239,14 @@ impl Cpu {
                 let size = if m == Mnemonic::Pushad { 4 } else { 2 };
                 let mut sp = self.sp();
                 let orig_sp = self.get_reg(reg::ESP as u8, size as u8);
+                // All eight slots are checked before any is written: a push
+                // that would fault (a word wrapping at the stack's limit)
+                // leaves memory untouched, as the 80286 captures show.
+                let mut probe = sp;
+                for _ in 0..8 {
+                    probe = self.sp_add(probe, -(size as i32));
+                    self.seg_linear(SegReg::Ss, probe, size, true)?;
+                }
                 for r in 0..8u8 {
                     let v = if r == reg::ESP as u8 {
                         orig_sp
