@@ -175,6 +175,12 @@ pub fn decode(model: CpuModel, code32: bool, bytes: &[u8]) -> Result<Decoded, De
         }
     }
 
+    let reg_form = buf.get(op_at + 1).is_some_and(|m| m >> 6 == 3);
+    if !is8086 && reg_form && matches!(op, 0x62 | 0xC4 | 0xC5) {
+        // No EVEX/VEX on these models (iced reads these bytes as such
+        // prefixes): BOUND, LES and LDS with a register operand raise #UD.
+        return Ok(Decoded::invalid((op_at + 2).min(FETCH_LEN) as u8));
+    }
     let options = if model.is_386_plus() {
         DecoderOptions::NONE
     } else {
@@ -340,6 +346,19 @@ mod tests {
         assert_eq!(d.insn.mnemonic(), Mnemonic::Ret);
         let d = decode(CpuModel::I80286, false, &[0xC1, 0xE0, 0x03]).unwrap();
         assert_eq!(d.insn.mnemonic(), Mnemonic::Shl);
+    }
+
+    #[test]
+    fn les_lds_bound_with_a_register_are_not_vex_or_evex() {
+        for model in [CpuModel::I80286, CpuModel::P6] {
+            for op in [0xC4, 0xC5, 0x62] {
+                let d = decode(model, true, &[op, 0xC0, 0x70, 0x90, 0xF4]).unwrap();
+                assert!(d.invalid && d.len == 2, "{model:?} {op:02x}");
+            }
+            let d = decode(model, false, &[0xC5, 0x06, 0x34, 0x12]).unwrap();
+            assert_eq!(d.insn.mnemonic(), Mnemonic::Lds);
+            assert!(!d.invalid);
+        }
     }
 
     #[test]
