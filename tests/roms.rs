@@ -5,7 +5,7 @@
 //! fault under no-reboot).
 
 use morph86_devices::{SerialBackend, SharedBuffer};
-use morph86_machine::{Machine, MachineConfig, RunExit, RunLimits, EXIT_PORT};
+use morph86_machine::{EventLog, Machine, MachineConfig, RunExit, RunLimits, EXIT_PORT};
 use std::path::PathBuf;
 use std::process::Command;
 use std::sync::OnceLock;
@@ -36,28 +36,55 @@ fn build() -> &'static Result<(), String> {
     })
 }
 
-fn run_kernel(name: &str) {
-    if let Err(e) = build() {
-        panic!("{e}");
-    }
-    let path = roms_dir().join("build").join(format!("{name}.elf"));
-    let kernel = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+/// How one run of a kernel ended: its exit, serial output and event log.
+struct Outcome {
+    exit: RunExit,
+    serial: String,
+    log: String,
+}
+
+fn run_once(kernel: &[u8], batch: u64) -> Outcome {
     let serial = SharedBuffer::new();
+    let log = SharedBuffer::new();
     let mut m = Machine::new(MachineConfig {
         memory_mib: 128,
         serial: SerialBackend::buffer(serial.clone(), None),
         debugcon: None,
         no_reboot: true,
         exit_port: Some(EXIT_PORT),
+        batch,
         ..Default::default()
     })
     .expect("machine");
-    m.boot_multiboot(kernel, "", vec![]).expect("kernel loads");
+    m.set_event_log(EventLog::new(Box::new(log.clone())));
+    m.boot_multiboot(kernel.to_vec(), "", vec![])
+        .expect("kernel loads");
     let exit = m.run(RunLimits {
         max_insns: Some(BUDGET),
         timeout: None,
     });
-    let text = serial.text().replace('\r', "");
+    m.finish_event_log().expect("event log");
+    Outcome {
+        exit,
+        serial: serial.text().replace('\r', ""),
+        log: log.text(),
+    }
+}
+
+/// Runs a kernel and checks its summary; then runs it again one instruction
+/// per engine call and checks that the serial output and the event log are
+/// the same (the machine-core contract: batch size never changes a run).
+fn run_kernel(name: &str) {
+    if let Err(e) = build() {
+        panic!("{e}");
+    }
+    let path = roms_dir().join("build").join(format!("{name}.elf"));
+    let kernel = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let Outcome {
+        exit,
+        serial: text,
+        log,
+    } = run_once(&kernel, 0);
     let summary = text.lines().rev().find(|l| l.starts_with("SUMMARY:"));
     let failures: Vec<&str> = text.lines().filter(|l| l.starts_with("FAIL")).collect();
     let ok_end = if name == "faults" {
@@ -70,6 +97,26 @@ fn run_kernel(name: &str) {
         "{name}: run ended with: {exit}\nsummary: {summary:?}\nfailures:\n{}\n--- serial output ---\n{text}",
         failures.join("\n")
     );
+    assert!(!log.is_empty(), "{name}: the event log is empty");
+    let single = run_once(&kernel, 1);
+    assert_eq!(single.exit, exit, "{name}: batch size 1 ends differently");
+    assert_eq!(
+        single.serial, text,
+        "{name}: batch size 1 prints differently"
+    );
+    if single.log != log {
+        let at = log
+            .lines()
+            .zip(single.log.lines())
+            .position(|(a, b)| a != b)
+            .unwrap_or(log.lines().count().min(single.log.lines().count()));
+        panic!(
+            "{name}: event logs differ between batch sizes 65536 and 1 at line {}: {:?} vs {:?}",
+            at + 1,
+            log.lines().nth(at),
+            single.log.lines().nth(at)
+        );
+    }
 }
 
 macro_rules! kernel_tests {

@@ -4,6 +4,19 @@
 //! are monomorphised and inlined. Addresses here are physical; segmentation
 //! (and, later, paging) happen in the CPU before a call reaches the bus.
 
+/// An interrupt or exception the CPU delivers, as reported to
+/// [`Bus::note_event`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CpuEvent {
+    /// An exception raised by an instruction (each attempt: a fault while
+    /// delivering one is reported again, as #DF if it becomes one).
+    Exception(u8),
+    /// INT n, INT3 or INTO.
+    Software(u8),
+    /// A hardware interrupt or NMI from an interrupt controller.
+    External(u8),
+}
+
 /// Physical memory and port I/O as seen from the CPU.
 pub trait Bus {
     /// Reads a byte of physical memory.
@@ -46,6 +59,28 @@ pub trait Bus {
     /// Writes an I/O port of `size` bytes (1, 2 or 4).
     fn io_write(&mut self, port: u16, size: u8, value: u32) {
         let _ = (port, size, value);
+    }
+
+    /// True (once) when an access since the last call reached a device: a
+    /// port, or memory that is neither RAM nor ROM. Engines return to the
+    /// machine right after such an instruction (see [`crate::engine`]).
+    #[inline]
+    fn take_device_access(&mut self) -> bool {
+        false
+    }
+
+    /// The number of instructions retired before the one about to run, so
+    /// that devices reached during it see the right time. Called by the CPU
+    /// before every instruction and every injected event.
+    #[inline]
+    fn set_icount(&mut self, icount: u64) {
+        let _ = icount;
+    }
+
+    /// An interrupt or exception is being delivered (for event logs).
+    #[inline]
+    fn note_event(&mut self, event: CpuEvent) {
+        let _ = event;
     }
 
     /// A host pointer to physical page `page` (4 KiB) if it is plain RAM, for

@@ -6,6 +6,7 @@
 
 pub mod bus;
 pub mod decode;
+pub mod engine;
 pub mod fault;
 pub mod flags;
 pub mod fpu;
@@ -15,7 +16,8 @@ pub mod model;
 pub mod robustness;
 pub mod state;
 
-pub use bus::{Bus, FlatRam};
+pub use bus::{Bus, CpuEvent, FlatRam};
+pub use engine::{Engine, EngineExit, Interpreter, RunRequest};
 pub use fault::Fault;
 pub use interp::{Cpu, StepOutcome};
 pub use model::CpuModel;

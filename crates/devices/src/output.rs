@@ -31,6 +31,18 @@ impl SharedBuffer {
     }
 }
 
+impl Write for SharedBuffer {
+    fn write(&mut self, b: &[u8]) -> io::Result<usize> {
+        if let Ok(mut v) = self.0.lock() {
+            v.extend_from_slice(b);
+        }
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
 /// An output back end for a character device.
 #[derive(Debug, Default)]
 pub enum OutputSink {

@@ -209,6 +209,57 @@ impl RtcDateTime {
     }
 }
 
+impl std::str::FromStr for RtcDateTime {
+    type Err = String;
+
+    /// Parses `YYYY-MM-DD`, `YYYY-MM-DDTHH:MM:SS` (a space may stand for
+    /// the `T`) or `@SECONDS` since 1970-01-01 (UTC).
+    fn from_str(s: &str) -> Result<RtcDateTime, String> {
+        let bad = || format!("bad date {s:?}: expected YYYY-MM-DD[THH:MM:SS] or @SECONDS");
+        if let Some(secs) = s.strip_prefix('@') {
+            return secs.parse().map(RtcDateTime::from_unix).map_err(|_| bad());
+        }
+        let (date, time) = match s.split_once(['T', ' ']) {
+            Some((d, t)) => (d, Some(t)),
+            None => (s, None),
+        };
+        let num = |v: &str| v.parse::<u16>().map_err(|_| bad());
+        let d: Vec<&str> = date.split('-').collect();
+        let [y, mo, da] = d[..] else {
+            return Err(bad());
+        };
+        let (year, month, day) = (num(y)?, num(mo)?, num(da)?);
+        let (hour, minute, second) = match time {
+            None => (0, 0, 0),
+            Some(t) => {
+                let t: Vec<&str> = t.split(':').collect();
+                let [h, mi, se] = t[..] else {
+                    return Err(bad());
+                };
+                (num(h)?, num(mi)?, num(se)?)
+            }
+        };
+        let ok = (1..=9999).contains(&year)
+            && (1..=12).contains(&month)
+            && day >= 1
+            && day <= u16::from(days_in_month(month as u8, u32::from(year)))
+            && hour < 24
+            && minute < 60
+            && second < 60;
+        if !ok {
+            return Err(bad());
+        }
+        Ok(RtcDateTime {
+            year,
+            month: month as u8,
+            day: day as u8,
+            hour: hour as u8,
+            minute: minute as u8,
+            second: second as u8,
+        })
+    }
+}
+
 /// Where the clock starts at power-on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum RtcStart {
@@ -752,6 +803,30 @@ impl PioDevice for Rtc146818 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn dates_parse() {
+        let d: RtcDateTime = "2024-02-29T23:59:58".parse().unwrap();
+        assert_eq!(
+            (d.year, d.month, d.day, d.hour, d.minute, d.second),
+            (2024, 2, 29, 23, 59, 58)
+        );
+        assert_eq!(
+            "1999-12-31".parse::<RtcDateTime>().unwrap().to_unix(),
+            946_598_400
+        );
+        assert_eq!("@86400".parse::<RtcDateTime>().unwrap().day, 2);
+        for bad in [
+            "2023-02-29",
+            "2024-13-01",
+            "2024-01-01T24:00:00",
+            "x",
+            "2024-1",
+            "@x",
+        ] {
+            assert!(bad.parse::<RtcDateTime>().is_err(), "{bad}");
+        }
+    }
     use crate::IoBus;
 
     const MS: Nanos = 1_000_000;

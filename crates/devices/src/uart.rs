@@ -199,12 +199,14 @@ impl Uart16550 {
     }
 
     /// Pulls received bytes from the back end while the FIFO has room.
-    /// The machine calls this periodically; register reads also do.
-    pub fn poll_input(&mut self) {
+    /// The machine calls this at its host check points; register reads
+    /// also do. True when bytes arrived.
+    pub fn poll_input(&mut self) -> bool {
         if self.state.mcr & MCR_LOOP != 0 {
-            return; // the receiver is connected to the transmitter
+            return false; // the receiver is connected to the transmitter
         }
         let cap = self.rx_capacity();
+        let before = self.state.rx.len();
         if let Some(rx) = &self.backend.input {
             while self.state.rx.len() < cap {
                 match rx.try_recv() {
@@ -213,6 +215,7 @@ impl Uart16550 {
                 }
             }
         }
+        self.state.rx.len() != before
     }
 
     /// The modem status inputs (MSR bits 4..7: CTS, DSR, RI, DCD). In

@@ -7,7 +7,9 @@
 //! 128 KiB mirrored at 0xFFFE0000; the I/O APIC at 0xFEC00000 and the local
 //! APIC at 0xFEE00000.
 
-use morph86_cpu::{Bus, FlatRam};
+use crate::clock::{ClockMode, MachineClock};
+use crate::event_log::{Access, EventLog};
+use morph86_cpu::{Bus, CpuEvent, FlatRam};
 use morph86_devices::apic::{LAPIC_BASE, LAPIC_SIZE};
 use morph86_devices::ioapic::{IOAPIC_BASE, IOAPIC_SIZE};
 use morph86_devices::{IoApic, IoBus, LocalApic, MmioDevice, TimeSource};
@@ -28,10 +30,14 @@ pub struct Board {
     pub ioapic: IoApic,
     /// Virtual time as the devices see it.
     pub time: TimeSource,
-    /// Set by every port or APIC write; the run loop clears it and then
-    /// re-evaluates interrupt lines and stop conditions, so it only looks
-    /// when something could have changed.
-    pub(crate) io_written: bool,
+    /// The machine's clock; the CPU reports its instruction count here.
+    pub clock: MachineClock,
+    /// Set by every access that reaches a device; engines return to the
+    /// machine after such an instruction, which then re-evaluates interrupt
+    /// lines and stop conditions.
+    device_access: bool,
+    /// The event log, if one is kept.
+    pub log: Option<EventLog>,
 }
 
 /// Which memory-mapped device an address hits.
@@ -56,7 +62,7 @@ fn mmio(addr: u32) -> Mmio {
 impl Board {
     /// A board with `ram_bytes` of RAM, no port devices and the APICs in
     /// their reset state.
-    pub fn new(ram_bytes: usize) -> Board {
+    pub fn new(ram_bytes: usize, clock: ClockMode) -> Board {
         let time = TimeSource::new();
         Board {
             ram: FlatRam::new(ram_bytes),
@@ -64,7 +70,24 @@ impl Board {
             lapic: LocalApic::new(0, morph86_devices::apic::DEFAULT_TIMER_HZ, time.clone()),
             ioapic: IoApic::new(1),
             time,
-            io_written: false,
+            clock: MachineClock::new(clock),
+            device_access: false,
+            log: None,
+        }
+    }
+
+    /// Marks a device access and publishes the time the device sees.
+    #[inline]
+    fn reach_device(&mut self) {
+        self.device_access = true;
+        self.time.set(self.clock.now());
+    }
+
+    #[inline]
+    fn log_access(&mut self, kind: Access, addr: u32, size: u8, value: u64) {
+        if let Some(log) = &mut self.log {
+            let mask = u64::MAX >> (64 - 8 * u32::from(size.clamp(1, 8)));
+            log.access(self.clock.icount, kind, addr, size, value & mask);
         }
     }
 
@@ -74,20 +97,32 @@ impl Board {
     }
 
     fn mmio_read(&mut self, addr: u32, size: u8) -> Option<u32> {
-        match mmio(addr) {
-            Mmio::Lapic(o) => Some(self.lapic.mmio_read(o, size) as u32),
-            Mmio::Ioapic(o) => Some(self.ioapic.mmio_read(o, size) as u32),
-            Mmio::None => None,
+        let target = mmio(addr);
+        if matches!(target, Mmio::None) {
+            return None;
         }
+        self.reach_device();
+        let v = match target {
+            Mmio::Lapic(o) => self.lapic.mmio_read(o, size) as u32,
+            Mmio::Ioapic(o) => self.ioapic.mmio_read(o, size) as u32,
+            Mmio::None => unreachable!("checked above"),
+        };
+        self.log_access(Access::Read, addr, size, u64::from(v));
+        Some(v)
     }
 
     fn mmio_write(&mut self, addr: u32, size: u8, v: u32) -> bool {
-        match mmio(addr) {
+        let target = mmio(addr);
+        if matches!(target, Mmio::None) {
+            return false;
+        }
+        self.reach_device();
+        self.log_access(Access::Write, addr, size, u64::from(v));
+        match target {
             Mmio::Lapic(o) => self.lapic.mmio_write(o, size, u64::from(v)),
             Mmio::Ioapic(o) => self.ioapic.mmio_write(o, size, u64::from(v)),
-            Mmio::None => return false,
+            Mmio::None => unreachable!("checked above"),
         }
-        self.io_written = true;
         true
     }
 }
@@ -201,12 +236,28 @@ impl Bus for Board {
     }
     fn io_read(&mut self, port: u16, size: u8) -> u32 {
         // Reads change interrupt lines too (IIR, RBR, RTC register C...).
-        self.io_written = true;
-        self.io.pio_read(port, size)
+        self.reach_device();
+        let v = self.io.pio_read(port, size);
+        self.log_access(Access::In, u32::from(port), size, u64::from(v));
+        v
     }
     fn io_write(&mut self, port: u16, size: u8, value: u32) {
-        self.io_written = true;
+        self.reach_device();
+        self.log_access(Access::Out, u32::from(port), size, u64::from(value));
         self.io.pio_write(port, size, value)
+    }
+    #[inline]
+    fn take_device_access(&mut self) -> bool {
+        std::mem::take(&mut self.device_access)
+    }
+    #[inline]
+    fn set_icount(&mut self, icount: u64) {
+        self.clock.icount = icount;
+    }
+    fn note_event(&mut self, event: CpuEvent) {
+        if let Some(log) = &mut self.log {
+            log.cpu_event(self.clock.icount, event);
+        }
     }
     #[inline]
     fn page_ptr(&mut self, page: u32, write: bool) -> Option<*mut u8> {

@@ -6,6 +6,8 @@
 
 pub mod acpi;
 pub mod board;
+pub mod clock;
+pub mod event_log;
 pub mod linux;
 pub mod machine;
 pub mod mptable;
@@ -14,7 +16,9 @@ pub mod pc_boot;
 pub mod smbios;
 
 pub use board::Board;
+pub use event_log::EventLog;
 pub use machine::{
-    ClockMode, Machine, MachineConfig, MachineError, RunExit, RunLimits, EXIT_PORT, STATUS_TIMEOUT,
+    ClockMode, EngineKind, Machine, MachineConfig, MachineError, RunExit, RunLimits, EXIT_PORT,
+    STATUS_TIMEOUT,
 };
 pub use multiboot::{BootInfo, Module, MultibootError};

@@ -1,13 +1,17 @@
 //! The machine: CPU + board + devices, virtual time, interrupt routing, the
 //! run loop and its stop conditions.
 //!
-//! # Time
+//! # Time and the run loop
 //!
-//! Virtual time advances one nanosecond per retired instruction (a 1 GHz
-//! guest clock that also drives the TSC), plus the time skipped while the
-//! CPU is halted: a halted CPU jumps straight to the next device deadline.
-//! So the same inputs give the same run, instruction for instruction.
-//! [`ClockMode::Host`] instead follows the host's monotonic clock.
+//! Time is the machine's clock (see [`crate::clock`]). The run loop hands
+//! the CPU to an engine ([`EngineKind`]) for a budget that ends at the next
+//! device deadline, the caller's stop, or the next host check point
+//! (every [`CHECK_INTERVAL`] instructions, counted from power-on, so that
+//! timeouts, serial input and serial matches fall at the same instruction
+//! whatever the batch size). The engine returns after any device access,
+//! and as soon as a pending interrupt becomes deliverable (after STI's
+//! shadow, POPF or IRET): see `morph86_cpu::engine` for the contract and
+//! for what counts as an instruction.
 //!
 //! # Interrupts
 //!
@@ -16,8 +20,8 @@
 //! reaches the CPU through the local APIC's LINT0, which the machine sets to
 //! ExtINT at power-on as firmware does ("virtual wire" mode), or directly
 //! while a guest keeps the local APIC software-disabled; the I/O APIC's
-//! messages go through the local APIC. Lines are re-evaluated after each port or
-//! APIC write and at each device deadline, never on every instruction.
+//! messages go through the local APIC. Lines are re-evaluated after each
+//! device access and at each device deadline, never on every instruction.
 //!
 //! # Exit statuses
 //!
@@ -38,8 +42,12 @@
 //! is loaded and entered again, as QEMU does for a `-kernel` boot.
 
 use crate::board::Board;
+pub use crate::clock::ClockMode;
+use crate::event_log::EventLog;
 use crate::multiboot::{self, BootInfo, Module, MultibootError};
-use morph86_cpu::{Cpu, CpuModel, Fault, SegReg, StepOutcome};
+use morph86_cpu::{
+    Cpu, CpuModel, Engine, EngineExit, Fault, Interpreter, RunRequest, SegReg, StepOutcome,
+};
 use morph86_devices::acpi_pm::PM_IO_LEN;
 use morph86_devices::bus::BusError;
 use morph86_devices::debugcon::DEBUGCON_PORT;
@@ -53,17 +61,26 @@ use morph86_devices::sysctl::SYSTEM_CONTROL_A_PORT;
 use morph86_devices::uart::{UartState, COM1_PORT};
 use morph86_devices::{
     AcpiPm, DebugCon, DebugExit, DeviceId, I8042Port, OutputSink, PciHost, Pic8259Pair, Pit8254,
-    PostPort, Rtc146818, RtcStart, SerialBackend, SharedBuffer, SharedI8042, SharedPic, SharedPit,
-    SystemControlA, Timed, Uart16550, I8042,
+    PostPort, Rtc146818, RtcDateTime, RtcStart, SerialBackend, SharedBuffer, SharedI8042,
+    SharedPic, SharedPit, SystemControlA, Timed, Uart16550, I8042,
 };
 use std::time::{Duration, Instant};
 use thiserror::Error;
 
+/// The RTC's date at power-on under the virtual clock, unless
+/// `--rtc-base` says otherwise: 2024-01-01 00:00:00 UTC.
+pub const FIXED_RTC_BASE: i64 = 1_704_067_200;
+
 /// Exit status when `--timeout` expires.
 pub const STATUS_TIMEOUT: u8 = 124;
 
-/// Instructions between checks of the wall clock and of serial input.
-const BATCH: u64 = 1 << 16;
+/// Instructions between checks of the wall clock, the stop flag, serial
+/// input and the serial watch. Check points fall at multiples of this count
+/// (since power-on), whatever the batch size.
+pub const CHECK_INTERVAL: u64 = 1 << 16;
+
+/// The largest batch an engine is given.
+pub const MAX_BATCH: u64 = CHECK_INTERVAL;
 
 /// I/O base of the ACPI PM registers (the FADT points here).
 pub const ACPI_PM_BASE: u16 = 0xB000;
@@ -71,14 +88,22 @@ pub const ACPI_PM_BASE: u16 = 0xB000;
 /// The other three serial ports: (base, IRQ). COM1 is at 0x3F8, IRQ 4.
 const OTHER_COMS: [(u16, u8); 3] = [(0x2F8, 3), (0x3E8, 4), (0x2E8, 3)];
 
-/// Where virtual time comes from.
+/// Which engine runs guest code.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum ClockMode {
-    /// One nanosecond per instruction, halted time skipped: deterministic.
+pub enum EngineKind {
+    /// The reference interpreter.
     #[default]
-    Virtual,
-    /// The host's monotonic clock (halted time passes in real time).
-    Host,
+    Interp,
+}
+
+impl std::str::FromStr for EngineKind {
+    type Err = String;
+    fn from_str(s: &str) -> Result<EngineKind, String> {
+        match s {
+            "interp" | "interpreter" => Ok(EngineKind::Interp),
+            _ => Err(format!("unknown engine {s:?} (known: interp)")),
+        }
+    }
 }
 
 /// How to build a machine.
@@ -97,6 +122,15 @@ pub struct MachineConfig {
     /// The port of a QEMU-compatible exit device (`isa-debug-exit`), if one
     /// is fitted; [`EXIT_PORT`] is the usual choice.
     pub exit_port: Option<u16>,
+    /// The engine that runs guest code.
+    pub engine: EngineKind,
+    /// The most instructions an engine runs per call (0 means
+    /// [`MAX_BATCH`]). Runs are the same for every value; small values are
+    /// for checking that.
+    pub batch: u64,
+    /// Where the RTC's date starts (`None`: a fixed date under the virtual
+    /// clock, the host's date under the host clock).
+    pub rtc_base: Option<RtcDateTime>,
 }
 
 /// Errors building or booting a machine.
@@ -114,6 +148,9 @@ pub enum MachineError {
     /// The RAM size is unusable.
     #[error("memory size of {0} MiB is out of range (2..=3072)")]
     Memory(u32),
+    /// The batch size is unusable.
+    #[error("batch size {0} is out of range (1..={MAX_BATCH})")]
+    Batch(u64),
     /// Firmware tables did not fit.
     #[error("firmware tables: {0}")]
     Tables(String),
@@ -242,10 +279,12 @@ pub struct Machine {
     no_reboot: bool,
     boot: Option<BootSource>,
     resets: u32,
-    clock: ClockMode,
-    host_start: Instant,
-    /// Virtual time skipped while halted.
-    skipped_ns: u64,
+    engine: Box<dyn Engine<Board> + Send>,
+    batch: u64,
+    /// Devices were accessed since they were last serviced.
+    devices_touched: bool,
+    /// A maskable interrupt is pending at the interrupt controllers.
+    irq_pending: bool,
     a20: bool,
     apic_enabled: bool,
     deliveries: Vec<Delivery>,
@@ -275,7 +314,12 @@ impl Machine {
         if !(2..=3072).contains(&mib) {
             return Err(MachineError::Memory(mib));
         }
-        let mut board = Board::new(mib as usize * 1024 * 1024);
+        let batch = match cfg.batch {
+            0 => MAX_BATCH,
+            b if b <= MAX_BATCH => b,
+            b => return Err(MachineError::Batch(b)),
+        };
+        let mut board = Board::new(mib as usize * 1024 * 1024, cfg.clock);
         let time = board.time.clone();
         let io = &mut board.io;
         let serial = io.register(COM1_PORT, 8, Uart16550::new(cfg.serial))?;
@@ -302,7 +346,12 @@ impl Machine {
         let i8042: SharedI8042 = std::sync::Arc::new(std::sync::Mutex::new(I8042::new()));
         io.register(I8042_DATA_PORT, 1, I8042Port::Data(i8042.clone()))?;
         io.register(I8042_COMMAND_PORT, 1, I8042Port::Command(i8042.clone()))?;
-        let mut rtc = Rtc146818::new(time.clone(), RtcStart::Host);
+        let rtc_start = match (cfg.rtc_base, cfg.clock) {
+            (Some(date), _) => RtcStart::Fixed(date),
+            (None, ClockMode::Virtual) => RtcStart::Fixed(RtcDateTime::from_unix(FIXED_RTC_BASE)),
+            (None, ClockMode::Host) => RtcStart::Host,
+        };
+        let mut rtc = Rtc146818::new(time.clone(), rtc_start);
         rtc.set_memory_size(640, u64::from(mib) * 1024 - 1024);
         let rtc = io.register(RTC_PORT, RTC_PORTS, rtc)?;
         let pci = io.register(
@@ -335,9 +384,12 @@ impl Machine {
             no_reboot: cfg.no_reboot,
             boot: None,
             resets: 0,
-            clock: cfg.clock,
-            host_start: Instant::now(),
-            skipped_ns: 0,
+            engine: match cfg.engine {
+                EngineKind::Interp => Box::new(Interpreter),
+            },
+            batch,
+            devices_touched: true,
+            irq_pending: false,
             a20: true,
             apic_enabled: true,
             deliveries: Vec::new(),
@@ -508,12 +560,10 @@ impl Machine {
         }
     }
 
-    /// The current virtual time.
-    pub fn now(&self) -> u64 {
-        match self.clock {
-            ClockMode::Virtual => self.cpu.icount + self.skipped_ns,
-            ClockMode::Host => self.host_start.elapsed().as_nanos() as u64,
-        }
+    /// The current time (see [`crate::clock`]).
+    pub fn now(&mut self) -> u64 {
+        self.board.clock.icount = self.cpu.icount;
+        self.board.clock.now()
     }
 
     /// The earliest device deadline.
@@ -526,7 +576,8 @@ impl Machine {
 
     /// Brings devices up to `now`, routes their interrupt lines and applies
     /// the A20 gate. Returns a stop condition raised by a device.
-    fn service_devices(&mut self, now: u64) -> Option<RunExit> {
+    fn service_devices(&mut self) -> Option<RunExit> {
+        let now = self.board.clock.now();
         self.board.time.set(now);
         let mut lines = [None::<bool>; 16];
         {
@@ -543,8 +594,7 @@ impl Machine {
         rtc.advance(now);
         lines[8] = Some(rtc.irq_pending());
         self.board.lapic.advance(now);
-        let com1 = self.board.io.get_mut(self.dev.serial);
-        com1.poll_input();
+        let com1 = self.board.io.get(self.dev.serial);
         let mut com_irq = [false; 16];
         // A transmission that completed since the last look is a new edge
         // (THR emptied), even if the sampled line never looked low.
@@ -635,7 +685,10 @@ impl Machine {
         if self.board.lapic.take_nmi() {
             return Some(self.cpu.inject_interrupt(&mut self.board, 2));
         }
-        if !self.cpu.interrupts_enabled() {
+        self.irq_pending = self.board.lapic.pending_interrupt().is_some()
+            || self.board.lapic.extint_pending()
+            || (!self.board.lapic.software_enabled() && lock(&self.dev.pic).interrupt_pending());
+        if !self.irq_pending || !self.cpu.interrupts_enabled() {
             return None;
         }
         let vector = if self.board.lapic.pending_interrupt().is_some() {
@@ -693,53 +746,27 @@ impl Machine {
     /// Runs until a stop condition (see [`RunExit`]).
     pub fn run(&mut self, limits: RunLimits) -> RunExit {
         let start = Instant::now();
-        let mut last_check = self.cpu.icount;
         loop {
-            if let Some(n) = limits.max_insns {
-                if self.cpu.icount >= n {
-                    return RunExit::InstructionLimit;
+            self.board.clock.icount = self.cpu.icount;
+            let icount = self.cpu.icount;
+            if limits.max_insns.is_some_and(|n| icount >= n) {
+                return RunExit::InstructionLimit;
+            }
+            if icount.is_multiple_of(CHECK_INTERVAL) || self.cpu.state.halted {
+                if let Some(exit) = self.host_checks(&limits, start) {
+                    return exit;
                 }
             }
-            if self.cpu.icount - last_check >= BATCH || self.cpu.state.halted {
-                last_check = self.cpu.icount;
-                if tracing::enabled!(target: "morph86::sample", tracing::Level::DEBUG) {
-                    let deadline = self.next_deadline();
-                    let s = &self.cpu.state;
-                    tracing::debug!(
-                        target: "morph86::sample",
-                        "t={}ns {:04x}:{:08x} halted={} if={} deadline={:?}",
-                        self.now(),
-                        s.seg(SegReg::Cs).selector,
-                        s.eip,
-                        s.halted,
-                        s.eflags >> 9 & 1,
-                        deadline
-                    );
-                }
-                if limits.timeout.is_some_and(|t| start.elapsed() >= t) {
-                    return RunExit::Timeout;
-                }
-                if self.stop.load(std::sync::atomic::Ordering::Relaxed) {
-                    return RunExit::Stopped;
-                }
-                if let Some((buf, re, seen)) = &mut self.serial_watch {
-                    let text = buf.contents();
-                    if text.len() != *seen {
-                        *seen = text.len();
-                        if re.is_match(&String::from_utf8_lossy(&text)) {
-                            return RunExit::SerialMatch;
-                        }
+            if self.devices_touched || self.deadline_reached() {
+                self.devices_touched = false;
+                if let Some(exit) = self.service_devices() {
+                    match exit {
+                        RunExit::Reset => match self.guest_reset(RunExit::Reset) {
+                            Some(e) => return e,
+                            None => continue,
+                        },
+                        e => return e,
                     }
-                }
-            }
-            let now = self.now();
-            if let Some(exit) = self.service_devices(now) {
-                match exit {
-                    RunExit::Reset => match self.guest_reset(RunExit::Reset) {
-                        Some(e) => return e,
-                        None => continue,
-                    },
-                    e => return e,
                 }
             }
             if let Some(outcome) = self.deliver_interrupt() {
@@ -751,11 +778,10 @@ impl Machine {
                 continue;
             }
             if self.cpu.state.halted {
-                let deadline = self.next_deadline();
                 let interruptible = self.cpu.state.eflags & (1 << 9) != 0;
-                match deadline {
+                match self.next_deadline() {
                     Some(d) if interruptible => {
-                        self.idle_until(now, d, limits.timeout.map(|t| start + t));
+                        self.idle_until(d, limits.timeout.map(|t| start + t));
                         continue;
                     }
                     _ if interruptible && self.serial_watch.is_some() => {
@@ -773,57 +799,93 @@ impl Machine {
                     }
                 }
             }
-            // Run until the next deadline, a device access, or the batch end.
-            let mut budget = BATCH;
-            if let Some(d) = self.next_deadline() {
-                budget = budget.min(d.saturating_sub(now).max(1));
-            }
-            if let Some(n) = limits.max_insns {
-                budget = budget.min(n - self.cpu.icount);
-            }
-            let end = self.cpu.icount + budget;
-            while self.cpu.icount < end {
-                if self.clock == ClockMode::Virtual {
-                    self.board.time.set(self.cpu.icount + self.skipped_ns);
-                } else {
-                    self.board
-                        .time
-                        .set(self.host_start.elapsed().as_nanos() as u64);
-                }
-                let outcome = self.cpu.step(&mut self.board);
-                match outcome {
-                    StepOutcome::Executed | StepOutcome::Exception(_) => {
-                        if let StepOutcome::Exception(f) = outcome {
-                            let s = &self.cpu.state;
-                            tracing::trace!(
-                                "exception {f} delivered; handler at {:04x}:{:08x}",
-                                s.seg(SegReg::Cs).selector,
-                                s.eip
-                            );
-                        }
-                    }
-                    StepOutcome::Halted => break,
-                    StepOutcome::TripleFault(fault) => {
-                        if let Some(e) = self.triple_fault(fault) {
-                            return e;
-                        }
-                        break;
+            let budget = self.budget(&limits);
+            let req = RunRequest {
+                budget,
+                interrupt_pending: self.irq_pending,
+            };
+            let exit = self.engine.run(&mut self.cpu, &mut self.board, req);
+            self.board.clock.icount = self.cpu.icount;
+            match exit {
+                EngineExit::Device => self.devices_touched = true,
+                EngineExit::Shutdown(fault) => {
+                    if let Some(e) = self.triple_fault(fault) {
+                        return e;
                     }
                 }
-                if self.board.io_written {
-                    self.board.io_written = false;
-                    break;
-                }
+                EngineExit::Budget | EngineExit::Halted | EngineExit::InterruptWindow => {}
             }
         }
     }
 
+    /// Instructions the engine may run now: up to the next device deadline,
+    /// the caller's limit, the next host check point and the batch size.
+    fn budget(&mut self, limits: &RunLimits) -> u64 {
+        let icount = self.cpu.icount;
+        let to_check = CHECK_INTERVAL - icount % CHECK_INTERVAL;
+        let mut budget = self.batch.min(to_check);
+        if let Some(d) = self.next_deadline() {
+            let now = self.board.clock.now();
+            budget = budget.min(d.saturating_sub(now).max(1));
+        }
+        if let Some(n) = limits.max_insns {
+            budget = budget.min(n - icount);
+        }
+        budget.max(1)
+    }
+
+    /// The checks that involve the host: the wall-clock timeout, the stop
+    /// flag, serial input and the serial watch.
+    fn host_checks(&mut self, limits: &RunLimits, start: Instant) -> Option<RunExit> {
+        if tracing::enabled!(target: "morph86::sample", tracing::Level::DEBUG) {
+            let deadline = self.next_deadline();
+            let s = &self.cpu.state;
+            tracing::debug!(
+                target: "morph86::sample",
+                "t={}ns {:04x}:{:08x} halted={} if={} deadline={:?}",
+                self.board.clock.now(),
+                s.seg(SegReg::Cs).selector,
+                s.eip,
+                s.halted,
+                s.eflags >> 9 & 1,
+                deadline
+            );
+        }
+        if limits.timeout.is_some_and(|t| start.elapsed() >= t) {
+            return Some(RunExit::Timeout);
+        }
+        if self.stop.load(std::sync::atomic::Ordering::Relaxed) {
+            return Some(RunExit::Stopped);
+        }
+        self.board.time.set(self.board.clock.now());
+        if self.serial().poll_input() {
+            self.devices_touched = true;
+        }
+        if let Some((buf, re, seen)) = &mut self.serial_watch {
+            let text = buf.contents();
+            if text.len() != *seen {
+                *seen = text.len();
+                if re.is_match(&String::from_utf8_lossy(&text)) {
+                    return Some(RunExit::SerialMatch);
+                }
+            }
+        }
+        None
+    }
+
+    /// True when the earliest device deadline has come.
+    fn deadline_reached(&mut self) -> bool {
+        let now = self.board.clock.now();
+        self.next_deadline().is_some_and(|d| d <= now)
+    }
+
     /// Lets time pass while the CPU is halted, up to `deadline`.
-    fn idle_until(&mut self, now: u64, deadline: u64, wall_limit: Option<Instant>) {
-        match self.clock {
+    fn idle_until(&mut self, deadline: u64, wall_limit: Option<Instant>) {
+        let now = self.board.clock.now();
+        match self.board.clock.mode {
             ClockMode::Virtual => {
                 let skip = deadline.saturating_sub(now).max(1);
-                self.skipped_ns += skip;
+                self.board.clock.skipped_ns += skip;
                 // The TSC counts virtual time, halted or not.
                 self.cpu.state.tsc = self.cpu.state.tsc.wrapping_add(skip);
             }
@@ -837,6 +899,25 @@ impl Machine {
                 std::thread::sleep(wait);
             }
         }
+    }
+
+    /// Writes an event log of this machine's run to `log` (see
+    /// [`crate::event_log`]).
+    pub fn set_event_log(&mut self, log: EventLog) {
+        self.board.log = Some(log);
+    }
+
+    /// Flushes the event log, if one is kept, and reports a write error.
+    pub fn finish_event_log(&mut self) -> std::io::Result<()> {
+        match &mut self.board.log {
+            Some(log) => log.finish(),
+            None => Ok(()),
+        }
+    }
+
+    /// The name of the engine running guest code.
+    pub fn engine_name(&self) -> &'static str {
+        self.engine.name()
     }
 }
 
@@ -1005,9 +1086,8 @@ mod robustness_tests {
                 let _ = m.board.io_read(port, size);
                 if port % 4096 == 0 {
                     // Let the devices react (interrupt routing, resets, A20).
-                    let now = m.now() + u64::from(port) * 1000 + round;
-                    m.board.time.set(now);
-                    let _ = m.service_devices(now);
+                    m.board.clock.skipped_ns += u64::from(port) * 1000 + round;
+                    let _ = m.service_devices();
                     let _ = m.deliver_interrupt();
                 }
             }
@@ -1024,7 +1104,7 @@ mod robustness_tests {
             m.board.write_u32(a, (r >> 32) as u32);
             let _ = m.board.read_u32(a);
         }
-        let now = m.now() + 1_000_000_000;
-        let _ = m.service_devices(now);
+        m.board.clock.skipped_ns += 1_000_000_000;
+        let _ = m.service_devices();
     }
 }

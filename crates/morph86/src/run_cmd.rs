@@ -8,8 +8,9 @@
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
+use morph86_devices::RtcDateTime;
 use morph86_devices::{OutputSink, SerialBackend};
-use morph86_machine::{ClockMode, Machine, MachineConfig, RunLimits};
+use morph86_machine::{ClockMode, EngineKind, EventLog, Machine, MachineConfig, RunLimits};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -56,6 +57,22 @@ pub struct RunArgs {
     /// Time source: virtual (one nanosecond per instruction, deterministic) or host.
     #[arg(long, default_value = "virtual", value_parser = parse_clock)]
     pub clock: ClockMode,
+    /// The RTC's date at power-on: YYYY-MM-DD[THH:MM:SS] or @SECONDS (UTC).
+    /// Default: 2024-01-01 under the virtual clock, the host's date under
+    /// the host clock.
+    #[arg(long)]
+    pub rtc_base: Option<RtcDateTime>,
+    /// The engine that runs guest code: interp.
+    #[arg(long, default_value = "interp")]
+    pub engine: EngineKind,
+    /// Write every interrupt, exception and device access, with its
+    /// instruction count, to FILE (compare two runs with diff).
+    #[arg(long, value_name = "FILE")]
+    pub event_log: Option<PathBuf>,
+    /// The most instructions an engine runs per call (1..=65536). Runs are
+    /// the same for every value; small values check that.
+    #[arg(long, default_value_t = 65536, value_parser = clap::value_parser!(u64).range(1..=65536))]
+    pub batch: u64,
 }
 
 fn parse_clock(s: &str) -> Result<ClockMode, String> {
@@ -172,7 +189,15 @@ pub fn run(a: RunArgs) -> Result<ExitCode> {
         no_reboot: a.no_reboot,
         clock: a.clock,
         exit_port: a.exit_port,
+        engine: a.engine,
+        batch: a.batch,
+        rtc_base: a.rtc_base,
     })?;
+    if let Some(p) = &a.event_log {
+        let log =
+            EventLog::create(p).with_context(|| format!("creating event log {}", p.display()))?;
+        m.set_event_log(log);
+    }
     m.set_stop_handle(stop);
     if let Some(re) = watch {
         m.watch_serial(re);
@@ -202,12 +227,17 @@ pub fn run(a: RunArgs) -> Result<ExitCode> {
         timeout,
     });
     m.flush();
+    let logged = m.finish_event_log();
     let secs = start.elapsed().as_secs_f64();
     let icount = m.cpu.icount;
     let status = exit.status();
     // Give the terminal back before reporting.
     drop(raw);
     eprintln!("morph86: {exit}");
+    if let Err(e) = logged {
+        eprintln!("morph86: writing the event log failed: {e}");
+        return Ok(ExitCode::from(2));
+    }
     eprintln!(
         "morph86: {icount} instructions in {secs:.2}s, exit status {status}{}",
         if m.resets() > 0 {

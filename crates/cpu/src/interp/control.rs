@@ -228,6 +228,7 @@ impl Cpu {
     /// INT n (`int_n`), INT3 or INTO: delivered with the return address
     /// after the instruction.
     pub(super) fn software_interrupt<B: Bus>(&mut self, bus: &mut B, vec: u8, int_n: bool) -> Exec {
+        bus.note_event(crate::bus::CpuEvent::Software(vec));
         if self.state.eflags & Self::VM != 0 && int_n {
             if self.vme() {
                 // The redirection bitmap sits 32 bytes below the I/O map base.
@@ -344,6 +345,7 @@ impl Cpu {
         let real = !self.state.protected_mode();
         // Real-mode errors have no error code on the stack.
         loop {
+            bus.note_event(crate::bus::CpuEvent::Exception(current.vector));
             let err = if real { None } else { current.error };
             let r = if self.model == CpuModel::I8086 {
                 self.interrupt_real(bus, current.vector)

@@ -623,6 +623,7 @@ impl Cpu {
             Mnemonic::Int => self.software_interrupt(bus, i.immediate8(), true),
             Mnemonic::Int3 => self.software_interrupt(bus, vector::BP, false),
             Mnemonic::Int1 => {
+                bus.note_event(crate::bus::CpuEvent::Exception(vector::DB));
                 self.deliver_event(bus, vector::DB, None, super::protected::Event::Exception)
             }
             Mnemonic::Into => {

@@ -164,6 +164,7 @@ impl Cpu {
         if self.state.halted {
             return StepOutcome::Halted;
         }
+        bus.set_icount(self.icount);
         self.start_eip = self.state.eip;
         self.sync_tlb(bus);
         // The shadow set by the previous instruction covers this one.
@@ -234,6 +235,8 @@ impl Cpu {
     /// [`Cpu::interrupts_enabled`] first (except for NMI, vector 2).
     pub fn inject_interrupt<B: Bus>(&mut self, bus: &mut B, vec: u8) -> StepOutcome {
         self.state.halted = false;
+        bus.set_icount(self.icount);
+        bus.note_event(crate::bus::CpuEvent::External(vec));
         self.sync_tlb(bus);
         self.start_eip = self.state.eip;
         self.commit_regs();
