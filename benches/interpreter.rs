@@ -1,7 +1,7 @@
 //! Interpreter throughput on a fixed instruction mix (instructions/second).
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use morph86_benches::{integer_mix, machine, run_to_halt};
+use morph86_cpu::workloads::{integer_mix, machine, run_to_halt};
 
 fn interpreter(c: &mut Criterion) {
     let code = integer_mix(10_000);

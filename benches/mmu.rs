@@ -4,7 +4,7 @@
 //! of each workload is printed once before measuring.
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use morph86_benches::{paged_machine, paging_mix, run_to_halt};
+use morph86_cpu::workloads::{paged_machine, paging_mix, run_to_halt};
 
 fn mmu(c: &mut Criterion) {
     let mut g = c.benchmark_group("mmu");

@@ -15,6 +15,7 @@ pub mod mmu;
 pub mod model;
 pub mod robustness;
 pub mod state;
+pub mod workloads;
 
 pub use bus::{Bus, CpuEvent, FlatRam};
 pub use engine::{Engine, EngineExit, Interpreter, RunRequest};

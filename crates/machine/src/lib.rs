@@ -4,19 +4,17 @@
 //! The CPU sees only [`Board`] through the `morph86_cpu::Bus` trait; devices
 //! see only the I/O bus. [`Machine`] owns both and decides when to stop.
 
-pub mod acpi;
 pub mod board;
 pub mod clock;
 pub mod event_log;
+pub mod firmware;
 pub mod linux;
 pub mod machine;
-pub mod mptable;
 pub mod multiboot;
-pub mod pc_boot;
-pub mod smbios;
 
 pub use board::Board;
 pub use event_log::EventLog;
+pub use firmware::{acpi, mptable, smbios};
 pub use machine::{
     ClockMode, EngineKind, Machine, MachineConfig, MachineError, RunExit, RunLimits, EXIT_PORT,
     STATUS_TIMEOUT,

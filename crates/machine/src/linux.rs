@@ -102,46 +102,7 @@ mod off {
 /// The setup header's magic, "HdrS".
 pub const HDR_MAGIC: [u8; 4] = *b"HdrS";
 
-/// An e820 memory type.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-#[repr(u32)]
-pub enum E820Type {
-    /// Usable RAM.
-    Ram = 1,
-    /// Reserved (BIOS, memory-mapped devices).
-    Reserved = 2,
-    /// ACPI tables, reclaimable once read.
-    Acpi = 3,
-    /// ACPI non-volatile storage (the FACS).
-    Nvs = 4,
-}
-
-/// One e820 map entry.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct E820Entry {
-    /// First byte.
-    pub addr: u64,
-    /// Length in bytes.
-    pub size: u64,
-    /// Memory type.
-    pub kind: E820Type,
-}
-
-impl E820Entry {
-    /// An entry covering `range`.
-    pub fn new(range: Range<u64>, kind: E820Type) -> E820Entry {
-        E820Entry {
-            addr: range.start,
-            size: range.end.saturating_sub(range.start),
-            kind,
-        }
-    }
-
-    /// One past the last byte.
-    pub fn end(&self) -> u64 {
-        self.addr + self.size
-    }
-}
+pub use crate::firmware::e820::{E820Entry, E820Type};
 
 /// Where the loader puts its data, and what firmware occupies.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -177,7 +138,7 @@ impl Default for LinuxLayout {
 impl LinuxLayout {
     /// The default layout with the regions of `tables` reserved and their
     /// RSDP passed in `boot_params`.
-    pub fn with_acpi(tables: &crate::acpi::AcpiTables) -> LinuxLayout {
+    pub fn with_acpi(tables: &crate::firmware::acpi::AcpiTables) -> LinuxLayout {
         LinuxLayout {
             firmware: tables.e820_entries(),
             acpi_rsdp: Some(tables.rsdp),
@@ -1025,8 +986,8 @@ mod tests {
         };
         let rd = guest_file("initramfs.cpio.gz").unwrap_or_else(|| vec![0; 4096]);
         let mut ram = vec![0u8; 128 * MIB];
-        let tables = crate::acpi::AcpiConfig::for_ram(ram.len() as u32);
-        let acpi = crate::acpi::build_acpi(&mut ram, &tables).unwrap();
+        let tables = crate::firmware::acpi::AcpiConfig::for_ram(ram.len() as u32);
+        let acpi = crate::firmware::acpi::build_acpi(&mut ram, &tables).unwrap();
         let layout = LinuxLayout::with_acpi(&acpi);
         let e = load_linux(
             &mut ram,

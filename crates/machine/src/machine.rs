@@ -152,8 +152,8 @@ pub enum MachineError {
     #[error("batch size {0} is out of range (1..={MAX_BATCH})")]
     Batch(u64),
     /// Firmware tables did not fit.
-    #[error("firmware tables: {0}")]
-    Tables(String),
+    #[error(transparent)]
+    Firmware(#[from] crate::firmware::FirmwareError),
 }
 
 /// Bounds for [`Machine::run`].
@@ -478,14 +478,15 @@ impl Machine {
                 initrd,
                 cmdline,
             }) => {
-                crate::pc_boot::load_linux(
-                    &mut self.board.ram,
-                    &mut self.cpu.state,
-                    kernel,
-                    initrd.as_deref(),
-                    cmdline,
-                    ACPI_PM_BASE,
-                )?;
+                let bytes = self.board.ram.bytes_mut();
+                let board = crate::firmware::BoardDescription {
+                    pm_io_base: ACPI_PM_BASE,
+                };
+                let tables = crate::firmware::write_tables(bytes, &board)?;
+                let layout = crate::linux::LinuxLayout::with_acpi(&tables);
+                let entry =
+                    crate::linux::load_linux(bytes, kernel, initrd.as_deref(), cmdline, &layout)?;
+                crate::linux::apply_entry(&mut self.cpu.state, &entry);
                 Ok(None)
             }
         }

@@ -101,18 +101,19 @@ fn run(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Bench { iterations } => {
-            let code = morph86_benches::integer_mix(iterations);
-            let (mut cpu, mut ram) = morph86_benches::machine(&code);
+            let code = morph86_cpu::workloads::integer_mix(iterations);
+            let (mut cpu, mut ram) = morph86_cpu::workloads::machine(&code);
             let start = std::time::Instant::now();
-            let n = morph86_benches::run_to_halt(&mut cpu, &mut ram);
+            let n = morph86_cpu::workloads::run_to_halt(&mut cpu, &mut ram);
             let secs = start.elapsed().as_secs_f64();
             let (hits, misses) = cpu.cache_stats();
             println!("integer_mix: {n} instructions in {secs:.3}s = {:.1} M instructions/s (decode cache {hits} hits, {misses} misses)", n as f64 / secs / 1e6);
             // Paging: a working set as large as the TLB, then two address spaces taking turns.
-            let (mut cpu, mut ram) =
-                morph86_benches::paged_machine(&morph86_benches::paging_mix(4096, 16));
+            let (mut cpu, mut ram) = morph86_cpu::workloads::paged_machine(
+                &morph86_cpu::workloads::paging_mix(4096, 16),
+            );
             let start = std::time::Instant::now();
-            let n = morph86_benches::run_to_halt(&mut cpu, &mut ram);
+            let n = morph86_cpu::workloads::run_to_halt(&mut cpu, &mut ram);
             let secs = start.elapsed().as_secs_f64();
             let t = &cpu.tlb;
             println!(
@@ -121,9 +122,12 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 100.0 * t.hits as f64 / (t.hits + t.misses).max(1) as f64,
                 t.misses
             );
-            let plain = morph86_benches::refills_per_switch(1, 64, 1000);
-            let cached =
-                morph86_benches::refills_per_switch(morph86_cpu::mmu::DEFAULT_SPACES, 64, 1000);
+            let plain = morph86_cpu::workloads::refills_per_switch(1, 64, 1000);
+            let cached = morph86_cpu::workloads::refills_per_switch(
+                morph86_cpu::mmu::DEFAULT_SPACES,
+                64,
+                1000,
+            );
             println!("context_switch_mix (64 pages per turn): TLB refills per CR3 switch {plain:.1} with a plain TLB, {cached:.2} with cached address spaces");
             Ok(ExitCode::SUCCESS)
         }

@@ -1,7 +1,7 @@
 //! Fixed workloads for measuring morph86, shared by the criterion benches
 //! and `morph86 bench`.
 
-use morph86_cpu::{Cpu, CpuModel, FlatRam, StepOutcome};
+use crate::{Cpu, CpuModel, FlatRam, StepOutcome};
 
 /// Where the workload's code is loaded.
 pub const CODE: u32 = 0x1000;
@@ -89,7 +89,7 @@ pub fn paging_mix(pages: u32, rounds: u32) -> Vec<u8> {
 /// A machine with 32 MiB of RAM, paging on and every page identity-mapped
 /// with 4 KiB pages (directory at 0x100000, tables from 0x101000).
 pub fn paged_machine(code: &[u8]) -> (Cpu, FlatRam) {
-    use morph86_cpu::Bus;
+    use crate::Bus;
     let mut ram = FlatRam::new(32 << 20);
     let tables = 8;
     for t in 0..tables {
@@ -167,7 +167,7 @@ pub fn add_second_directory(cpu: &mut Cpu, ram: &mut FlatRam) {
 pub fn refills_per_switch(spaces: usize, pages: u32, rounds: u32) -> f64 {
     let (mut cpu, mut ram) = paged_machine(&context_switch_mix(pages, rounds));
     add_second_directory(&mut cpu, &mut ram);
-    cpu.tlb = morph86_cpu::mmu::Tlb::with_spaces(spaces);
+    cpu.tlb = crate::mmu::Tlb::with_spaces(spaces);
     run_to_halt(&mut cpu, &mut ram);
     cpu.tlb.misses as f64 / cpu.tlb.switches.max(1) as f64
 }

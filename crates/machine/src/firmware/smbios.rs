@@ -6,7 +6,7 @@
 //! marker (type 127). Each structure is a formatted area followed by its
 //! strings, each NUL-terminated, and one more NUL (DMTF DSP0134 §6.1).
 
-use crate::acpi::checksum;
+use super::acpi::checksum;
 use thiserror::Error;
 
 /// Where the tables go and what they say.

@@ -26,7 +26,7 @@
 //! the first 4 KiB (ACPI NVS), the other tables after it (ACPI reclaimable).
 //! [`AcpiTables::e820_entries`] gives the two e820 entries to reserve.
 
-use crate::linux::{E820Entry, E820Type};
+use super::e820::{E820Entry, E820Type};
 use std::ops::Range;
 use thiserror::Error;
 
