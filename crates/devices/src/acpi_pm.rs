@@ -7,10 +7,10 @@
 //! - `+8` PM_TMR (32-bit read, 24 bits of a 3.579545 MHz counter)
 //!
 //! Writing SLP_EN with the S5 sleep type requests power-off, which the
-//! machine polls with [`AcpiPm::take_poweroff_request`].
+//! block signals on the system wires once connected ([`AcpiPm::connect`]).
 
-use crate::bus::PioDevice;
 use crate::clock::{ns_to_ticks, TimeSource};
+use crate::lines::SystemLink;
 use serde::{Deserialize, Serialize};
 
 /// PM timer frequency in Hz.
@@ -37,6 +37,7 @@ pub struct AcpiPm {
     pub state: AcpiPmState,
     time: TimeSource,
     s5_type: u8,
+    system: Option<SystemLink>,
 }
 
 impl AcpiPm {
@@ -46,7 +47,13 @@ impl AcpiPm {
             state: AcpiPmState::default(),
             time,
             s5_type,
+            system: None,
         }
+    }
+
+    /// Signals power-off on `system`.
+    pub fn connect(&mut self, system: SystemLink) {
+        self.system = Some(system);
     }
 
     /// True (once) after the guest asked for S5, i.e. power-off.
@@ -97,22 +104,30 @@ impl AcpiPm {
     }
 }
 
-impl PioDevice for AcpiPm {
-    fn pio_read(&mut self, off: u16, size: u8) -> u32 {
+impl crate::bus::Device for AcpiPm {
+    fn pio_read(&mut self, _base: u16, off: u16, size: u8) -> u32 {
         (0..u16::from(size)).fold(0, |v, k| v | u32::from(self.read_byte(off + k)) << (8 * k))
     }
-    fn pio_write(&mut self, off: u16, size: u8, value: u32) {
+    fn pio_write(&mut self, _base: u16, off: u16, size: u8, value: u32) {
         // A 16-bit write to PM1a_CNT must apply both bytes before SLP_EN acts.
         if off == 4 && size >= 2 {
             self.state.control = (value as u16) & !(1 << 13);
             if value & (1 << 13) != 0 {
                 self.state.sleep_request = Some(((value >> 10) & 7) as u8);
             }
-            return;
+        } else {
+            for k in 0..u16::from(size) {
+                self.write_byte(off + k, (value >> (8 * k)) as u8);
+            }
         }
-        for k in 0..u16::from(size) {
-            self.write_byte(off + k, (value >> (8 * k)) as u8);
+        if self.system.is_some() && self.take_poweroff_request() {
+            if let Some(s) = &self.system {
+                s.power_off();
+            }
         }
+    }
+    fn reset(&mut self) {
+        self.state = AcpiPmState::default();
     }
     fn name(&self) -> &str {
         "acpi-pm"
@@ -122,26 +137,27 @@ impl PioDevice for AcpiPm {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::bus::Device;
 
     #[test]
     fn s5_request_is_seen_once() {
         let mut pm = AcpiPm::new(TimeSource::new(), 0);
-        pm.pio_write(4, 2, 1); // SCI_EN
+        pm.pio_write(0xB000, 4, 2, 1); // SCI_EN
         assert!(!pm.take_poweroff_request());
         // SLP_TYP 0 (our S5) with SLP_EN.
-        pm.pio_write(4, 2, 1 | (1 << 13));
+        pm.pio_write(0xB000, 4, 2, 1 | (1 << 13));
         assert!(pm.take_poweroff_request());
         assert!(!pm.take_poweroff_request());
-        assert_eq!(pm.pio_read(4, 2) & (1 << 13), 0);
+        assert_eq!(pm.pio_read(0xB000, 4, 2) & (1 << 13), 0);
     }
 
     #[test]
     fn pm_timer_runs_at_3_58_mhz() {
         let t = TimeSource::new();
         let pm = &mut AcpiPm::new(t.clone(), 0);
-        let a = pm.pio_read(8, 4);
+        let a = pm.pio_read(0xB000, 8, 4);
         t.set(1_000_000_000);
-        let b = pm.pio_read(8, 4);
+        let b = pm.pio_read(0xB000, 8, 4);
         assert_eq!(
             (b.wrapping_sub(a)) & 0xFF_FFFF,
             (PM_TIMER_HZ & 0xFF_FFFF) as u32
@@ -152,7 +168,7 @@ mod tests {
     fn status_bits_clear_on_write_one() {
         let mut pm = AcpiPm::new(TimeSource::new(), 0);
         pm.state.status = 0x0101;
-        pm.pio_write(0, 2, 0x0001);
-        assert_eq!(pm.pio_read(0, 2), 0x0100);
+        pm.pio_write(0xB000, 0, 2, 0x0001);
+        assert_eq!(pm.pio_read(0xB000, 0, 2), 0x0100);
     }
 }

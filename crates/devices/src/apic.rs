@@ -45,7 +45,6 @@
 //! software-disabled (as QEMU does); they are held there and delivered once
 //! it is enabled.
 
-use crate::bus::MmioDevice;
 use crate::clock::{Nanos, TimeSource, Timed, NS_PER_SEC};
 use crate::ioapic::{Delivery, DeliveryMode};
 use serde::{Deserialize, Serialize};
@@ -835,8 +834,9 @@ impl Timed for LocalApic {
     }
 }
 
-impl MmioDevice for LocalApic {
-    fn mmio_read(&mut self, offset: u64, size: u8) -> u64 {
+impl LocalApic {
+    /// Reads `size` bytes at `offset` into the register page.
+    pub fn mmio_read(&mut self, offset: u64, size: u8) -> u64 {
         let within = offset & 0xF;
         if within >= 4 {
             return 0;
@@ -844,7 +844,8 @@ impl MmioDevice for LocalApic {
         (u64::from(self.read_reg(offset & !0xF)) >> (8 * within)) & u64::from(crate::all_ones(size))
     }
 
-    fn mmio_write(&mut self, offset: u64, size: u8, value: u64) {
+    /// Writes the low `size` bytes of `value` at `offset` into the register page.
+    pub fn mmio_write(&mut self, offset: u64, size: u8, value: u64) {
         let within = offset & 0xF;
         if within >= 4 {
             return;
@@ -860,6 +861,28 @@ impl MmioDevice for LocalApic {
         let mask = (u64::from(crate::all_ones(size)) << shift) & 0xFFFF_FFFF;
         let merged = (old & !mask) | ((value << shift) & mask);
         self.write_reg(reg, merged as u32);
+    }
+}
+
+impl crate::bus::Device for LocalApic {
+    fn mmio_read(&mut self, _base: u64, offset: u64, size: u8) -> u64 {
+        LocalApic::mmio_read(self, offset, size)
+    }
+
+    fn mmio_write(&mut self, _base: u64, offset: u64, size: u8, value: u64) {
+        LocalApic::mmio_write(self, offset, size, value)
+    }
+
+    fn reset(&mut self) {
+        LocalApic::reset(self);
+    }
+
+    fn next_deadline(&self) -> Option<Nanos> {
+        Timed::next_deadline(self)
+    }
+
+    fn advance(&mut self, now: Nanos) {
+        Timed::advance(self, now);
     }
 
     fn name(&self) -> &str {

@@ -1,46 +1,84 @@
-//! The I/O bus: port I/O dispatch, and a slot for memory-mapped devices.
+//! The device bus: one range-keyed port map and one range-keyed MMIO map
+//! over a single list of devices.
 //!
-//! Devices register for a range of ports and see only offsets into it, as
-//! in Firecracker's `BusDevice` and rust-vmm's `vm-device`. Dispatch is one
-//! load from a 64 Ki-entry table of device slots, so a port access costs an
-//! index and a virtual call. Accesses that straddle the end of a device's
-//! range are split into byte accesses, each dispatched on its own, which is
-//! what the ISA bus does with a wide access to 8-bit devices.
+//! A device is added once ([`IoBus::add`]) and then maps as many windows as
+//! it has: VGA, for one, has its ports, its memory window and the VBE ports.
+//! Each access reaches the device with the base of the window it hit and
+//! the offset into it, as in rust-vmm's `vm-device` and Firecracker's
+//! `BusDevice`. Windows can be unmapped and mapped again, which is how a
+//! device follows a PCI BAR that the guest moves.
+//!
+//! Port dispatch is one load from a 64 Ki-entry table of window slots, so a
+//! port access costs an index and a virtual call. Accesses that straddle the
+//! end of a window are split into byte accesses, each dispatched on its
+//! own, which is what the ISA bus does with a wide access to 8-bit devices.
+//! MMIO windows are kept in a `BTreeMap` keyed by base.
+//!
+//! The bus owns every device; the machine reaches one again through the
+//! typed [`DeviceId`] it got when adding it. Devices with behaviour driven
+//! by time report their next deadline ([`Device::next_deadline`]) and are
+//! advanced when it comes ([`IoBus::advance`]).
 
+use crate::clock::Nanos;
 use std::any::Any;
+use std::collections::BTreeMap;
 use std::marker::PhantomData;
 use thiserror::Error;
 
-/// A device reached through port I/O.
+/// A device on the bus. Every method but [`Device::name`] has a default:
+/// a device implements the kinds of access it decodes.
 ///
-/// `size` is 1, 2 or 4 bytes; values are in the low `size` bytes.
-pub trait PioDevice: Send {
-    /// Reads `size` bytes at `port_offset` (relative to the registered base).
-    fn pio_read(&mut self, port_offset: u16, size: u8) -> u32;
-    /// Writes the low `size` bytes of `value` at `port_offset`.
-    fn pio_write(&mut self, port_offset: u16, size: u8, value: u32);
-    /// A short name for logs.
+/// Sizes are 1, 2 or 4 bytes for ports and 1, 2, 4 or 8 for memory; values
+/// are in the low `size` bytes. `base` is the start of the window the access
+/// hit (as mapped now), `offset` the distance from it.
+pub trait Device: Send {
+    /// A short name for logs and errors.
     fn name(&self) -> &str;
+
+    /// Reads `size` bytes of the port window at `base`.
+    fn pio_read(&mut self, base: u16, offset: u16, size: u8) -> u32 {
+        let _ = (base, offset);
+        crate::all_ones(size)
+    }
+
+    /// Writes the low `size` bytes of `value` to the port window at `base`.
+    fn pio_write(&mut self, base: u16, offset: u16, size: u8, value: u32) {
+        let _ = (base, offset, size, value);
+    }
+
+    /// Reads `size` bytes of the memory window at `base`.
+    fn mmio_read(&mut self, base: u64, offset: u64, size: u8) -> u64 {
+        let _ = (base, offset, size);
+        u64::MAX >> (64 - 8 * u32::from(size.clamp(1, 8)))
+    }
+
+    /// Writes the low `size` bytes of `value` to the memory window at `base`.
+    fn mmio_write(&mut self, base: u64, offset: u64, size: u8, value: u64) {
+        let _ = (base, offset, size, value);
+    }
+
+    /// The next time at which the device changes state on its own, if any.
+    fn next_deadline(&self) -> Option<Nanos> {
+        None
+    }
+
+    /// Brings the device up to `now` (raising interrupt lines that fired).
+    fn advance(&mut self, now: Nanos) {
+        let _ = now;
+    }
+
+    /// Returns the device to its power-on state (a machine reset). Its
+    /// wiring (interrupt lines, back ends) stays.
+    fn reset(&mut self) {}
 }
 
-/// A device reached through memory-mapped I/O (not wired to the CPU yet:
-/// the memory crate will route physical addresses that miss RAM here).
-pub trait MmioDevice: Send {
-    /// Reads `size` bytes (1, 2, 4 or 8) at `offset` into the device's range.
-    fn mmio_read(&mut self, offset: u64, size: u8) -> u64;
-    /// Writes the low `size` bytes of `value` at `offset`.
-    fn mmio_write(&mut self, offset: u64, size: u8, value: u64);
-    /// A short name for logs.
-    fn name(&self) -> &str;
-}
-
-/// Object-safe downcasting for registered devices.
-trait AnyPio: PioDevice {
+/// Object-safe downcasting for added devices.
+trait AnyDevice: Device {
     fn as_any_mut(&mut self) -> &mut dyn Any;
     fn as_any(&self) -> &dyn Any;
 }
 
-impl<T: PioDevice + 'static> AnyPio for T {
+impl<T: Device + 'static> AnyDevice for T {
     fn as_any_mut(&mut self) -> &mut dyn Any {
         self
     }
@@ -49,8 +87,7 @@ impl<T: PioDevice + 'static> AnyPio for T {
     }
 }
 
-/// A typed handle to a registered port device, for the machine to reach it
-/// again (to poll its interrupt line, read its exit status and so on).
+/// A typed handle to a device on the bus.
 #[derive(Debug)]
 pub struct DeviceId<T> {
     index: usize,
@@ -64,7 +101,7 @@ impl<T> Clone for DeviceId<T> {
 }
 impl<T> Copy for DeviceId<T> {}
 
-/// Why a device could not be registered.
+/// Why a window could not be mapped.
 #[derive(Debug, Error, PartialEq, Eq)]
 pub enum BusError {
     /// The range is empty or runs past port 0xFFFF.
@@ -93,28 +130,33 @@ pub enum BusError {
     },
 }
 
-struct PioEntry {
+/// A mapped port window.
+#[derive(Clone, Copy, Debug)]
+struct PortWindow {
     base: u16,
     len: u32,
-    dev: Box<dyn AnyPio>,
+    dev: usize,
 }
 
-struct MmioEntry {
-    base: u64,
+/// A mapped memory window.
+#[derive(Clone, Copy, Debug)]
+struct MmioWindow {
     len: u64,
-    dev: Box<dyn MmioDevice>,
+    dev: usize,
 }
 
 /// Number of ports.
 const PORTS: usize = 0x1_0000;
 
-/// The I/O bus: port devices by range, and MMIO devices by range.
+/// The device bus (see the module docs).
 pub struct IoBus {
-    /// Device slot of each port: 0 = unclaimed, else index + 1.
+    devices: Vec<Box<dyn AnyDevice>>,
+    /// Window slot of each port: 0 = unclaimed, else index into `windows` + 1.
     slots: Box<[u16]>,
-    pio: Vec<PioEntry>,
-    /// Sorted by base, non-overlapping.
-    mmio: Vec<MmioEntry>,
+    /// Port windows; unmapped ones are `None` until reused.
+    windows: Vec<Option<PortWindow>>,
+    /// Memory windows by base, non-overlapping.
+    mmio: BTreeMap<u64, MmioWindow>,
 }
 
 impl Default for IoBus {
@@ -127,88 +169,184 @@ impl IoBus {
     /// An empty bus: every port reads all ones.
     pub fn new() -> IoBus {
         IoBus {
+            devices: Vec::new(),
             slots: vec![0u16; PORTS].into_boxed_slice(),
-            pio: Vec::new(),
-            mmio: Vec::new(),
+            windows: Vec::new(),
+            mmio: BTreeMap::new(),
         }
     }
 
-    /// Registers `dev` for ports `base .. base + len`.
-    pub fn register<T: PioDevice + 'static>(
+    /// Adds `dev`, with no windows yet.
+    pub fn add<T: Device + 'static>(&mut self, dev: T) -> DeviceId<T> {
+        self.devices.push(Box::new(dev));
+        DeviceId {
+            index: self.devices.len() - 1,
+            _t: PhantomData,
+        }
+    }
+
+    /// Adds `dev` with one port window `base .. base + len`.
+    pub fn register<T: Device + 'static>(
         &mut self,
         base: u16,
         len: u32,
         dev: T,
     ) -> Result<DeviceId<T>, BusError> {
+        Self::check_ports(base, len)?;
+        let id = self.add(dev);
+        if let Err(e) = self.map_ports(id, base, len) {
+            self.devices.pop();
+            return Err(e);
+        }
+        Ok(id)
+    }
+
+    fn check_ports(base: u16, len: u32) -> Result<u32, BusError> {
         let end = u32::from(base) + len;
         if len == 0 || end > PORTS as u32 {
             return Err(BusError::BadRange { base, len });
         }
+        Ok(end)
+    }
+
+    /// Maps ports `base .. base + len` to the device behind `id`.
+    pub fn map_ports<T>(&mut self, id: DeviceId<T>, base: u16, len: u32) -> Result<(), BusError> {
+        let end = Self::check_ports(base, len)?;
         for p in u32::from(base)..end {
             let s = self.slots[p as usize];
             if s != 0 {
+                let owner = self.window(s).map_or(0, |w| w.dev);
                 return Err(BusError::Overlap {
                     port: p as u16,
-                    owner: self.pio[usize::from(s) - 1].dev.name().to_string(),
+                    owner: self.devices[owner].name().to_string(),
                 });
             }
         }
-        let index = self.pio.len();
-        assert!(index < usize::from(u16::MAX), "too many port devices");
-        self.pio.push(PioEntry {
+        let w = PortWindow {
             base,
             len,
-            dev: Box::new(dev),
-        });
-        let slot = (index + 1) as u16;
+            dev: id.index,
+        };
+        let at = match self.windows.iter().position(Option::is_none) {
+            Some(free) => {
+                self.windows[free] = Some(w);
+                free
+            }
+            None => {
+                self.windows.push(Some(w));
+                self.windows.len() - 1
+            }
+        };
+        let slot = u16::try_from(at + 1).expect("fewer than 65535 port windows");
         self.slots[usize::from(base)..end as usize].fill(slot);
-        Ok(DeviceId {
-            index,
-            _t: PhantomData,
-        })
+        Ok(())
+    }
+
+    /// Unmaps the port window at `base` if the device behind `id` owns it.
+    /// True when a window was unmapped.
+    pub fn unmap_ports<T>(&mut self, id: DeviceId<T>, base: u16) -> bool {
+        let s = self.slots[usize::from(base)];
+        let Some(w) = self
+            .window(s)
+            .filter(|w| w.dev == id.index && w.base == base)
+        else {
+            return false;
+        };
+        self.slots[usize::from(w.base)..(u32::from(w.base) + w.len) as usize].fill(0);
+        self.windows[usize::from(s) - 1] = None;
+        true
+    }
+
+    /// Moves the device's port window at `old` (if mapped) to `new` (if
+    /// any), as when the guest programs a PCI I/O BAR. A window that cannot
+    /// go where asked (it would overlap another device) stays unmapped, as
+    /// a conflicting BAR decodes nothing useful on real hardware.
+    pub fn move_ports<T>(
+        &mut self,
+        id: DeviceId<T>,
+        old: Option<u16>,
+        new: Option<u16>,
+        len: u32,
+    ) -> Result<(), BusError> {
+        if let Some(old) = old {
+            self.unmap_ports(id, old);
+        }
+        match new {
+            Some(base) => self.map_ports(id, base, len),
+            None => Ok(()),
+        }
+    }
+
+    /// Maps physical addresses `base .. base + len` to the device behind `id`.
+    pub fn map_mmio<T>(&mut self, id: DeviceId<T>, base: u64, len: u64) -> Result<(), BusError> {
+        let end = base
+            .checked_add(len)
+            .filter(|_| len > 0)
+            .ok_or(BusError::MmioOverlap { base, len })?;
+        let clash_prev = self
+            .mmio
+            .range(..=base)
+            .next_back()
+            .is_some_and(|(b, w)| b + w.len > base);
+        let clash_next = self.mmio.range(base..end).next().is_some();
+        if clash_prev || clash_next {
+            return Err(BusError::MmioOverlap { base, len });
+        }
+        self.mmio.insert(base, MmioWindow { len, dev: id.index });
+        Ok(())
+    }
+
+    /// Unmaps the memory window at `base` if the device behind `id` owns it.
+    pub fn unmap_mmio<T>(&mut self, id: DeviceId<T>, base: u64) -> bool {
+        if self.mmio.get(&base).is_some_and(|w| w.dev == id.index) {
+            self.mmio.remove(&base);
+            return true;
+        }
+        false
     }
 
     /// The device behind `id`.
-    pub fn get<T: PioDevice + 'static>(&self, id: DeviceId<T>) -> &T {
-        self.pio[id.index]
-            .dev
+    pub fn get<T: Device + 'static>(&self, id: DeviceId<T>) -> &T {
+        self.devices[id.index]
             .as_any()
             .downcast_ref()
             .expect("DeviceId type matches its device")
     }
 
     /// The device behind `id`, mutably.
-    pub fn get_mut<T: PioDevice + 'static>(&mut self, id: DeviceId<T>) -> &mut T {
-        self.pio[id.index]
-            .dev
+    pub fn get_mut<T: Device + 'static>(&mut self, id: DeviceId<T>) -> &mut T {
+        self.devices[id.index]
             .as_any_mut()
             .downcast_mut()
             .expect("DeviceId type matches its device")
     }
 
-    /// The device owning `port` and the port's offset in its range, if the
-    /// whole `size`-byte access falls inside that one device.
     #[inline]
-    fn route(&self, port: u16, size: u8) -> Option<(usize, u16)> {
-        let s = self.slots[usize::from(port)];
-        if s == 0 {
-            return None;
+    fn window(&self, slot: u16) -> Option<PortWindow> {
+        match slot {
+            0 => None,
+            s => self.windows[usize::from(s) - 1],
         }
-        let e = &self.pio[usize::from(s) - 1];
-        let off = port - e.base;
-        (u32::from(off) + u32::from(size) <= e.len).then_some((usize::from(s) - 1, off))
+    }
+
+    /// The window owning `port`, if the whole `size`-byte access fits it.
+    #[inline]
+    fn route(&self, port: u16, size: u8) -> Option<PortWindow> {
+        let w = self.window(self.slots[usize::from(port)])?;
+        let off = port - w.base;
+        (u32::from(off) + u32::from(size) <= w.len).then_some(w)
     }
 
     /// True when some byte of a multi-byte access is claimed (and `route`
-    /// found that the access does not fit one device).
+    /// found that the access does not fit one window).
     fn straddles(&self, port: u16, size: u8) -> bool {
         size > 1 && (0..size).any(|i| self.slots[usize::from(port.wrapping_add(u16::from(i)))] != 0)
     }
 
     /// Reads `size` bytes (1, 2 or 4) from `port`. Unclaimed ports read all ones.
     pub fn pio_read(&mut self, port: u16, size: u8) -> u32 {
-        if let Some((i, off)) = self.route(port, size) {
-            return self.pio[i].dev.pio_read(off, size);
+        if let Some(w) = self.route(port, size) {
+            return self.devices[w.dev].pio_read(w.base, port - w.base, size);
         }
         if self.straddles(port, size) {
             let mut v = 0;
@@ -228,8 +366,8 @@ impl IoBus {
     /// Writes the low `size` bytes (1, 2 or 4) of `value` to `port`.
     /// Writes to unclaimed ports are dropped.
     pub fn pio_write(&mut self, port: u16, size: u8, value: u32) {
-        if let Some((i, off)) = self.route(port, size) {
-            return self.pio[i].dev.pio_write(off, size, value);
+        if let Some(w) = self.route(port, size) {
+            return self.devices[w.dev].pio_write(w.base, port - w.base, size, value);
         }
         if self.straddles(port, size) {
             for i in 0..size {
@@ -245,51 +383,53 @@ impl IoBus {
         );
     }
 
-    /// Registers a memory-mapped device for `base .. base + len`.
-    pub fn register_mmio(
-        &mut self,
-        base: u64,
-        len: u64,
-        dev: Box<dyn MmioDevice>,
-    ) -> Result<(), BusError> {
-        let end = base.checked_add(len).filter(|_| len > 0);
-        let Some(end) = end else {
-            return Err(BusError::MmioOverlap { base, len });
-        };
-        let at = self.mmio.partition_point(|e| e.base < base);
-        let clash_prev = at > 0 && {
-            let p = &self.mmio[at - 1];
-            p.base + p.len > base
-        };
-        let clash_next = self.mmio.get(at).is_some_and(|n| n.base < end);
-        if clash_prev || clash_next {
-            return Err(BusError::MmioOverlap { base, len });
-        }
-        self.mmio.insert(at, MmioEntry { base, len, dev });
-        Ok(())
+    /// The memory window holding `addr`: its base and device.
+    #[inline]
+    fn mmio_route(&self, addr: u64) -> Option<(u64, usize)> {
+        let (&base, w) = self.mmio.range(..=addr).next_back()?;
+        (addr - base < w.len).then_some((base, w.dev))
     }
 
-    fn mmio_route(&mut self, addr: u64) -> Option<(&mut MmioEntry, u64)> {
-        let at = self.mmio.partition_point(|e| e.base <= addr);
-        let e = self.mmio.get_mut(at.checked_sub(1)?)?;
-        let off = addr - e.base;
-        (off < e.len).then_some((e, off))
+    /// True when a device claims physical address `addr`.
+    pub fn claims_mmio(&self, addr: u64) -> bool {
+        self.mmio_route(addr).is_some()
     }
 
-    /// Reads an MMIO device at physical `addr`; `None` when no device claims it.
+    /// Reads a device at physical `addr`; `None` when no device claims it.
     pub fn mmio_read(&mut self, addr: u64, size: u8) -> Option<u64> {
-        let (e, off) = self.mmio_route(addr)?;
-        Some(e.dev.mmio_read(off, size))
+        let (base, dev) = self.mmio_route(addr)?;
+        Some(self.devices[dev].mmio_read(base, addr - base, size))
     }
 
-    /// Writes an MMIO device at physical `addr`; false when no device claims it.
+    /// Writes a device at physical `addr`; false when no device claims it.
     pub fn mmio_write(&mut self, addr: u64, size: u8, value: u64) -> bool {
         match self.mmio_route(addr) {
-            Some((e, off)) => {
-                e.dev.mmio_write(off, size, value);
+            Some((base, dev)) => {
+                self.devices[dev].mmio_write(base, addr - base, size, value);
                 true
             }
             None => false,
+        }
+    }
+
+    /// The earliest deadline of any device.
+    pub fn next_deadline(&self) -> Option<Nanos> {
+        self.devices.iter().filter_map(|d| d.next_deadline()).min()
+    }
+
+    /// Brings every device whose deadline has come up to `now`.
+    pub fn advance(&mut self, now: Nanos) {
+        for d in &mut self.devices {
+            if d.next_deadline().is_some_and(|t| t <= now) {
+                d.advance(now);
+            }
+        }
+    }
+
+    /// Returns every device to its power-on state.
+    pub fn reset(&mut self) {
+        for d in &mut self.devices {
+            d.reset();
         }
     }
 }
@@ -298,18 +438,18 @@ impl IoBus {
 mod tests {
     use super::*;
 
-    /// Records accesses; reads return offset + 0x10 * size.
+    /// Records accesses; reads return offset + 0x10 * size + base.
     #[derive(Default)]
     struct Probe {
-        log: Vec<(bool, u16, u8, u32)>,
+        log: Vec<(bool, u16, u16, u8, u32)>,
     }
-    impl PioDevice for Probe {
-        fn pio_read(&mut self, off: u16, size: u8) -> u32 {
-            self.log.push((false, off, size, 0));
+    impl Device for Probe {
+        fn pio_read(&mut self, base: u16, off: u16, size: u8) -> u32 {
+            self.log.push((false, base, off, size, 0));
             u32::from(off) + 0x10 * u32::from(size)
         }
-        fn pio_write(&mut self, off: u16, size: u8, value: u32) {
-            self.log.push((true, off, size, value));
+        fn pio_write(&mut self, base: u16, off: u16, size: u8, value: u32) {
+            self.log.push((true, base, off, size, value));
         }
         fn name(&self) -> &str {
             "probe"
@@ -317,15 +457,20 @@ mod tests {
     }
 
     #[test]
-    fn dispatches_by_offset() {
+    fn dispatches_by_base_and_offset() {
         let mut bus = IoBus::new();
         let id = bus.register(0x3F8, 8, Probe::default()).unwrap();
+        bus.map_ports(id, 0x2F8, 8).unwrap();
         assert_eq!(bus.pio_read(0x3FA, 1), 0x12);
         bus.pio_write(0x3FC, 2, 0xBEEF);
-        assert_eq!(bus.pio_read(0x3FC, 4), 0x44);
+        assert_eq!(bus.pio_read(0x2FC, 4), 0x44);
         assert_eq!(
             bus.get(id).log,
-            vec![(false, 2, 1, 0), (true, 4, 2, 0xBEEF), (false, 4, 4, 0)]
+            vec![
+                (false, 0x3F8, 2, 1, 0),
+                (true, 0x3F8, 4, 2, 0xBEEF),
+                (false, 0x2F8, 4, 4, 0)
+            ]
         );
     }
 
@@ -363,19 +508,37 @@ mod tests {
         assert_eq!(
             bus.get(id).log,
             vec![
-                (false, 1, 1, 0),
-                (true, 0, 1, 0x4433_2211 >> 8),
-                (true, 1, 1, 0x4433_2211 >> 16)
+                (false, 0x100, 1, 1, 0),
+                (true, 0x100, 0, 1, 0x4433_2211 >> 8),
+                (true, 0x100, 1, 1, 0x4433_2211 >> 16)
             ]
         );
     }
 
+    #[test]
+    fn windows_move() {
+        let mut bus = IoBus::new();
+        let id = bus.add(Probe::default());
+        let other = bus.register(0xD000, 16, Probe::default()).unwrap();
+        bus.move_ports(id, None, Some(0xC000), 16).unwrap();
+        assert_eq!(bus.pio_read(0xC004, 1), 0x14);
+        bus.move_ports(id, Some(0xC000), Some(0xC100), 16).unwrap();
+        assert_eq!(bus.pio_read(0xC004, 1), 0xFF);
+        assert_eq!(bus.pio_read(0xC104, 1), 0x14);
+        // Onto another device's window: refused, and the window is gone.
+        assert!(bus.move_ports(id, Some(0xC100), Some(0xD008), 16).is_err());
+        assert_eq!(bus.pio_read(0xC104, 1), 0xFF);
+        assert!(!bus.unmap_ports(id, 0xD000), "not its window");
+        assert_eq!(bus.get(other).log.len(), 0);
+        assert_eq!(bus.get(id).log.len(), 2);
+    }
+
     struct Mm(u64);
-    impl MmioDevice for Mm {
-        fn mmio_read(&mut self, off: u64, _: u8) -> u64 {
-            self.0 + off
+    impl Device for Mm {
+        fn mmio_read(&mut self, base: u64, off: u64, _: u8) -> u64 {
+            self.0 + off + (base & 0xF0_0000)
         }
-        fn mmio_write(&mut self, _: u64, _: u8, v: u64) {
+        fn mmio_write(&mut self, _: u64, _: u64, _: u8, v: u64) {
             self.0 = v;
         }
         fn name(&self) -> &str {
@@ -384,22 +547,21 @@ mod tests {
     }
 
     #[test]
-    fn mmio_ranges() {
+    fn mmio_windows() {
         let mut bus = IoBus::new();
-        bus.register_mmio(0xFEC0_0000, 0x1000, Box::new(Mm(0)))
-            .unwrap();
-        bus.register_mmio(0xFEE0_0000, 0x1000, Box::new(Mm(100)))
-            .unwrap();
-        assert!(bus
-            .register_mmio(0xFEC0_0800, 0x1000, Box::new(Mm(0)))
-            .is_err());
-        assert!(bus
-            .register_mmio(0xFEBF_F800, 0x1000, Box::new(Mm(0)))
-            .is_err());
-        assert_eq!(bus.mmio_read(0xFEE0_0010, 4), Some(0x74));
+        let a = bus.add(Mm(0));
+        let b = bus.add(Mm(100));
+        bus.map_mmio(a, 0xFEC0_0000, 0x1000).unwrap();
+        bus.map_mmio(b, 0xFEE0_0000, 0x1000).unwrap();
+        assert!(bus.map_mmio(a, 0xFEC0_0800, 0x1000).is_err());
+        assert!(bus.map_mmio(a, 0xFEBF_F800, 0x1000).is_err());
+        assert!(bus.map_mmio(a, u64::MAX, 2).is_err());
+        assert_eq!(bus.mmio_read(0xFEE0_0010, 4), Some(0x74 + 0xE0_0000));
         assert_eq!(bus.mmio_read(0xFEE0_1000, 4), None);
         assert!(bus.mmio_write(0xFEC0_0000, 4, 7));
-        assert_eq!(bus.mmio_read(0xFEC0_0004, 4), Some(11));
+        assert_eq!(bus.mmio_read(0xFEC0_0004, 4), Some(11 + 0xC0_0000));
         assert_eq!(bus.mmio_read(0x1000, 4), None);
+        assert!(bus.unmap_mmio(a, 0xFEC0_0000));
+        assert!(!bus.claims_mmio(0xFEC0_0004));
     }
 }

@@ -1,7 +1,6 @@
 //! The Bochs/QEMU debug console: bytes written to port 0xE9 are printed.
 //! Reading the port returns 0xE9, which is how guests detect it.
 
-use crate::bus::PioDevice;
 use crate::output::OutputSink;
 
 /// The usual port of the debug console.
@@ -24,12 +23,12 @@ impl DebugCon {
     }
 }
 
-impl PioDevice for DebugCon {
-    fn pio_read(&mut self, _off: u16, size: u8) -> u32 {
+impl crate::bus::Device for DebugCon {
+    fn pio_read(&mut self, _base: u16, _off: u16, size: u8) -> u32 {
         // QEMU returns the port number in the low byte of each byte read.
         0xE9 & crate::all_ones(size)
     }
-    fn pio_write(&mut self, _off: u16, _size: u8, value: u32) {
+    fn pio_write(&mut self, _base: u16, _off: u16, _size: u8, value: u32) {
         // Only the low byte is printed, whatever the access size (as QEMU does).
         self.out.write_byte(value as u8);
     }
@@ -41,6 +40,7 @@ impl PioDevice for DebugCon {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::bus::Device;
     use crate::output::SharedBuffer;
 
     #[test]
@@ -48,10 +48,10 @@ mod tests {
         let buf = SharedBuffer::new();
         let mut d = DebugCon::new(OutputSink::Buffer(buf.clone()));
         for b in b"hi\n" {
-            d.pio_write(0, 1, u32::from(*b));
+            d.pio_write(0xE9, 0, 1, u32::from(*b));
         }
-        d.pio_write(0, 2, 0x4121);
+        d.pio_write(0xE9, 0, 2, 0x4121);
         assert_eq!(buf.text(), "hi\n!");
-        assert_eq!(d.pio_read(0, 1), 0xE9);
+        assert_eq!(d.pio_read(0xE9, 0, 1), 0xE9);
     }
 }

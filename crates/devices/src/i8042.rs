@@ -30,7 +30,7 @@
 //! [`I8042::a20_enabled`] (output port bit 1) and
 //! [`I8042::take_reset_request`] (output port bit 0 pulsed or written low).
 
-use crate::bus::PioDevice;
+use crate::lines::{IrqLine, SystemLink};
 use serde::{Deserialize, Serialize};
 use std::collections::VecDeque;
 
@@ -864,37 +864,91 @@ impl I8042 {
     }
 }
 
-/// The controller shared between its two port registrations.
-///
-/// Ports 0x61-0x63 between the 8042's two ports belong to other devices
-/// (0x61 is the PIT/speaker control), so the machine registers
-/// [`I8042Port::Data`] at 0x60 and [`I8042Port::Command`] at 0x64, one port
-/// each, over one shared controller, and polls the lines through its own
-/// clone of the handle.
-pub type SharedI8042 = std::sync::Arc<std::sync::Mutex<I8042>>;
-
-/// One of the controller's two ports, for registering on the [`crate::IoBus`].
-#[derive(Clone, Debug)]
-pub enum I8042Port {
-    /// Port 0x60.
-    Data(SharedI8042),
-    /// Port 0x64.
-    Command(SharedI8042),
+/// The 8042 on the bus: the controller with its wiring. One device with
+/// two port windows, 0x60 and 0x64 (ports 0x61-0x63 between them belong to
+/// other devices). It drives IRQ1 and IRQ12, the A20 gate and the reset
+/// line itself after every access and every input event.
+#[derive(Debug, Default)]
+pub struct I8042Device {
+    /// The controller's state.
+    pub chip: I8042,
+    irq1: Option<IrqLine>,
+    irq12: Option<IrqLine>,
+    system: Option<SystemLink>,
 }
 
-impl PioDevice for I8042Port {
-    fn pio_read(&mut self, _off: u16, size: u8) -> u32 {
-        let v = match self {
-            I8042Port::Data(c) => c.lock().expect("8042 lock").read_data(),
-            I8042Port::Command(c) => c.lock().expect("8042 lock").read_status(),
+impl I8042Device {
+    /// A controller in its power-on state, wired to `irq1`, `irq12` and the
+    /// system signals.
+    pub fn new(irq1: IrqLine, irq12: IrqLine, system: SystemLink) -> I8042Device {
+        let d = I8042Device {
+            chip: I8042::new(),
+            irq1: Some(irq1),
+            irq12: Some(irq12),
+            system: Some(system),
         };
+        d.drive();
+        d
+    }
+
+    /// Adds the controller to `bus` with its windows at 0x60 and 0x64.
+    pub fn map(
+        self,
+        bus: &mut crate::IoBus,
+    ) -> Result<crate::DeviceId<Self>, crate::bus::BusError> {
+        let id = bus.register(I8042_DATA_PORT, 1, self)?;
+        bus.map_ports(id, I8042_COMMAND_PORT, 1)?;
+        Ok(id)
+    }
+
+    /// Drives the lines from the controller's state.
+    fn drive(&self) {
+        if let Some(l) = &self.irq1 {
+            l.set(self.chip.irq1());
+        }
+        if let Some(l) = &self.irq12 {
+            l.set(self.chip.irq12());
+        }
+        if let Some(s) = &self.system {
+            s.set_a20(crate::lines::A20_I8042, self.chip.a20_enabled());
+        }
+    }
+
+    fn after_access(&mut self) {
+        if self.chip.take_reset_request() {
+            if let Some(s) = &self.system {
+                s.request_reset();
+            }
+        }
+        self.drive();
+    }
+
+    /// Key make/break bytes from the host (see [`I8042::key_event`]).
+    pub fn key_event(&mut self, scancode_set2: &[u8]) {
+        self.chip.key_event(scancode_set2);
+        self.drive();
+    }
+
+    /// Mouse movement from the host (see [`I8042::mouse_event`]).
+    pub fn mouse_event(&mut self, dx: i32, dy: i32, buttons: u8) {
+        self.chip.mouse_event(dx, dy, buttons);
+        self.drive();
+    }
+}
+
+impl crate::bus::Device for I8042Device {
+    fn pio_read(&mut self, base: u16, _off: u16, size: u8) -> u32 {
+        let v = self.chip.pio_read_port(base & 4);
+        self.after_access();
         (crate::all_ones(size) & !0xFF) | u32::from(v)
     }
-    fn pio_write(&mut self, _off: u16, _size: u8, value: u32) {
-        match self {
-            I8042Port::Data(c) => c.lock().expect("8042 lock").write_data(value as u8),
-            I8042Port::Command(c) => c.lock().expect("8042 lock").write_command(value as u8),
-        }
+    fn pio_write(&mut self, base: u16, _off: u16, _size: u8, value: u32) {
+        self.chip.pio_write_port(base & 4, value as u8);
+        self.after_access();
+    }
+    fn reset(&mut self) {
+        self.chip.reset();
+        self.drive();
     }
     fn name(&self) -> &str {
         "i8042"
@@ -1112,20 +1166,24 @@ mod tests {
     }
 
     #[test]
-    fn ports_and_serde_state() {
-        let shared: SharedI8042 = Default::default();
+    fn ports_lines_and_serde_state() {
+        let wires = crate::lines::Wires::new();
         let mut bus = crate::IoBus::new();
-        bus.register(0x60, 1, I8042Port::Data(shared.clone()))
-            .unwrap();
-        bus.register(0x64, 1, I8042Port::Command(shared.clone()))
-            .unwrap();
+        let dev = I8042Device::new(wires.irq(1), wires.irq(12), wires.system());
+        let id = dev.map(&mut bus).unwrap();
+        assert!(wires.a20(), "A20 on at power-on");
         bus.pio_write(0x64, 1, 0xAA);
         assert_eq!(bus.pio_read(0x64, 1) & 1, 1);
+        assert!(
+            wires.irq_levels() & 2 != 0,
+            "the self-test reply raises IRQ1"
+        );
         assert_eq!(bus.pio_read(0x60, 1), 0x55);
+        assert_eq!(wires.irq_levels(), 0);
         bus.pio_write(0x64, 1, 0xFE);
-        assert!(shared.lock().unwrap().take_reset_request());
-        shared.lock().unwrap().key_event(&[0x1C, 0xF0]);
-        let k = shared.lock().unwrap().clone();
+        assert!(wires.take_reset());
+        bus.get_mut(id).key_event(&[0x1C, 0xF0]);
+        let k = bus.get(id).chip.clone();
         let json = serde_json::to_string(&k).unwrap();
         assert_eq!(serde_json::from_str::<I8042>(&json).unwrap(), k);
     }

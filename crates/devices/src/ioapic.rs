@@ -29,7 +29,6 @@
 //! are not interpreted here but carried in the message for the local APIC.
 //! A level message refused by the local APIC leaves Remote IRR set.
 
-use crate::bus::MmioDevice;
 use serde::{Deserialize, Serialize};
 
 /// Default physical base of the I/O APIC.
@@ -283,8 +282,9 @@ impl IoApic {
     }
 }
 
-impl MmioDevice for IoApic {
-    fn mmio_read(&mut self, offset: u64, size: u8) -> u64 {
+impl IoApic {
+    /// Reads `size` bytes at `offset` into the register page.
+    pub fn mmio_read(&mut self, offset: u64, size: u8) -> u64 {
         let within = offset & 0xF;
         if within >= 4 {
             return 0;
@@ -297,7 +297,8 @@ impl MmioDevice for IoApic {
         (u64::from(v) >> (8 * within)) & u64::from(crate::all_ones(size))
     }
 
-    fn mmio_write(&mut self, offset: u64, size: u8, value: u64) {
+    /// Writes the low `size` bytes of `value` at `offset` into the register page.
+    pub fn mmio_write(&mut self, offset: u64, size: u8, value: u64) {
         let within = offset & 0xF;
         if within >= 4 {
             return;
@@ -314,6 +315,20 @@ impl MmioDevice for IoApic {
             }
             _ => tracing::debug!(offset, "I/O APIC: write outside its registers"),
         }
+    }
+}
+
+impl crate::bus::Device for IoApic {
+    fn mmio_read(&mut self, _base: u64, offset: u64, size: u8) -> u64 {
+        IoApic::mmio_read(self, offset, size)
+    }
+
+    fn mmio_write(&mut self, _base: u64, offset: u64, size: u8, value: u64) {
+        IoApic::mmio_write(self, offset, size, value)
+    }
+
+    fn reset(&mut self) {
+        IoApic::reset(self);
     }
 
     fn name(&self) -> &str {

@@ -1,9 +1,10 @@
 //! morph86's PC devices.
 //!
 //! Devices never see the CPU: they are reached through the [`IoBus`] (port
-//! I/O, and later memory-mapped I/O) and report interrupts as state that the
-//! machine polls (for example [`Uart16550::irq_pending`]). Device state is
-//! plain serde-serializable data so that snapshots come nearly free.
+//! and memory-mapped windows of one [`Device`] each), and they drive their
+//! own interrupt lines and the system signals through the [`lines`] they are
+//! wired to. Device state is plain serde-serializable data so that
+//! snapshots come nearly free.
 
 pub mod acpi_pm;
 pub mod apic;
@@ -13,6 +14,7 @@ pub mod debugcon;
 pub mod exit;
 pub mod i8042;
 pub mod ioapic;
+pub mod lines;
 pub mod output;
 pub mod pci;
 pub mod pic;
@@ -24,16 +26,17 @@ pub mod uart;
 
 pub use acpi_pm::AcpiPm;
 pub use apic::{LintAction, LocalApic, LocalApicState};
-pub use bus::{DeviceId, IoBus, MmioDevice, PioDevice};
+pub use bus::{Device, DeviceId, IoBus};
 pub use clock::{Nanos, TimeSource, Timed};
 pub use debugcon::DebugCon;
 pub use exit::DebugExit;
-pub use i8042::{I8042Port, SharedI8042, I8042};
+pub use i8042::{I8042Device, I8042};
 pub use ioapic::{Delivery, DeliveryMode, IoApic, IoApicState};
+pub use lines::{IrqLine, SystemLink, Wires};
 pub use output::{OutputSink, SharedBuffer, SharedWriter};
 pub use pci::{Bdf, PciHost};
-pub use pic::{Pic8259, Pic8259Pair, PicPorts, SharedPic};
-pub use pit::{Pit8254, PitPorts, PitState, SharedPit, SystemControlB};
+pub use pic::{Pic8259, Pic8259Pair};
+pub use pit::{Pit8254, PitState};
 pub use post::PostPort;
 pub use rtc::{Rtc146818, RtcDateTime, RtcStart};
 pub use sysctl::{ResetControl, SystemControlA};

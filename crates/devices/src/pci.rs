@@ -38,7 +38,7 @@
 //! interface 0x80 says both channels decode the legacy addresses
 //! (0x1F0/0x3F6, 0x170/0x376) when IDETIM (0x40, 0x42) bit 15 is set.
 
-use crate::bus::PioDevice;
+use crate::lines::{BarMove, SystemLink};
 use crate::sysctl::ResetControl;
 use serde::{Deserialize, Serialize};
 
@@ -226,6 +226,12 @@ pub struct PciState {
 pub struct PciHost {
     /// All of its state.
     pub state: PciState,
+    /// Where reset requests and I/O window moves are signalled.
+    #[serde(skip)]
+    system: Option<SystemLink>,
+    /// The I/O windows as last signalled: (devfn, register, base).
+    #[serde(skip)]
+    decoded: Vec<(u8, u8, Option<u16>)>,
 }
 
 impl Default for PciHost {
@@ -282,6 +288,62 @@ impl PciHost {
                 functions: vec![host, isa, ide, pm],
                 reset_control: ResetControl::new(),
             },
+            system: None,
+            decoded: Vec::new(),
+        }
+    }
+
+    /// Signals reset requests (0xCF9) and moves of the functions' I/O
+    /// windows (the IDE bus-master BAR, the PM block) on `system`.
+    pub fn connect(&mut self, system: SystemLink) {
+        self.system = Some(system);
+        self.decoded.clear();
+        self.signal();
+    }
+
+    /// The I/O windows the functions decode now: (devfn, register, base).
+    pub fn io_windows(&self) -> Vec<(u8, u8, Option<u16>)> {
+        let devfn = |b: Bdf| b.device << 3 | b.function;
+        let ide = self.function(BDF_IDE).and_then(|f| {
+            (f.config[COMMAND] & 1 != 0).then(|| (f.get32(BAR0 + 16) & 0xFFFC) as u16)
+        });
+        vec![
+            (devfn(BDF_IDE), (BAR0 + 16) as u8, ide),
+            (devfn(BDF_PM), PIIX4_PMBA, self.pm_io_base()),
+        ]
+    }
+
+    /// Signals the I/O windows' moves after configuration writes made with
+    /// [`PciHost::config_write`] (which, like firmware's, signal nothing).
+    pub fn sync_windows(&mut self) {
+        self.signal();
+    }
+
+    /// Signals a reset request and window moves since the last look.
+    fn signal(&mut self) {
+        let Some(system) = &self.system else {
+            return;
+        };
+        if self.state.reset_control.take_reset_request() {
+            system.request_reset();
+        }
+        let now = self.io_windows();
+        if now != self.decoded {
+            for &(devfn, register, base) in &now {
+                let old = self
+                    .decoded
+                    .iter()
+                    .find(|w| w.0 == devfn && w.1 == register)
+                    .map(|w| w.2);
+                if old != Some(base) {
+                    system.move_bar(BarMove {
+                        devfn,
+                        register,
+                        base,
+                    });
+                }
+            }
+            self.decoded = now;
         }
     }
 
@@ -362,12 +424,13 @@ impl PciHost {
 
     /// Back to the power-on state (after a machine reset).
     pub fn reset(&mut self) {
-        *self = PciHost::new();
+        self.state = PciHost::new().state;
+        self.signal();
     }
 }
 
-impl PioDevice for PciHost {
-    fn pio_read(&mut self, off: u16, size: u8) -> u32 {
+impl crate::bus::Device for PciHost {
+    fn pio_read(&mut self, _base: u16, off: u16, size: u8) -> u32 {
         match (off, size) {
             (0, 4) => self.state.address,
             (1, 1) => u32::from(self.state.reset_control.read()),
@@ -379,7 +442,7 @@ impl PioDevice for PciHost {
         }
     }
 
-    fn pio_write(&mut self, off: u16, size: u8, value: u32) {
+    fn pio_write(&mut self, _base: u16, off: u16, size: u8, value: u32) {
         match (off, size) {
             (0, 4) => self.state.address = value & 0x80FF_FFFC,
             (1, 1) => self.state.reset_control.write(value as u8),
@@ -390,6 +453,11 @@ impl PioDevice for PciHost {
             }
             _ => {}
         }
+        self.signal();
+    }
+
+    fn reset(&mut self) {
+        PciHost::reset(self);
     }
 
     fn name(&self) -> &str {

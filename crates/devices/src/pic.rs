@@ -40,24 +40,20 @@
 //!
 //! # Wiring it to the bus
 //!
-//! One [`Pic8259Pair`] owns both chips and the ELCR, but the bus gives each
-//! contiguous port range its own device. The machine therefore shares the
-//! pair as a [`SharedPic`] (`Arc<Mutex<Pic8259Pair>>`) and
-//! [`Pic8259Pair::register`] puts three small [`PicPorts`] adapters on the
-//! bus (0x20-0x21, 0xA0-0xA1, 0x4D0-0x4D1), each forwarding to the shared
-//! pair. The machine keeps its own clone to call [`Pic8259Pair::set_irq`],
-//! [`Pic8259Pair::interrupt_pending`] and [`Pic8259Pair::acknowledge`]. It must
-//! not hold the lock while it dispatches port I/O on the bus (the adapters
-//! take it).
+//! One [`Pic8259Pair`] owns both chips and the ELCR and is one device on
+//! the bus with three port windows (0x20-0x21, 0xA0-0xA1, 0x4D0-0x4D1;
+//! [`Pic8259Pair::map`]). The machine reaches it through its `DeviceId` to
+//! hand it the interrupt lines' changes ([`Pic8259Pair::set_irq`]) and to
+//! run INTA cycles ([`Pic8259Pair::interrupt_pending`],
+//! [`Pic8259Pair::acknowledge`]).
 //!
 //! Edge-triggered sources that only know "an event happened" (the PIT's
 //! counted OUT0 edges) should use [`Pic8259Pair::pulse_irq`], which drives
 //! the line low then high and leaves it high, so the request cannot vanish
 //! before INTA.
 
-use crate::bus::{BusError, IoBus, PioDevice};
+use crate::bus::{BusError, DeviceId, IoBus};
 use serde::{Deserialize, Serialize};
-use std::sync::{Arc, Mutex, MutexGuard};
 
 /// Base port of the master 8259A.
 pub const MASTER_PORT: u16 = 0x20;
@@ -402,9 +398,6 @@ impl Default for Pic8259Pair {
     }
 }
 
-/// A [`Pic8259Pair`] shared between the machine and its bus adapters.
-pub type SharedPic = Arc<Mutex<Pic8259Pair>>;
-
 impl Pic8259Pair {
     /// Both chips in their power-on state.
     pub fn new() -> Pic8259Pair {
@@ -414,18 +407,13 @@ impl Pic8259Pair {
         }
     }
 
-    /// Wraps the pair for sharing with [`Pic8259Pair::register`].
-    pub fn into_shared(self) -> SharedPic {
-        Arc::new(Mutex::new(self))
-    }
-
-    /// Registers the three port adapters (0x20-0x21, 0xA0-0xA1,
-    /// 0x4D0-0x4D1) on `bus`, all forwarding to `pic`.
-    pub fn register(pic: &SharedPic, bus: &mut IoBus) -> Result<(), BusError> {
-        for base in [MASTER_PORT, SLAVE_PORT, ELCR_PORT] {
-            bus.register(base, 2, PicPorts::new(Arc::clone(pic), base))?;
-        }
-        Ok(())
+    /// Adds the pair to `bus` with its three windows (0x20-0x21,
+    /// 0xA0-0xA1, 0x4D0-0x4D1).
+    pub fn map(self, bus: &mut IoBus) -> Result<DeviceId<Pic8259Pair>, BusError> {
+        let id = bus.register(MASTER_PORT, 2, self)?;
+        bus.map_ports(id, SLAVE_PORT, 2)?;
+        bus.map_ports(id, ELCR_PORT, 2)?;
+        Ok(id)
     }
 
     /// Whether the slave is addressed through the cascade on IR2.
@@ -533,44 +521,22 @@ impl Pic8259Pair {
     }
 }
 
-fn lock(pic: &SharedPic) -> MutexGuard<'_, Pic8259Pair> {
-    pic.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-/// A bus adapter for one of the pair's port ranges (see the module docs).
-pub struct PicPorts {
-    pic: SharedPic,
-    base: u16,
-    name: &'static str,
-}
-
-impl PicPorts {
-    /// An adapter for the range at `base` (0x20, 0xA0 or 0x4D0) of `pic`.
-    pub fn new(pic: SharedPic, base: u16) -> PicPorts {
-        let name = match base {
-            MASTER_PORT => "pic-master",
-            SLAVE_PORT => "pic-slave",
-            _ => "pic-elcr",
-        };
-        PicPorts { pic, base, name }
-    }
-}
-
-impl PioDevice for PicPorts {
-    fn pio_read(&mut self, off: u16, size: u8) -> u32 {
-        let mut pic = lock(&self.pic);
+impl crate::bus::Device for Pic8259Pair {
+    fn pio_read(&mut self, base: u16, off: u16, size: u8) -> u32 {
         (0..u16::from(size)).fold(0, |acc, i| {
-            acc | u32::from(pic.read_port(self.base + ((off + i) & 1))) << (8 * i)
+            acc | u32::from(self.read_port(base + ((off + i) & 1))) << (8 * i)
         })
     }
-    fn pio_write(&mut self, off: u16, size: u8, value: u32) {
-        let mut pic = lock(&self.pic);
+    fn pio_write(&mut self, base: u16, off: u16, size: u8, value: u32) {
         for i in 0..u16::from(size) {
-            pic.write_port(self.base + ((off + i) & 1), (value >> (8 * i)) as u8);
+            self.write_port(base + ((off + i) & 1), (value >> (8 * i)) as u8);
         }
     }
+    fn reset(&mut self) {
+        *self = Pic8259Pair::new();
+    }
     fn name(&self) -> &str {
-        self.name
+        "pic8259"
     }
 }
 
@@ -925,10 +891,9 @@ mod tests {
     }
 
     #[test]
-    fn bus_adapters_and_serde() {
-        let pic = Pic8259Pair::new().into_shared();
+    fn bus_windows_and_serde() {
         let mut bus = IoBus::new();
-        Pic8259Pair::register(&pic, &mut bus).unwrap();
+        let id = Pic8259Pair::new().map(&mut bus).unwrap();
         bus.pio_write(0x20, 1, 0x11);
         bus.pio_write(0x21, 1, 0x20);
         bus.pio_write(0x21, 1, 0x04);
@@ -937,12 +902,12 @@ mod tests {
         assert_eq!(bus.pio_read(0x21, 1), 0xFE);
         bus.pio_write(0x4D0, 2, 0x0800);
         assert_eq!(bus.pio_read(0x4D0, 2), 0x0800);
-        pic.lock().unwrap().pulse_irq(0);
-        assert!(pic.lock().unwrap().interrupt_pending());
-        let snap = serde_json::to_string(&*pic.lock().unwrap()).unwrap();
+        bus.get_mut(id).pulse_irq(0);
+        assert!(bus.get(id).interrupt_pending());
+        let snap = serde_json::to_string(bus.get(id)).unwrap();
         let back: Pic8259Pair = serde_json::from_str(&snap).unwrap();
-        assert_eq!(back, *pic.lock().unwrap());
-        assert_eq!(pic.lock().unwrap().acknowledge(), 0x20);
+        assert_eq!(back, *bus.get(id));
+        assert_eq!(bus.get_mut(id).acknowledge(), 0x20);
         assert_eq!(bus.pio_read(0xA1, 1), 0x00);
     }
 }

@@ -47,11 +47,8 @@
 //! # Port 0x61
 //!
 //! Port 0x61 needs channel 2's output and drives its gate, so the PIT owns
-//! its state ([`PitState::port61`]). As with the PIC, the machine shares
-//! the timer as a [`SharedPit`] (`Arc<Mutex<Pit8254>>`), and
-//! [`Pit8254::register`] puts two adapters on the bus: [`PitPorts`]
-//! (0x40-0x43) and [`SystemControlB`] (0x61); the machine must not hold
-//! the lock while it dispatches port I/O on the bus. Bits: 0 timer 2 gate (r/w),
+//! its state ([`PitState::port61`]) and maps two port windows on the bus:
+//! 0x40-0x43 and 0x61 ([`Pit8254::map`]). Bits: 0 timer 2 gate (r/w),
 //! 1 speaker data enable (r/w), 2 parity check disable and 3 channel check
 //! disable (r/w, stored), 4 refresh toggle (read-only: flips every 18 PIT
 //! ticks, 15.09 µs, as channel 1 programmed by the BIOS would make it),
@@ -59,10 +56,10 @@
 //! (always 0). The refresh bit is a function of virtual time, so a guest
 //! loop timing itself on it sees it flip as virtual time passes.
 
-use crate::bus::{BusError, IoBus, PioDevice};
+use crate::bus::{BusError, DeviceId, IoBus};
 use crate::clock::{ns_to_ticks, Nanos, TimeSource, Timed, NS_PER_SEC};
+use crate::lines::IrqLine;
 use serde::{Deserialize, Serialize};
-use std::sync::{Arc, Mutex, MutexGuard};
 
 /// The PIT's input clock in Hz.
 pub const PIT_HZ: u64 = 1_193_182;
@@ -552,10 +549,9 @@ pub struct Pit8254 {
     /// Counters and port 0x61.
     pub state: PitState,
     time: TimeSource,
+    /// IRQ0, pulsed at each rising edge of OUT0.
+    irq0: Option<IrqLine>,
 }
-
-/// A [`Pit8254`] shared between the machine and its bus adapters.
-pub type SharedPit = Arc<Mutex<Pit8254>>;
 
 impl Pit8254 {
     /// A PIT in its power-on state (no channel counting, OUTs high) on `time`.
@@ -565,19 +561,33 @@ impl Pit8254 {
 
     /// A PIT restored from a snapshot.
     pub fn with_state(time: TimeSource, state: PitState) -> Pit8254 {
-        Pit8254 { state, time }
+        Pit8254 {
+            state,
+            time,
+            irq0: None,
+        }
     }
 
-    /// Wraps the PIT for sharing with [`Pit8254::register`].
-    pub fn into_shared(self) -> SharedPit {
-        Arc::new(Mutex::new(self))
+    /// Wires OUT0 to `irq0`: each rising edge pulses it.
+    pub fn connect_irq(&mut self, irq0: IrqLine) {
+        self.irq0 = Some(irq0);
     }
 
-    /// Registers [`PitPorts`] at 0x40-0x43 and [`SystemControlB`] at 0x61.
-    pub fn register(pit: &SharedPit, bus: &mut IoBus) -> Result<(), BusError> {
-        bus.register(PIT_PORT, 4, PitPorts(Arc::clone(pit)))?;
-        bus.register(SYSTEM_CONTROL_B_PORT, 1, SystemControlB(Arc::clone(pit)))?;
-        Ok(())
+    /// Adds the PIT to `bus` with its windows at 0x40-0x43 and 0x61.
+    pub fn map(self, bus: &mut IoBus) -> Result<DeviceId<Pit8254>, BusError> {
+        let id = bus.register(PIT_PORT, 4, self)?;
+        bus.map_ports(id, SYSTEM_CONTROL_B_PORT, 1)?;
+        Ok(id)
+    }
+
+    /// Pulses IRQ0 for OUT0 edges counted so far.
+    fn deliver_edges(&mut self) {
+        if self.state.irq0_edges > 0 && self.irq0.is_some() {
+            self.take_irq0_edges();
+            if let Some(l) = &self.irq0 {
+                l.pulse();
+            }
+        }
     }
 
     /// The current PIT tick (never before the last update).
@@ -718,45 +728,41 @@ impl Timed for Pit8254 {
     }
 }
 
-fn lock(pit: &SharedPit) -> MutexGuard<'_, Pit8254> {
-    pit.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-/// The bus adapter for ports 0x40-0x43 of a [`SharedPit`].
-pub struct PitPorts(pub SharedPit);
-
-impl PioDevice for PitPorts {
-    fn pio_read(&mut self, off: u16, size: u8) -> u32 {
-        let mut pit = lock(&self.0);
-        (0..u16::from(size)).fold(0, |acc, i| {
-            acc | u32::from(pit.read_port(PIT_PORT + ((off + i) & 3))) << (8 * i)
-        })
+impl crate::bus::Device for Pit8254 {
+    fn pio_read(&mut self, base: u16, off: u16, size: u8) -> u32 {
+        let v = if base == SYSTEM_CONTROL_B_PORT {
+            // Only one port: the other bytes of a wide access are unclaimed.
+            u32::from(self.read_port(SYSTEM_CONTROL_B_PORT)) | (crate::all_ones(size) & !0xFF)
+        } else {
+            (0..u16::from(size)).fold(0, |acc, i| {
+                acc | u32::from(self.read_port(PIT_PORT + ((off + i) & 3))) << (8 * i)
+            })
+        };
+        self.deliver_edges();
+        v
     }
-    fn pio_write(&mut self, off: u16, size: u8, value: u32) {
-        let mut pit = lock(&self.0);
-        for i in 0..u16::from(size) {
-            pit.write_port(PIT_PORT + ((off + i) & 3), (value >> (8 * i)) as u8);
+    fn pio_write(&mut self, base: u16, off: u16, size: u8, value: u32) {
+        if base == SYSTEM_CONTROL_B_PORT {
+            self.write_port(SYSTEM_CONTROL_B_PORT, value as u8);
+        } else {
+            for i in 0..u16::from(size) {
+                self.write_port(PIT_PORT + ((off + i) & 3), (value >> (8 * i)) as u8);
+            }
         }
+        self.deliver_edges();
+    }
+    fn next_deadline(&self) -> Option<Nanos> {
+        Timed::next_deadline(self)
+    }
+    fn advance(&mut self, now: Nanos) {
+        Timed::advance(self, now);
+        self.deliver_edges();
+    }
+    fn reset(&mut self) {
+        self.state = PitState::default();
     }
     fn name(&self) -> &str {
         "pit8254"
-    }
-}
-
-/// System Control Port B (0x61) of a [`SharedPit`] (see the module docs).
-pub struct SystemControlB(pub SharedPit);
-
-impl PioDevice for SystemControlB {
-    fn pio_read(&mut self, _off: u16, size: u8) -> u32 {
-        let v = u32::from(lock(&self.0).read_port(SYSTEM_CONTROL_B_PORT));
-        // Only one port: the other bytes of a wide access are unclaimed.
-        v | (crate::all_ones(size) & !0xFF)
-    }
-    fn pio_write(&mut self, _off: u16, _size: u8, value: u32) {
-        lock(&self.0).write_port(SYSTEM_CONTROL_B_PORT, value as u8);
-    }
-    fn name(&self) -> &str {
-        "system-control-b"
     }
 }
 
@@ -1109,11 +1115,10 @@ mod tests {
     }
 
     #[test]
-    fn bus_adapters_and_serde() {
+    fn bus_windows_and_serde() {
         let time = TimeSource::new();
-        let pit = Pit8254::new(time.clone()).into_shared();
         let mut bus = IoBus::new();
-        Pit8254::register(&pit, &mut bus).unwrap();
+        let id = Pit8254::new(time.clone()).map(&mut bus).unwrap();
         bus.pio_write(0x43, 1, 0x34);
         bus.pio_write(0x40, 1, 0x9C);
         bus.pio_write(0x40, 1, 0x2E); // 11932: 100 Hz
@@ -1123,15 +1128,15 @@ mod tests {
         assert_eq!(bus.pio_read(0x43, 1), 0xFF);
         bus.pio_write(0x61, 1, 0x03);
         assert_eq!(bus.pio_read(0x61, 1) & 0x0F, 0x03);
-        let state = pit.lock().unwrap().state.clone();
+        let state = bus.get(id).state.clone();
         let json = serde_json::to_string(&state).unwrap();
         let back: PitState = serde_json::from_str(&json).unwrap();
         assert_eq!(back, state);
         let restored = Pit8254::with_state(time.clone(), back);
-        assert_eq!(restored.counter(0), pit.lock().unwrap().counter(0));
+        assert_eq!(restored.counter(0), bus.get(id).counter(0));
         assert_eq!(
-            restored.next_deadline(),
-            pit.lock().unwrap().next_deadline()
+            Timed::next_deadline(&restored),
+            Timed::next_deadline(bus.get(id))
         );
     }
 }

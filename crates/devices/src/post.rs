@@ -1,7 +1,6 @@
 //! The POST diagnostic port (0x80): firmware writes progress codes here.
 //! Codes are logged through `tracing` and the last one is kept.
 
-use crate::bus::PioDevice;
 use serde::{Deserialize, Serialize};
 
 /// The POST port.
@@ -29,15 +28,15 @@ impl PostPort {
     }
 }
 
-impl PioDevice for PostPort {
-    fn pio_read(&mut self, _off: u16, size: u8) -> u32 {
+impl crate::bus::Device for PostPort {
+    fn pio_read(&mut self, _base: u16, _off: u16, size: u8) -> u32 {
         // Like a POST card's latch: the last code, all ones before any.
         match self.last {
             Some(c) if size == 1 => u32::from(c),
             _ => crate::all_ones(size),
         }
     }
-    fn pio_write(&mut self, _off: u16, _size: u8, value: u32) {
+    fn pio_write(&mut self, _base: u16, _off: u16, _size: u8, value: u32) {
         let code = value as u8;
         self.last = Some(code);
         self.count += 1;
@@ -51,15 +50,16 @@ impl PioDevice for PostPort {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::bus::Device;
 
     #[test]
     fn latches_last_code() {
         let mut p = PostPort::new();
-        assert_eq!(p.pio_read(0, 1), 0xFF);
-        p.pio_write(0, 1, 0x55);
-        p.pio_write(0, 1, 0xAA);
+        assert_eq!(p.pio_read(0x80, 0, 1), 0xFF);
+        p.pio_write(0x80, 0, 1, 0x55);
+        p.pio_write(0x80, 0, 1, 0xAA);
         assert_eq!(p.last(), Some(0xAA));
         assert_eq!(p.count(), 2);
-        assert_eq!(p.pio_read(0, 1), 0xAA);
+        assert_eq!(p.pio_read(0x80, 0, 1), 0xAA);
     }
 }

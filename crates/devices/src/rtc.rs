@@ -59,8 +59,8 @@
 //! units (at most 0xFFFF), 0x5B-0x5D memory above 4 GiB in 64 KiB units,
 //! and the checksum 0x2E (high) - 0x2F (low) over 0x10-0x2D.
 
-use crate::bus::PioDevice;
 use crate::clock::{ns_to_ticks, Nanos, TimeSource, Timed, NS_PER_SEC};
+use crate::lines::IrqLine;
 use serde::{Deserialize, Serialize};
 
 /// The index port; the data port follows it.
@@ -360,6 +360,7 @@ pub struct Rtc146818 {
     /// Registers, RAM and time.
     pub state: RtcState,
     time: TimeSource,
+    irq: Option<IrqLine>,
 }
 
 fn to_bcd(v: u8) -> u8 {
@@ -395,6 +396,7 @@ impl Rtc146818 {
                 dse_fall_done: false,
             },
             time,
+            irq: None,
         };
         rtc.update_checksum();
         rtc
@@ -402,7 +404,23 @@ impl Rtc146818 {
 
     /// Restores a saved state onto `time`.
     pub fn from_state(time: TimeSource, state: RtcState) -> Rtc146818 {
-        Rtc146818 { state, time }
+        Rtc146818 {
+            state,
+            time,
+            irq: None,
+        }
+    }
+
+    /// Wires register C's IRQF to `irq8`.
+    pub fn connect_irq(&mut self, irq8: IrqLine) {
+        irq8.set(self.irq_pending());
+        self.irq = Some(irq8);
+    }
+
+    fn drive_irq(&self) {
+        if let Some(l) = &self.irq {
+            l.set(self.irq_pending());
+        }
     }
 
     fn reg(&self, r: u8) -> u8 {
@@ -777,22 +795,38 @@ impl Timed for Rtc146818 {
     }
 }
 
-impl PioDevice for Rtc146818 {
-    fn pio_read(&mut self, off: u16, size: u8) -> u32 {
+impl crate::bus::Device for Rtc146818 {
+    fn pio_read(&mut self, _base: u16, off: u16, size: u8) -> u32 {
         let v = if off == 0 {
             0xFF // the index register is write-only
         } else {
             self.read_reg(self.state.index & 0x7F)
         };
+        self.drive_irq();
         (crate::all_ones(size) & !0xFF) | u32::from(v)
     }
 
-    fn pio_write(&mut self, off: u16, _size: u8, value: u32) {
+    fn pio_write(&mut self, _base: u16, off: u16, _size: u8, value: u32) {
         if off == 0 {
             self.state.index = value as u8;
         } else {
             self.write_reg(self.state.index & 0x7F, value as u8);
         }
+        self.drive_irq();
+    }
+
+    fn next_deadline(&self) -> Option<Nanos> {
+        Timed::next_deadline(self)
+    }
+
+    fn advance(&mut self, now: Nanos) {
+        Timed::advance(self, now);
+        self.drive_irq();
+    }
+
+    fn reset(&mut self) {
+        Rtc146818::reset(self);
+        self.drive_irq();
     }
 
     fn name(&self) -> &str {

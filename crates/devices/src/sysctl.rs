@@ -2,22 +2,19 @@
 //! Port A at 0x92 ("fast A20" and fast reset) and the PIIX Reset Control
 //! Register at 0xCF9.
 //!
-//! Both only record what the guest asked for; the machine polls
-//! [`SystemControlA::a20_enabled`] and the `take_reset_request` methods.
-//!
-//! The machine combines the A20 gate of port 0x92 with the keyboard
-//! controller's ([`crate::I8042::a20_enabled`]) as the PIIX does: address
-//! line 20 is masked only when both gates are off.
+//! Both record what the guest asked for and, once wired
+//! ([`SystemControlA::connect`]), drive the system signals: the reset
+//! request and port 0x92's A20 gate, which the wires combine with the
+//! keyboard controller's as the PIIX does (address line 20 is masked only
+//! when both gates are off).
 //!
 //! Port 0xCF9 lies inside the PCI configuration window 0xCF8-0xCFF, and a
 //! port belongs to one device on the [`crate::IoBus`], so [`ResetControl`]
 //! lives inside [`crate::PciHost`], which decodes an 8-bit access at 0xCF9
 //! as the reset control register (and only a 32-bit access at 0xCF8 as the
-//! configuration address), exactly as the PIIX does. [`ResetControl`] also
-//! implements [`PioDevice`] so that a machine without PCI can register it
-//! on its own at [`RESET_CONTROL_PORT`].
+//! configuration address), exactly as the PIIX does.
 
-use crate::bus::PioDevice;
+use crate::lines::{SystemLink, A20_PORT92};
 use serde::{Deserialize, Serialize};
 
 /// System Control Port A.
@@ -35,10 +32,12 @@ const SCA_A20: u8 = 1 << 1;
 /// Bit 0 (fast reset): writing 1 while it reads 0 requests a reset. Bit 1
 /// (alternate A20 gate): 1 enables address line 20. The other bits are kept
 /// and read back (bit 3 is the power-on password lock on some chipsets).
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct SystemControlA {
     value: u8,
     reset_request: bool,
+    #[serde(skip)]
+    system: Option<SystemLink>,
 }
 
 impl SystemControlA {
@@ -73,17 +72,38 @@ impl SystemControlA {
 
     /// Back to the power-on state (after a machine reset).
     pub fn reset(&mut self) {
-        *self = SystemControlA::default();
+        self.value = 0;
+        self.reset_request = false;
+        self.drive();
+    }
+
+    /// Drives the reset request and the A20 gate on `system`.
+    pub fn connect(&mut self, system: SystemLink) {
+        self.system = Some(system);
+        self.drive();
+    }
+
+    fn drive(&mut self) {
+        if let Some(s) = &self.system {
+            s.set_a20(A20_PORT92, self.a20_enabled());
+            if std::mem::take(&mut self.reset_request) {
+                s.request_reset();
+            }
+        }
     }
 }
 
-impl PioDevice for SystemControlA {
-    fn pio_read(&mut self, _off: u16, size: u8) -> u32 {
+impl crate::bus::Device for SystemControlA {
+    fn pio_read(&mut self, _base: u16, _off: u16, size: u8) -> u32 {
         // Wider accesses reach unclaimed ports 0x93.. on the ISA bus.
         (crate::all_ones(size) & !0xFF) | u32::from(self.read())
     }
-    fn pio_write(&mut self, _off: u16, _size: u8, value: u32) {
+    fn pio_write(&mut self, _base: u16, _off: u16, _size: u8, value: u32) {
         self.write(value as u8);
+        self.drive();
+    }
+    fn reset(&mut self) {
+        SystemControlA::reset(self);
     }
     fn name(&self) -> &str {
         "system-control-a"
@@ -161,24 +181,6 @@ impl ResetControl {
     /// Back to the power-on state (after a machine reset).
     pub fn reset(&mut self) {
         *self = ResetControl::default();
-    }
-}
-
-impl PioDevice for ResetControl {
-    fn pio_read(&mut self, _off: u16, size: u8) -> u32 {
-        if size == 1 {
-            u32::from(self.read())
-        } else {
-            crate::all_ones(size)
-        }
-    }
-    fn pio_write(&mut self, _off: u16, size: u8, value: u32) {
-        if size == 1 {
-            self.write(value as u8);
-        }
-    }
-    fn name(&self) -> &str {
-        "reset-control"
     }
 }
 

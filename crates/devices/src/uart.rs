@@ -19,9 +19,12 @@
 //! times had passed.
 //!
 //! The chip's interrupt output is [`Uart16550::interrupt`]; the PC gates it
-//! with MCR.OUT2, which is [`Uart16550::irq_pending`], the line the machine polls.
+//! with MCR.OUT2, which is [`Uart16550::irq_pending`], the level the UART
+//! drives on its IRQ line after every access. A transmission that completes
+//! while the line is already high gives a fresh edge (THR emptied again),
+//! as the guest's edge-triggered PIC expects.
 
-use crate::bus::PioDevice;
+use crate::lines::IrqLine;
 use crate::output::{OutputSink, SharedBuffer};
 use serde::{Deserialize, Serialize};
 use std::collections::VecDeque;
@@ -158,6 +161,7 @@ pub struct Uart16550 {
     /// Registers and FIFO.
     pub state: UartState,
     backend: SerialBackend,
+    irq: Option<IrqLine>,
 }
 
 impl Uart16550 {
@@ -171,7 +175,36 @@ impl Uart16550 {
         Uart16550 {
             state: UartState::default(),
             backend,
+            irq: None,
         }
+    }
+
+    /// Wires the UART's interrupt output (gated by OUT2) to `irq`.
+    pub fn connect_irq(&mut self, irq: IrqLine) {
+        self.irq = Some(irq);
+        self.drive_irq(false);
+    }
+
+    /// Drives the IRQ line; with `fresh_edge`, a high line first drops so
+    /// that the controller sees a new request.
+    fn drive_irq(&self, fresh_edge: bool) {
+        if let Some(l) = &self.irq {
+            let level = self.irq_pending();
+            if fresh_edge && level {
+                l.set(false);
+            }
+            l.set(level);
+        }
+    }
+
+    /// Takes received bytes from the back end (at the machine's host check
+    /// points) and drives the IRQ line.
+    pub fn receive(&mut self) -> bool {
+        let got = self.poll_input();
+        if got {
+            self.drive_irq(false);
+        }
+        got
     }
 
     /// Flushes transmitted output.
@@ -375,17 +408,25 @@ impl Uart16550 {
     }
 }
 
-impl PioDevice for Uart16550 {
-    fn pio_read(&mut self, off: u16, size: u8) -> u32 {
+impl crate::bus::Device for Uart16550 {
+    fn pio_read(&mut self, _base: u16, off: u16, size: u8) -> u32 {
         // Wider accesses read consecutive registers, as the ISA bus splits them.
-        (0..u16::from(size)).fold(0, |acc, i| {
+        let v = (0..u16::from(size)).fold(0, |acc, i| {
             acc | u32::from(self.read_reg((off + i) & 7)) << (8 * i)
-        })
+        });
+        self.drive_irq(false);
+        v
     }
-    fn pio_write(&mut self, off: u16, size: u8, value: u32) {
+    fn pio_write(&mut self, _base: u16, off: u16, size: u8, value: u32) {
+        let sent = self.state.tx_done;
         for i in 0..u16::from(size) {
             self.write_reg((off + i) & 7, (value >> (8 * i)) as u8);
         }
+        self.drive_irq(self.state.tx_done != sent);
+    }
+    fn reset(&mut self) {
+        self.state = UartState::default();
+        self.drive_irq(false);
     }
     fn name(&self) -> &str {
         "uart16550"
@@ -395,6 +436,7 @@ impl PioDevice for Uart16550 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::bus::Device;
     use std::sync::mpsc;
 
     fn uart() -> (Uart16550, SharedBuffer) {
@@ -534,9 +576,9 @@ mod tests {
     #[test]
     fn port_io_and_serde_state() {
         let (mut u, buf) = uart();
-        u.pio_write(7, 1, 0x5A);
-        assert_eq!(u.pio_read(7, 1), 0x5A);
-        u.pio_write(0, 2, u32::from(b'Z')); // THR then IER
+        u.pio_write(0x3F8, 7, 1, 0x5A);
+        assert_eq!(u.pio_read(0x3F8, 7, 1), 0x5A);
+        u.pio_write(0x3F8, 0, 2, u32::from(b'Z')); // THR then IER
         assert_eq!(buf.text(), "Z");
         let json = serde_json::to_string(&u.state).unwrap();
         let back: UartState = serde_json::from_str(&json).unwrap();

@@ -1,5 +1,5 @@
-//! The board: what the CPU's [`Bus`] reaches — RAM, the I/O bus, and the
-//! memory-mapped local APIC and I/O APIC.
+//! The board: what the CPU's [`Bus`] reaches — RAM and the device bus
+//! (port windows, and memory windows such as the local APIC and I/O APIC).
 //!
 //! The physical map: RAM from 0; the legacy hole at 0xA0000-0xFFFFF (the
 //! VGA window, open bus until a VGA exists; option ROMs and the BIOS area,
@@ -10,9 +10,8 @@
 use crate::clock::{ClockMode, MachineClock};
 use crate::event_log::{Access, EventLog};
 use morph86_cpu::{Bus, CpuEvent, FlatRam};
-use morph86_devices::apic::{LAPIC_BASE, LAPIC_SIZE};
-use morph86_devices::ioapic::{IOAPIC_BASE, IOAPIC_SIZE};
-use morph86_devices::{IoApic, IoBus, LocalApic, MmioDevice, TimeSource};
+use morph86_devices::{IoBus, TimeSource, Wires};
+use std::sync::Arc;
 
 /// RAM plus the I/O bus and the APICs, as the CPU sees them.
 ///
@@ -22,12 +21,10 @@ use morph86_devices::{IoApic, IoBus, LocalApic, MmioDevice, TimeSource};
 pub struct Board {
     /// Guest RAM from physical address 0.
     pub ram: FlatRam,
-    /// Port devices.
+    /// Every device, with its port and memory windows.
     pub io: IoBus,
-    /// The local APIC (memory-mapped at 0xFEE00000).
-    pub lapic: LocalApic,
-    /// The I/O APIC (memory-mapped at 0xFEC00000).
-    pub ioapic: IoApic,
+    /// The interrupt lines and system signals the devices drive.
+    pub wires: Arc<Wires>,
     /// Virtual time as the devices see it.
     pub time: TimeSource,
     /// The machine's clock; the CPU reports its instruction count here.
@@ -40,36 +37,14 @@ pub struct Board {
     pub log: Option<EventLog>,
 }
 
-/// Which memory-mapped device an address hits.
-enum Mmio {
-    Lapic(u64),
-    Ioapic(u64),
-    None,
-}
-
-#[inline]
-fn mmio(addr: u32) -> Mmio {
-    let a = u64::from(addr);
-    if (LAPIC_BASE..LAPIC_BASE + LAPIC_SIZE).contains(&a) {
-        Mmio::Lapic(a - LAPIC_BASE)
-    } else if (IOAPIC_BASE..IOAPIC_BASE + IOAPIC_SIZE).contains(&a) {
-        Mmio::Ioapic(a - IOAPIC_BASE)
-    } else {
-        Mmio::None
-    }
-}
-
 impl Board {
-    /// A board with `ram_bytes` of RAM, no port devices and the APICs in
-    /// their reset state.
+    /// A board with `ram_bytes` of RAM and no devices.
     pub fn new(ram_bytes: usize, clock: ClockMode) -> Board {
-        let time = TimeSource::new();
         Board {
             ram: FlatRam::new(ram_bytes),
             io: IoBus::new(),
-            lapic: LocalApic::new(0, morph86_devices::apic::DEFAULT_TIMER_HZ, time.clone()),
-            ioapic: IoApic::new(1),
-            time,
+            wires: Wires::new(),
+            time: TimeSource::new(),
             clock: MachineClock::new(clock),
             device_access: false,
             log: None,
@@ -97,33 +72,22 @@ impl Board {
     }
 
     fn mmio_read(&mut self, addr: u32, size: u8) -> Option<u32> {
-        let target = mmio(addr);
-        if matches!(target, Mmio::None) {
+        if !self.io.claims_mmio(u64::from(addr)) {
             return None;
         }
         self.reach_device();
-        let v = match target {
-            Mmio::Lapic(o) => self.lapic.mmio_read(o, size) as u32,
-            Mmio::Ioapic(o) => self.ioapic.mmio_read(o, size) as u32,
-            Mmio::None => unreachable!("checked above"),
-        };
+        let v = self.io.mmio_read(u64::from(addr), size).unwrap_or(u64::MAX) as u32;
         self.log_access(Access::Read, addr, size, u64::from(v));
         Some(v)
     }
 
     fn mmio_write(&mut self, addr: u32, size: u8, v: u32) -> bool {
-        let target = mmio(addr);
-        if matches!(target, Mmio::None) {
+        if !self.io.claims_mmio(u64::from(addr)) {
             return false;
         }
         self.reach_device();
         self.log_access(Access::Write, addr, size, u64::from(v));
-        match target {
-            Mmio::Lapic(o) => self.lapic.mmio_write(o, size, u64::from(v)),
-            Mmio::Ioapic(o) => self.ioapic.mmio_write(o, size, u64::from(v)),
-            Mmio::None => unreachable!("checked above"),
-        }
-        true
+        self.io.mmio_write(u64::from(addr), size, u64::from(v))
     }
 }
 

@@ -5,6 +5,7 @@
 //! see only the I/O bus. [`Machine`] owns both and decides when to stop.
 
 pub mod board;
+pub mod chipset;
 pub mod clock;
 pub mod event_log;
 pub mod firmware;

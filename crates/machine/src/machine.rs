@@ -42,27 +42,17 @@
 //! is loaded and entered again, as QEMU does for a `-kernel` boot.
 
 use crate::board::Board;
+pub use crate::chipset::ACPI_PM_BASE;
+use crate::chipset::{Chipset, ChipsetConfig};
 pub use crate::clock::ClockMode;
 use crate::event_log::EventLog;
 use crate::multiboot::{self, BootInfo, Module, MultibootError};
 use morph86_cpu::{
     Cpu, CpuModel, Engine, EngineExit, Fault, Interpreter, RunRequest, SegReg, StepOutcome,
 };
-use morph86_devices::acpi_pm::PM_IO_LEN;
-use morph86_devices::bus::BusError;
-use morph86_devices::debugcon::DEBUGCON_PORT;
 pub use morph86_devices::exit::EXIT_PORT;
-use morph86_devices::i8042::{I8042_COMMAND_PORT, I8042_DATA_PORT};
-use morph86_devices::ioapic::Delivery;
-use morph86_devices::pci::PCI_CONFIG_PORT;
-use morph86_devices::post::POST_PORT;
-use morph86_devices::rtc::{RTC_PORT, RTC_PORTS};
-use morph86_devices::sysctl::SYSTEM_CONTROL_A_PORT;
-use morph86_devices::uart::{UartState, COM1_PORT};
 use morph86_devices::{
-    AcpiPm, DebugCon, DebugExit, DeviceId, I8042Port, OutputSink, PciHost, Pic8259Pair, Pit8254,
-    PostPort, Rtc146818, RtcDateTime, RtcStart, SerialBackend, SharedBuffer, SharedI8042,
-    SharedPic, SharedPit, SystemControlA, Timed, Uart16550, I8042,
+    DebugExit, OutputSink, RtcDateTime, RtcStart, SerialBackend, SharedBuffer, Uart16550,
 };
 use std::time::{Duration, Instant};
 use thiserror::Error;
@@ -81,12 +71,6 @@ pub const CHECK_INTERVAL: u64 = 1 << 16;
 
 /// The largest batch an engine is given.
 pub const MAX_BATCH: u64 = CHECK_INTERVAL;
-
-/// I/O base of the ACPI PM registers (the FADT points here).
-pub const ACPI_PM_BASE: u16 = 0xB000;
-
-/// The other three serial ports: (base, IRQ). COM1 is at 0x3F8, IRQ 4.
-const OTHER_COMS: [(u16, u8); 3] = [(0x2F8, 3), (0x3E8, 4), (0x2E8, 3)];
 
 /// Which engine runs guest code.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -144,7 +128,7 @@ pub enum MachineError {
     Linux(#[from] crate::linux::LinuxError),
     /// Devices could not be wired.
     #[error("wiring devices: {0}")]
-    Bus(#[from] BusError),
+    Bus(#[from] morph86_devices::bus::BusError),
     /// The RAM size is unusable.
     #[error("memory size of {0} MiB is out of range (2..=3072)")]
     Memory(u32),
@@ -251,21 +235,6 @@ enum BootSource {
     },
 }
 
-/// Handles to the devices the machine talks to directly.
-struct Devices {
-    serial: DeviceId<Uart16550>,
-    coms: Vec<(DeviceId<Uart16550>, u8)>,
-    exit: Option<DeviceId<DebugExit>>,
-    debugcon: Option<DeviceId<DebugCon>>,
-    pic: SharedPic,
-    pit: SharedPit,
-    i8042: SharedI8042,
-    rtc: DeviceId<Rtc146818>,
-    pci: DeviceId<PciHost>,
-    sysa: DeviceId<SystemControlA>,
-    pm: DeviceId<AcpiPm>,
-}
-
 /// A PC: a P6-class CPU, RAM, the 8259A pair, the 8254, the RTC, the
 /// 8042, four 16550A UARTs, PCI configuration space, the local and I/O
 /// APICs, ACPI PM registers, the debug console, the POST port and the exit
@@ -275,7 +244,7 @@ pub struct Machine {
     pub cpu: Cpu,
     /// RAM, the I/O bus and the APICs.
     pub board: Board,
-    dev: Devices,
+    chipset: Chipset,
     no_reboot: bool,
     boot: Option<BootSource>,
     resets: u32,
@@ -286,20 +255,10 @@ pub struct Machine {
     /// A maskable interrupt is pending at the interrupt controllers.
     irq_pending: bool,
     a20: bool,
-    apic_enabled: bool,
-    deliveries: Vec<Delivery>,
     serial_watch: Option<(SharedBuffer, regex::Regex, usize)>,
     stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
-    /// `tx_done` of COM1..4 when last looked at.
-    uart_tx_seen: [u64; 4],
     /// External interrupts delivered, by vector.
     interrupt_counts: Box<[u64; 256]>,
-}
-
-fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    // A panic while a device lock was held cannot leave the device state
-    // half-updated in a way we could repair; carry on with it.
-    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 impl Machine {
@@ -320,67 +279,25 @@ impl Machine {
             b => return Err(MachineError::Batch(b)),
         };
         let mut board = Board::new(mib as usize * 1024 * 1024, cfg.clock);
-        let time = board.time.clone();
-        let io = &mut board.io;
-        let serial = io.register(COM1_PORT, 8, Uart16550::new(cfg.serial))?;
-        let mut coms = Vec::new();
-        for (base, irq) in OTHER_COMS {
-            coms.push((
-                io.register(base, 8, Uart16550::new(SerialBackend::none()))?,
-                irq,
-            ));
-        }
-        io.register(POST_PORT, 1, PostPort::new())?;
-        let exit = match cfg.exit_port {
-            Some(port) => Some(io.register(port, 4, DebugExit::new())?),
-            None => None,
-        };
-        let debugcon = match cfg.debugcon {
-            Some(out) => Some(io.register(DEBUGCON_PORT, 1, DebugCon::new(out))?),
-            None => None,
-        };
-        let pic = Pic8259Pair::new().into_shared();
-        Pic8259Pair::register(&pic, io)?;
-        let pit = Pit8254::new(time.clone()).into_shared();
-        Pit8254::register(&pit, io)?;
-        let i8042: SharedI8042 = std::sync::Arc::new(std::sync::Mutex::new(I8042::new()));
-        io.register(I8042_DATA_PORT, 1, I8042Port::Data(i8042.clone()))?;
-        io.register(I8042_COMMAND_PORT, 1, I8042Port::Command(i8042.clone()))?;
         let rtc_start = match (cfg.rtc_base, cfg.clock) {
             (Some(date), _) => RtcStart::Fixed(date),
             (None, ClockMode::Virtual) => RtcStart::Fixed(RtcDateTime::from_unix(FIXED_RTC_BASE)),
             (None, ClockMode::Host) => RtcStart::Host,
         };
-        let mut rtc = Rtc146818::new(time.clone(), rtc_start);
-        rtc.set_memory_size(640, u64::from(mib) * 1024 - 1024);
-        let rtc = io.register(RTC_PORT, RTC_PORTS, rtc)?;
-        let pci = io.register(
-            PCI_CONFIG_PORT,
-            morph86_devices::pci::PCI_CONFIG_PORTS,
-            PciHost::new(),
-        )?;
-        let sysa = io.register(SYSTEM_CONTROL_A_PORT, 1, SystemControlA::new())?;
-        let pm = io.register(
-            ACPI_PM_BASE,
-            u32::from(PM_IO_LEN),
-            AcpiPm::new(time.clone(), 0),
+        let chipset = Chipset::build(
+            &mut board,
+            ChipsetConfig {
+                serial: cfg.serial,
+                debugcon: cfg.debugcon,
+                exit_port: cfg.exit_port,
+                rtc_start,
+                memory_mib: mib,
+            },
         )?;
         let mut m = Machine {
             cpu: Cpu::new(CpuModel::P6),
             board,
-            dev: Devices {
-                serial,
-                coms,
-                exit,
-                debugcon,
-                pic,
-                pit,
-                i8042,
-                rtc,
-                pci,
-                sysa,
-                pm,
-            },
+            chipset,
             no_reboot: cfg.no_reboot,
             boot: None,
             resets: 0,
@@ -391,11 +308,8 @@ impl Machine {
             devices_touched: true,
             irq_pending: false,
             a20: true,
-            apic_enabled: true,
-            deliveries: Vec::new(),
             serial_watch: None,
             stop: Default::default(),
-            uart_tx_seen: [0; 4],
             interrupt_counts: Box::new([0; 256]),
         };
         m.reset_platform();
@@ -501,39 +415,8 @@ impl Machine {
         // Instructions and the TSC keep counting across resets, so virtual time stays monotonic.
         self.cpu.icount = icount;
         self.cpu.state.tsc = tsc;
-        let time = self.board.time.clone();
-        let io = &mut self.board.io;
-        if let Some(exit) = self.dev.exit {
-            io.get_mut(exit).clear();
-        }
-        io.get_mut(self.dev.serial).state = UartState::default();
-        for (c, _) in &self.dev.coms {
-            io.get_mut(*c).state = UartState::default();
-        }
-        io.get_mut(self.dev.rtc).reset();
-        let pci = io.get_mut(self.dev.pci);
-        pci.reset();
-        // What firmware would have done: the IDE bus-master BAR and the PM
-        // I/O block get addresses, and their I/O decoding is enabled.
-        use morph86_devices::pci::{BDF_IDE, BDF_PM};
-        pci.config_write(BDF_IDE, 0x20, 4, 0xC001);
-        pci.config_write(BDF_IDE, 0x04, 2, 0x0005);
-        pci.config_write(BDF_PM, 0x40, 4, u32::from(ACPI_PM_BASE) | 1);
-        pci.config_write(BDF_PM, 0x80, 1, 1);
-        io.get_mut(self.dev.sysa).reset();
-        io.get_mut(self.dev.pm).state = Default::default();
-        *lock(&self.dev.pic) = Pic8259Pair::new();
-        *lock(&self.dev.pit) = Pit8254::new(time);
-        lock(&self.dev.i8042).reset();
-        self.board.ioapic.reset();
-        self.board.lapic.reset();
-        self.board.lapic.set_global_enable(true);
-        // What firmware leaves (SeaBIOS does this): the local APIC enabled
-        // with LINT0 in ExtINT and LINT1 in NMI mode, i.e. virtual wire mode.
-        self.board.lapic.write_reg(0xF0, 0x1FF);
-        self.board.lapic.write_reg(0x350, 0x700);
-        self.board.lapic.write_reg(0x360, 0x400);
-        self.apic_enabled = true;
+        self.chipset.reset(&mut self.board);
+        self.devices_touched = true;
         self.a20 = true;
         self.cpu.a20_mask = u32::MAX;
     }
@@ -545,20 +428,17 @@ impl Machine {
 
     /// COM1.
     pub fn serial(&mut self) -> &mut Uart16550 {
-        self.board.io.get_mut(self.dev.serial)
+        self.chipset.serial(&mut self.board)
     }
 
     /// The exit device, if one is fitted.
     pub fn exit_device(&self) -> Option<&DebugExit> {
-        self.dev.exit.map(|exit| self.board.io.get(exit))
+        self.chipset.exit_device(&self.board)
     }
 
     /// Flushes device output (serial, debug console).
     pub fn flush(&mut self) {
-        self.serial().flush();
-        if let Some(d) = self.dev.debugcon {
-            self.board.io.get_mut(d).flush();
-        }
+        self.chipset.flush(&mut self.board);
     }
 
     /// The current time (see [`crate::clock`]).
@@ -568,146 +448,47 @@ impl Machine {
     }
 
     /// The earliest device deadline.
-    fn next_deadline(&mut self) -> Option<u64> {
-        let pit = lock(&self.dev.pit).next_deadline();
-        let rtc = self.board.io.get(self.dev.rtc).next_deadline();
-        let lapic = self.board.lapic.next_deadline();
-        [pit, rtc, lapic].into_iter().flatten().min()
+    fn next_deadline(&self) -> Option<u64> {
+        self.board.io.next_deadline()
     }
 
-    /// Brings devices up to `now`, routes their interrupt lines and applies
-    /// the A20 gate. Returns a stop condition raised by a device.
+    /// Brings devices whose deadline has come up to now, hands what changed
+    /// on the wires to the interrupt controllers, and applies the system
+    /// signals (A20, reset, power-off, exit). Returns the stop condition a
+    /// device raised.
     fn service_devices(&mut self) -> Option<RunExit> {
         let now = self.board.clock.now();
         self.board.time.set(now);
-        let mut lines = [None::<bool>; 16];
-        {
-            let mut pit = lock(&self.dev.pit);
-            pit.advance(now);
-            if pit.take_irq0_edges() > 0 {
-                drop(pit);
-                lock(&self.dev.pic).pulse_irq(0);
-                self.board.ioapic.set_irq(2, true);
-                self.board.ioapic.set_irq(2, false);
-            }
-        }
-        let rtc = self.board.io.get_mut(self.dev.rtc);
-        rtc.advance(now);
-        lines[8] = Some(rtc.irq_pending());
-        self.board.lapic.advance(now);
-        let com1 = self.board.io.get(self.dev.serial);
-        let mut com_irq = [false; 16];
-        // A transmission that completed since the last look is a new edge
-        // (THR emptied), even if the sampled line never looked low.
-        let mut com_edge = [false; 16];
-        let mut tx_done = [0u64; 4];
-        tx_done[0] = com1.state.tx_done;
-        com_irq[4] |= com1.irq_pending();
-        for (k, (c, irq)) in self.dev.coms.clone().into_iter().enumerate() {
-            let u = self.board.io.get(c);
-            com_irq[irq as usize] |= u.irq_pending();
-            tx_done[k + 1] = u.state.tx_done;
-        }
-        for (k, irq) in [4u8, 3, 4, 3].into_iter().enumerate() {
-            if tx_done[k] != self.uart_tx_seen[k] {
-                self.uart_tx_seen[k] = tx_done[k];
-                com_edge[irq as usize] = true;
-            }
-        }
-        for irq in [3usize, 4] {
-            if com_edge[irq] && com_irq[irq] {
-                lock(&self.dev.pic).set_irq(irq as u8, false);
-                self.board.ioapic.set_irq(irq as u8, false);
-            }
-        }
-        lines[4] = Some(com_irq[4]);
-        lines[3] = Some(com_irq[3]);
-        {
-            let k = lock(&self.dev.i8042);
-            lines[1] = Some(k.irq1());
-            lines[12] = Some(k.irq12());
-        }
-        {
-            let mut pic = lock(&self.dev.pic);
-            for (n, l) in lines.iter().enumerate() {
-                if let Some(level) = *l {
-                    pic.set_irq(n as u8, level);
-                }
-            }
-        }
-        for (n, l) in lines.iter().enumerate() {
-            if let Some(level) = *l {
-                self.board.ioapic.set_irq(n as u8, level);
-            }
-        }
-        // EOIs of level-triggered vectors go back to the I/O APIC.
-        while let Some(v) = self.board.lapic.take_eoi_for_level() {
-            self.board.ioapic.eoi(v);
-        }
-        self.board.ioapic.take_deliveries(&mut self.deliveries);
-        for d in self.deliveries.drain(..) {
-            self.board.lapic.deliver(&d);
-        }
-        let intr = lock(&self.dev.pic).interrupt_pending();
-        self.board.lapic.lint0(intr);
-        // IA32_APIC_BASE.EN follows the CPU's MSR.
-        let en = self.cpu.state.apic_base & (1 << 11) != 0;
-        if en != self.apic_enabled {
-            self.apic_enabled = en;
-            self.board.lapic.set_global_enable(en);
-        }
-        // The A20 gate: the 8042's output port or port 0x92.
-        let a20 =
-            lock(&self.dev.i8042).a20_enabled() || self.board.io.get(self.dev.sysa).a20_enabled();
+        self.board.io.advance(now);
+        let apic_en = self.cpu.state.apic_base & (1 << 11) != 0;
+        let signals = self.chipset.route(&mut self.board, apic_en);
+        let a20 = self.board.wires.a20();
         if a20 != self.a20 {
             self.a20 = a20;
             self.cpu.a20_mask = if a20 { u32::MAX } else { !(1 << 20) };
             self.cpu.flush_tlb();
             self.cpu.flush_decode_cache();
         }
-        let reset = lock(&self.dev.i8042).take_reset_request()
-            | self.board.io.get_mut(self.dev.sysa).take_reset_request()
-            | self.board.io.get_mut(self.dev.pci).take_reset_request();
-        if reset {
+        if signals.reset {
             return Some(RunExit::Reset);
         }
-        if self.board.io.get_mut(self.dev.pm).take_poweroff_request() {
+        if signals.poweroff {
             return Some(RunExit::PowerOff);
         }
-        if let Some(s) = self.exit_device().and_then(DebugExit::status) {
-            return Some(RunExit::ExitDevice(s));
-        }
-        None
+        signals.exit.map(RunExit::ExitDevice)
     }
 
     /// Delivers a pending interrupt if the CPU accepts one; returns the
     /// outcome when something was delivered.
     fn deliver_interrupt(&mut self) -> Option<StepOutcome> {
-        if self.board.lapic.take_nmi() {
+        if self.chipset.take_nmi(&mut self.board) {
             return Some(self.cpu.inject_interrupt(&mut self.board, 2));
         }
-        self.irq_pending = self.board.lapic.pending_interrupt().is_some()
-            || self.board.lapic.extint_pending()
-            || (!self.board.lapic.software_enabled() && lock(&self.dev.pic).interrupt_pending());
+        self.irq_pending = self.chipset.interrupt_pending(&self.board);
         if !self.irq_pending || !self.cpu.interrupts_enabled() {
             return None;
         }
-        let vector = if self.board.lapic.pending_interrupt().is_some() {
-            self.board.lapic.acknowledge()
-        } else if self.board.lapic.extint_pending() {
-            self.board.lapic.acknowledge_extint();
-            let v = lock(&self.dev.pic).acknowledge();
-            let intr = lock(&self.dev.pic).interrupt_pending();
-            self.board.lapic.lint0(intr);
-            v
-        } else if !self.board.lapic.software_enabled() && lock(&self.dev.pic).interrupt_pending() {
-            // A software-disabled local APIC (its state after reset) lets the
-            // 8259's INTR through, as on PCs before firmware or the OS set
-            // up virtual wire mode (QEMU's APIC does the same).
-            lock(&self.dev.pic).acknowledge()
-        } else {
-            return None;
-        };
+        let vector = self.chipset.acknowledge(&mut self.board)?;
         self.interrupt_counts[usize::from(vector)] += 1;
         Some(self.cpu.inject_interrupt(&mut self.board, vector))
     }
@@ -859,7 +640,7 @@ impl Machine {
             return Some(RunExit::Stopped);
         }
         self.board.time.set(self.board.clock.now());
-        if self.serial().poll_input() {
+        if self.serial().receive() {
             self.devices_touched = true;
         }
         if let Some((buf, re, seen)) = &mut self.serial_watch {
@@ -1107,5 +888,89 @@ mod robustness_tests {
         }
         m.board.clock.skipped_ns += 1_000_000_000;
         let _ = m.service_devices();
+    }
+
+    /// Config-space write through mechanism #1 (bus 0).
+    fn pci_write(m: &mut Machine, dev: u8, func: u8, reg: u8, size: u8, v: u32) {
+        let addr =
+            0x8000_0000 | u32::from(dev) << 11 | u32::from(func) << 8 | u32::from(reg & 0xFC);
+        m.board.io_write(0xCF8, 4, addr);
+        m.board.io_write(0xCFC + u16::from(reg & 3), size, v);
+    }
+
+    /// The guest moves the PIIX4 PM block: its registers follow the new
+    /// base and the old window reads as open bus; turning decoding off
+    /// unmaps it.
+    #[test]
+    fn the_pm_block_follows_its_base_register() {
+        let mut m = Machine::new(MachineConfig {
+            memory_mib: 4,
+            no_reboot: true,
+            ..Default::default()
+        })
+        .expect("machine");
+        let _ = m.service_devices();
+        assert_ne!(
+            m.board.io_read(ACPI_PM_BASE + 8, 4),
+            0xFFFF_FFFF,
+            "PM timer at 0xb008"
+        );
+        pci_write(&mut m, 1, 3, 0x40, 4, 0x6001);
+        let _ = m.service_devices();
+        assert_eq!(m.board.io_read(ACPI_PM_BASE + 8, 4), 0xFFFF_FFFF);
+        assert_ne!(
+            m.board.io_read(0x6008, 4),
+            0xFFFF_FFFF,
+            "PM timer at 0x6008"
+        );
+        pci_write(&mut m, 1, 3, 0x80, 1, 0);
+        let _ = m.service_devices();
+        assert_eq!(m.board.io_read(0x6008, 4), 0xFFFF_FFFF, "decoding off");
+        pci_write(&mut m, 1, 3, 0x80, 1, 1);
+        let _ = m.service_devices();
+        assert_ne!(m.board.io_read(0x6008, 4), 0xFFFF_FFFF);
+    }
+
+    /// Seeded random BAR moves (onto other devices' ports too), with random
+    /// traffic to wherever the windows went and to the APICs' pages, never
+    /// panic.
+    #[test]
+    fn random_bar_moves_with_traffic_never_panic() {
+        let mut m = Machine::new(MachineConfig {
+            memory_mib: 4,
+            no_reboot: true,
+            ..Default::default()
+        })
+        .expect("machine");
+        let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+        let mut next = || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        for _ in 0..2000 {
+            let r = next();
+            let base = (r >> 16) as u32 & 0xFFC0;
+            match r % 4 {
+                0 => pci_write(&mut m, 1, 3, 0x40, 4, base | 1),
+                1 => pci_write(&mut m, 1, 3, 0x80, 1, (r >> 40) as u32 & 1),
+                2 => pci_write(&mut m, 1, 1, 0x20, 4, base | 1),
+                _ => pci_write(&mut m, 1, 1, 0x04, 2, (r >> 40) as u32 & 0xFFFF),
+            }
+            let _ = m.service_devices();
+            for k in 0..16u16 {
+                let r = next();
+                let size = [1u8, 2, 4][(r % 3) as usize];
+                let port = (base as u16).wrapping_add(k * 4 + (r >> 60) as u16);
+                m.board.io_write(port, size, (r >> 8) as u32);
+                let _ = m.board.io_read(port, size);
+            }
+            let a = [0xFEE0_0000u32, 0xFEC0_0000][(r >> 63) as usize] + ((r >> 20) as u32 & 0xFFF);
+            m.board.write_u8(a, r as u8);
+            let _ = m.board.read_u16(a);
+            let _ = m.service_devices();
+            let _ = m.deliver_interrupt();
+        }
     }
 }

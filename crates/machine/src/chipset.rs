@@ -1,0 +1,309 @@
+//! The PC's devices wired together: which device sits where on the bus,
+//! which lines each drives, and the interrupt routing from those lines
+//! through the 8259A pair and the I/O APIC to the local APIC and the CPU.
+//!
+//! Devices drive their own interrupt lines and system signals (see
+//! `morph86_devices::lines`). The machine calls [`Chipset::route`] at the
+//! instruction boundary after a device access or at a device deadline; it
+//! hands the line changes to the interrupt controllers, moves the windows
+//! of PCI functions whose BARs the guest changed, and reports the system
+//! signals (reset, power-off, exit, A20). Nothing is polled.
+//!
+//! Routing: ISA lines go both to the 8259A pair and to the I/O APIC (ISA
+//! IRQ 0 arrives at I/O APIC pin 2, as the MADT says). The PIC's output
+//! reaches the CPU through the local APIC's LINT0, which firmware leaves in
+//! ExtINT mode ("virtual wire"), or directly while a guest keeps the local
+//! APIC software-disabled; the I/O APIC's messages go through the local
+//! APIC.
+
+use crate::board::Board;
+use morph86_devices::acpi_pm::PM_IO_LEN;
+use morph86_devices::apic::{DEFAULT_TIMER_HZ, LAPIC_BASE, LAPIC_SIZE};
+use morph86_devices::bus::BusError;
+use morph86_devices::debugcon::DEBUGCON_PORT;
+use morph86_devices::ioapic::{Delivery, IOAPIC_BASE, IOAPIC_SIZE};
+use morph86_devices::lines::BarMove;
+use morph86_devices::pci::{BDF_IDE, BDF_PM, PCI_CONFIG_PORT, PCI_CONFIG_PORTS, PIIX4_PMBA};
+use morph86_devices::post::POST_PORT;
+use morph86_devices::rtc::{RTC_PORT, RTC_PORTS};
+use morph86_devices::sysctl::SYSTEM_CONTROL_A_PORT;
+use morph86_devices::uart::COM1_PORT;
+use morph86_devices::{
+    AcpiPm, DebugCon, DebugExit, DeviceId, I8042Device, IoApic, LocalApic, OutputSink, PciHost,
+    Pic8259Pair, Pit8254, PostPort, Rtc146818, RtcStart, SerialBackend, SystemControlA, Uart16550,
+};
+
+/// I/O base of the ACPI PM registers that firmware programs (the FADT
+/// points here).
+pub const ACPI_PM_BASE: u16 = 0xB000;
+
+/// The other three serial ports: (base, IRQ). COM1 is at 0x3F8, IRQ 4.
+const OTHER_COMS: [(u16, u8); 3] = [(0x2F8, 3), (0x3E8, 4), (0x2E8, 3)];
+
+/// What the chipset is built with.
+pub struct ChipsetConfig {
+    /// COM1's back end.
+    pub serial: SerialBackend,
+    /// The debug console's output, if one is fitted.
+    pub debugcon: Option<OutputSink>,
+    /// The exit device's port, if one is fitted.
+    pub exit_port: Option<u16>,
+    /// Where the RTC's date starts.
+    pub rtc_start: RtcStart,
+    /// RAM in MiB (for the CMOS memory-size bytes).
+    pub memory_mib: u32,
+}
+
+/// The system signals the devices raised, as [`Chipset::route`] reports them.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Signals {
+    /// A device asked for a reset (the 8042, port 0x92, port 0xCF9).
+    pub reset: bool,
+    /// The guest entered ACPI S5.
+    pub poweroff: bool,
+    /// The exit device's status, once written.
+    pub exit: Option<u32>,
+}
+
+/// The handles to the devices the machine talks to, and the routing state.
+pub struct Chipset {
+    serial: DeviceId<Uart16550>,
+    coms: Vec<DeviceId<Uart16550>>,
+    exit: Option<DeviceId<DebugExit>>,
+    debugcon: Option<DeviceId<DebugCon>>,
+    pic: DeviceId<Pic8259Pair>,
+    pm: DeviceId<AcpiPm>,
+    lapic: DeviceId<LocalApic>,
+    ioapic: DeviceId<IoApic>,
+    pci: DeviceId<PciHost>,
+    /// Where the PM block's window is mapped now.
+    pm_window: Option<u16>,
+    /// IA32_APIC_BASE.EN as last applied.
+    apic_enabled: bool,
+    deliveries: Vec<Delivery>,
+}
+
+impl Chipset {
+    /// Builds the PC's devices on `board` and wires them.
+    pub fn build(board: &mut Board, cfg: ChipsetConfig) -> Result<Chipset, BusError> {
+        let time = board.time.clone();
+        let wires = board.wires.clone();
+        let io = &mut board.io;
+        let uart = |backend, irq: u8| {
+            let mut u = Uart16550::new(backend);
+            u.connect_irq(wires.irq(irq));
+            u
+        };
+        let serial = io.register(COM1_PORT, 8, uart(cfg.serial, 4))?;
+        let mut coms = Vec::new();
+        for (base, irq) in OTHER_COMS {
+            coms.push(io.register(base, 8, uart(SerialBackend::none(), irq))?);
+        }
+        io.register(POST_PORT, 1, PostPort::new())?;
+        let exit = match cfg.exit_port {
+            Some(port) => {
+                let mut d = DebugExit::new();
+                d.connect(wires.system());
+                Some(io.register(port, 4, d)?)
+            }
+            None => None,
+        };
+        let debugcon = match cfg.debugcon {
+            Some(out) => Some(io.register(DEBUGCON_PORT, 1, DebugCon::new(out))?),
+            None => None,
+        };
+        let pic = Pic8259Pair::new().map(io)?;
+        let mut pit = Pit8254::new(time.clone());
+        pit.connect_irq(wires.irq(0));
+        pit.map(io)?;
+        I8042Device::new(wires.irq(1), wires.irq(12), wires.system()).map(io)?;
+        let mut rtc = Rtc146818::new(time.clone(), cfg.rtc_start);
+        rtc.set_memory_size(640, u64::from(cfg.memory_mib) * 1024 - 1024);
+        rtc.connect_irq(wires.irq(8));
+        io.register(RTC_PORT, RTC_PORTS, rtc)?;
+        let mut host = PciHost::new();
+        host.connect(wires.system());
+        let pci = io.register(PCI_CONFIG_PORT, PCI_CONFIG_PORTS, host)?;
+        let mut sysa = SystemControlA::new();
+        sysa.connect(wires.system());
+        io.register(SYSTEM_CONTROL_A_PORT, 1, sysa)?;
+        let mut pm = AcpiPm::new(time.clone(), 0);
+        pm.connect(wires.system());
+        let pm = io.add(pm);
+        let lapic = io.add(LocalApic::new(0, DEFAULT_TIMER_HZ, time));
+        io.map_mmio(lapic, LAPIC_BASE, LAPIC_SIZE)?;
+        let ioapic = io.add(IoApic::new(1));
+        io.map_mmio(ioapic, IOAPIC_BASE, IOAPIC_SIZE)?;
+        Ok(Chipset {
+            serial,
+            coms,
+            exit,
+            debugcon,
+            pic,
+            pm,
+            lapic,
+            ioapic,
+            pci,
+            pm_window: None,
+            apic_enabled: true,
+            deliveries: Vec::new(),
+        })
+    }
+
+    /// Returns every device to its power-on state, then does what firmware
+    /// would have done before handing over: the IDE bus-master BAR and the
+    /// PM I/O block get addresses with their I/O decoding on, and the local
+    /// APIC is enabled with LINT0 in ExtINT and LINT1 in NMI mode (virtual
+    /// wire mode, as SeaBIOS leaves it).
+    pub fn reset(&mut self, board: &mut Board) {
+        board.wires.reset_all();
+        board.io.reset();
+        let pci = board.io.get_mut(self.pci);
+        pci.config_write(BDF_IDE, 0x20, 4, 0xC001);
+        pci.config_write(BDF_IDE, 0x04, 2, 0x0005);
+        pci.config_write(BDF_PM, PIIX4_PMBA, 4, u32::from(ACPI_PM_BASE) | 1);
+        pci.config_write(BDF_PM, 0x80, 1, 1);
+        pci.sync_windows();
+        let lapic = board.io.get_mut(self.lapic);
+        lapic.set_global_enable(true);
+        lapic.write_reg(0xF0, 0x1FF);
+        lapic.write_reg(0x350, 0x700);
+        lapic.write_reg(0x360, 0x400);
+        self.apic_enabled = true;
+    }
+
+    /// COM1.
+    pub fn serial<'a>(&self, board: &'a mut Board) -> &'a mut Uart16550 {
+        board.io.get_mut(self.serial)
+    }
+
+    /// The exit device, if one is fitted.
+    pub fn exit_device<'a>(&self, board: &'a Board) -> Option<&'a DebugExit> {
+        self.exit.map(|id| board.io.get(id))
+    }
+
+    /// Flushes device output (the serial ports and the debug console).
+    pub fn flush(&self, board: &mut Board) {
+        board.io.get_mut(self.serial).flush();
+        for c in &self.coms {
+            board.io.get_mut(*c).flush();
+        }
+        if let Some(d) = self.debugcon {
+            board.io.get_mut(d).flush();
+        }
+    }
+
+    /// Hands what changed on the wires to the interrupt controllers and the
+    /// bus, runs the local APIC / I/O APIC exchange, and reports the system
+    /// signals. `apic_msr_enabled` is IA32_APIC_BASE.EN.
+    pub fn route(&mut self, board: &mut Board, apic_msr_enabled: bool) -> Signals {
+        let mut signals = Signals::default();
+        if board.wires.take_dirty() {
+            let c = board.wires.take_irq_changes();
+            let mut changed = c.changed;
+            while changed != 0 {
+                let n = changed.trailing_zeros() as u8;
+                changed &= changed - 1;
+                let level = c.levels & (1 << n) != 0;
+                let rose = c.rose & (1 << n) != 0;
+                // ISA IRQ 0 is I/O APIC pin 2 (the MADT's override).
+                let gsi = if n == 0 { 2 } else { n };
+                let pic = board.io.get_mut(self.pic);
+                if n < 16 {
+                    if rose {
+                        // A fresh edge, even if the line was already high
+                        // or has dropped again since.
+                        pic.set_irq(n, false);
+                        pic.set_irq(n, true);
+                    }
+                    pic.set_irq(n, level);
+                }
+                let ioapic = board.io.get_mut(self.ioapic);
+                if rose {
+                    ioapic.set_irq(gsi, false);
+                    ioapic.set_irq(gsi, true);
+                }
+                ioapic.set_irq(gsi, level);
+            }
+            signals.reset = board.wires.take_reset();
+            signals.poweroff = board.wires.take_poweroff();
+            signals.exit = board.wires.exit_status();
+            for m in board.wires.take_bar_moves() {
+                self.move_window(board, m);
+            }
+        }
+        // EOIs of level-triggered vectors go back to the I/O APIC.
+        while let Some(v) = board.io.get_mut(self.lapic).take_eoi_for_level() {
+            board.io.get_mut(self.ioapic).eoi(v);
+        }
+        board
+            .io
+            .get_mut(self.ioapic)
+            .take_deliveries(&mut self.deliveries);
+        for d in self.deliveries.drain(..) {
+            board.io.get_mut(self.lapic).deliver(&d);
+        }
+        let intr = board.io.get(self.pic).interrupt_pending();
+        let lapic = board.io.get_mut(self.lapic);
+        lapic.lint0(intr);
+        if apic_msr_enabled != self.apic_enabled {
+            self.apic_enabled = apic_msr_enabled;
+            lapic.set_global_enable(apic_msr_enabled);
+        }
+        signals
+    }
+
+    /// Follows a PCI function's I/O window to where the guest moved it.
+    fn move_window(&mut self, board: &mut Board, m: BarMove) {
+        let pm_devfn = BDF_PM.device << 3 | BDF_PM.function;
+        if m.devfn == pm_devfn && m.register == PIIX4_PMBA {
+            let len = u32::from(PM_IO_LEN);
+            if let Err(e) = board.io.move_ports(self.pm, self.pm_window, m.base, len) {
+                tracing::warn!("PM block not mapped at {:?}: {e}", m.base);
+                self.pm_window = None;
+            } else {
+                self.pm_window = m.base;
+            }
+        } else {
+            // The IDE bus-master BAR: no bus-master device yet.
+            tracing::debug!(?m, "I/O window move with no device behind it");
+        }
+    }
+
+    /// A maskable interrupt is pending for the CPU.
+    pub fn interrupt_pending(&self, board: &Board) -> bool {
+        let lapic = board.io.get(self.lapic);
+        lapic.pending_interrupt().is_some()
+            || lapic.extint_pending()
+            || (!lapic.software_enabled() && board.io.get(self.pic).interrupt_pending())
+    }
+
+    /// True (once) when an NMI is pending.
+    pub fn take_nmi(&self, board: &mut Board) -> bool {
+        board.io.get_mut(self.lapic).take_nmi()
+    }
+
+    /// The CPU's interrupt acknowledge: the vector of the interrupt it
+    /// takes now, if one is still pending.
+    pub fn acknowledge(&self, board: &mut Board) -> Option<u8> {
+        let lapic = board.io.get_mut(self.lapic);
+        if lapic.pending_interrupt().is_some() {
+            return Some(lapic.acknowledge());
+        }
+        if lapic.extint_pending() {
+            lapic.acknowledge_extint();
+            let pic = board.io.get_mut(self.pic);
+            let v = pic.acknowledge();
+            let intr = pic.interrupt_pending();
+            board.io.get_mut(self.lapic).lint0(intr);
+            return Some(v);
+        }
+        if !lapic.software_enabled() && board.io.get(self.pic).interrupt_pending() {
+            // A software-disabled local APIC (its state after reset) lets the
+            // 8259's INTR through, as on PCs before firmware or the OS set
+            // up virtual wire mode (QEMU's APIC does the same).
+            return Some(board.io.get_mut(self.pic).acknowledge());
+        }
+        None
+    }
+}
