@@ -652,16 +652,16 @@ pub enum ModuleListError {
         /// The whole list.
         list: String,
     },
-    /// A module file could not be read.
-    #[error("reading module {index} ({path}): {source}")]
+    /// A module file could not be read. (The I/O error is part of the
+    /// message, not a separate `source`, so that error chains print it once.)
+    #[error("reading module {index} ({path}): {error}")]
     Read {
         /// The entry's position, from 0.
         index: usize,
         /// The file.
         path: String,
         /// Why.
-        #[source]
-        source: std::io::Error,
+        error: std::io::Error,
     },
 }
 
@@ -715,10 +715,10 @@ where
                 bytes,
                 cmdline: spec.cmdline,
             }),
-            Err(source) => Err(ModuleListError::Read {
+            Err(error) => Err(ModuleListError::Read {
                 index,
                 path: spec.path,
-                source,
+                error,
             }),
         })
         .collect()
