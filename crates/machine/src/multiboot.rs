@@ -388,8 +388,10 @@ struct FreeMap {
 }
 
 impl FreeMap {
-    /// The usable RAM of the memory map, above the IVT and BDA.
+    /// The usable RAM of the memory map, above the IVT and BDA (and below
+    /// 4 GiB, which the info structure's 32-bit fields can address).
     fn new(ram_len: u64) -> FreeMap {
+        let ram_len = ram_len.min(0xFFFF_F000);
         let low = u64::from(LOW_RESERVED_END)..u64::from(FIRMWARE_AREA.start).min(ram_len);
         let high = u64::from(FIRMWARE_AREA.end)..ram_len;
         FreeMap {
