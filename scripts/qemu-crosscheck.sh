@@ -8,6 +8,10 @@
 # A kernel passes when its SUMMARY line shows 0 failed and QEMU exits with 33
 # (the kernel wrote 0x10 to isa-debug-exit); `faults` ends with a deliberate
 # triple fault instead, which -no-reboot turns into exit status 0.
+#
+# Each kernel gets QEMU's command line "roms/build/NAME.elf"; `modules` also
+# gets -append and two modules with arguments through -initrd, as
+# tests/roms.rs passes them to morph86.
 set -u
 cd "$(dirname "$0")/.."
 roms/build.sh >/dev/null || exit 2
@@ -20,9 +24,17 @@ fi
 bad=0
 for k in "$@"; do
 	tmp=$(mktemp)
-	timeout "$TIMEOUT" "$QEMU" -cpu "$CPU" -m 128 -kernel "roms/build/$k.elf" \
-		-serial stdio -display none -no-reboot -monitor none \
-		-device isa-debug-exit,iobase=0xf4,iosize=0x04 >"$tmp" 2>&1
+	if [ "$k" = modules ]; then
+		timeout "$TIMEOUT" "$QEMU" -cpu "$CPU" -m 128 -kernel "roms/build/$k.elf" \
+			-append "modtest one two" \
+			-initrd "roms/build/module-a.txt alpha=1 list=x,,y,roms/build/module-b.txt second arg" \
+			-serial stdio -display none -no-reboot -monitor none \
+			-device isa-debug-exit,iobase=0xf4,iosize=0x04 >"$tmp" 2>&1
+	else
+		timeout "$TIMEOUT" "$QEMU" -cpu "$CPU" -m 128 -kernel "roms/build/$k.elf" \
+			-serial stdio -display none -no-reboot -monitor none \
+			-device isa-debug-exit,iobase=0xf4,iosize=0x04 >"$tmp" 2>&1
+	fi
 	status=$?
 	out=$(tr -d '\r' <"$tmp")
 	rm -f "$tmp"

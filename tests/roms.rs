@@ -1,11 +1,16 @@
-//! Runs the Multiboot system-architecture test kernels (roms/src, built by
-//! roms/build.sh) on the in-process `Machine`, with a bounded instruction
-//! budget, and checks that each prints `SUMMARY: N passed, 0 failed` and
-//! ends the way it should (exit device status 33; `faults` with a triple
-//! fault under no-reboot).
+//! Runs the Multiboot system-architecture test kernels (roms/src and
+//! roms/low, built by roms/build.sh) on the in-process `Machine`, with a
+//! bounded instruction budget, and checks that each prints `SUMMARY: N
+//! passed, 0 failed` and ends the way it should (exit device status 33;
+//! `faults` with a triple fault under no-reboot).
+//!
+//! Each kernel is booted as QEMU's `-kernel roms/build/NAME.elf -append A
+//! -initrd LIST` boots it: the command line is `"roms/build/NAME.elf A"`
+//! and LIST names modules (see [`Boot`]).
 
 use morph86_devices::{SerialBackend, SharedBuffer};
-use morph86_machine::{EventLog, Machine, MachineConfig, RunExit, RunLimits, EXIT_PORT};
+use morph86_machine::multiboot;
+use morph86_machine::{EventLog, Machine, MachineConfig, Module, RunExit, RunLimits, EXIT_PORT};
 use std::path::PathBuf;
 use std::process::Command;
 use std::sync::OnceLock;
@@ -36,6 +41,22 @@ fn build() -> &'static Result<(), String> {
     })
 }
 
+/// What a kernel is booted with, as QEMU's `-append` and `-initrd` give it.
+#[derive(Clone, Copy, Default)]
+struct Boot {
+    /// The text after the kernel's path on its command line.
+    append: &'static str,
+    /// Multiboot modules, QEMU's `-initrd` syntax, files relative to
+    /// roms/build (`scripts/qemu-crosscheck.sh` passes the same).
+    modules: Option<&'static str>,
+}
+
+/// The arguments `modules` checks (see roms/src/modules.c).
+const MODULES_BOOT: Boot = Boot {
+    append: "modtest one two",
+    modules: Some("module-a.txt alpha=1 list=x,,y,module-b.txt second arg"),
+};
+
 /// How one run of a kernel ended: its exit, serial output and event log.
 struct Outcome {
     exit: RunExit,
@@ -43,7 +64,7 @@ struct Outcome {
     log: String,
 }
 
-fn run_once(kernel: &[u8], batch: u64) -> Outcome {
+fn run_once(kernel: &[u8], cmdline: &str, modules: &[Module], batch: u64) -> Outcome {
     let serial = SharedBuffer::new();
     let log = SharedBuffer::new();
     let mut m = Machine::new(MachineConfig {
@@ -57,8 +78,8 @@ fn run_once(kernel: &[u8], batch: u64) -> Outcome {
     })
     .expect("machine");
     m.set_event_log(EventLog::new(Box::new(log.clone())));
-    m.boot_multiboot(kernel.to_vec(), "", vec![])
-        .expect("kernel loads");
+    m.boot_multiboot(kernel.to_vec(), cmdline, modules.to_vec())
+        .unwrap_or_else(|e| panic!("the kernel does not load: {e}"));
     let exit = m.run(RunLimits {
         max_insns: Some(BUDGET),
         timeout: None,
@@ -75,16 +96,27 @@ fn run_once(kernel: &[u8], batch: u64) -> Outcome {
 /// per engine call and checks that the serial output and the event log are
 /// the same (the machine-core contract: batch size never changes a run).
 fn run_kernel(name: &str) {
+    let boot = match name {
+        "modules" => MODULES_BOOT,
+        _ => Boot::default(),
+    };
     if let Err(e) = build() {
         panic!("{e}");
     }
-    let path = roms_dir().join("build").join(format!("{name}.elf"));
+    let build_dir = roms_dir().join("build");
+    let path = build_dir.join(format!("{name}.elf"));
     let kernel = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let cmdline = multiboot::kernel_cmdline(&format!("roms/build/{name}.elf"), boot.append);
+    let modules = match boot.modules {
+        Some(list) => multiboot::read_modules(list, |p| std::fs::read(build_dir.join(p)))
+            .unwrap_or_else(|e| panic!("{name}: {e}")),
+        None => Vec::new(),
+    };
     let Outcome {
         exit,
         serial: text,
         log,
-    } = run_once(&kernel, 0);
+    } = run_once(&kernel, &cmdline, &modules, 0);
     let summary = text.lines().rev().find(|l| l.starts_with("SUMMARY:"));
     let failures: Vec<&str> = text.lines().filter(|l| l.starts_with("FAIL")).collect();
     let ok_end = if name == "faults" {
@@ -98,7 +130,7 @@ fn run_kernel(name: &str) {
         failures.join("\n")
     );
     assert!(!log.is_empty(), "{name}: the event log is empty");
-    let single = run_once(&kernel, 1);
+    let single = run_once(&kernel, &cmdline, &modules, 1);
     assert_eq!(single.exit, exit, "{name}: batch size 1 ends differently");
     assert_eq!(
         single.serial, text,
@@ -143,4 +175,6 @@ kernel_tests! {
     faults,
     sysenter,
     x87,
+    lowmem,
+    modules,
 }

@@ -8,6 +8,7 @@ exc_hook exc_hooks[256];
 struct jmpbuf *volatile exc_recover;
 static struct jmpbuf *volatile user_return;
 int tests_passed, tests_failed;
+u32 mb_magic, mb_info;
 
 u64 gdt[GDT_ENTRIES] __attribute__((aligned(8)));
 u64 idt[256] __attribute__((aligned(8)));
@@ -31,7 +32,7 @@ void *memcpy(void *d, const void *s, u32 n)
 	return d;
 }
 
-static void serial_init(void)
+void serial_init(void)
 {
 	outb(COM1 + 1, 0x00); /* no interrupts */
 	outb(COM1 + 3, 0x80); /* DLAB */
@@ -279,7 +280,8 @@ void run_user(void (*fn)(void), u32 eflags)
 
 void lib_start(u32 magic, u32 info)
 {
-	(void)info;
+	mb_magic = magic;
+	mb_info = info;
 	serial_init();
 	outb(0x21, 0xFF); /* mask both PICs: no stray IRQs on any vector */
 	outb(0xA1, 0xFF);

@@ -139,6 +139,16 @@ void *memcpy(void *d, const void *s, u32 n);
  * Wrap it in TRY to catch exceptions raised in ring 3. */
 void run_user(void (*fn)(void), u32 eflags);
 
+/* The Multiboot magic (EAX) and information structure address (EBX) the
+ * kernel was entered with. */
+extern u32 mb_magic, mb_info;
+
+/* Sets COM1 to 115200 8N1 (lib_start does it for kernels using it). */
+void serial_init(void);
+
+/* The kernel image in memory (from the linker script). */
+extern u8 __kernel_start[], __kernel_end[];
+
 /* Provided by each kernel. */
 extern const char test_name[];
 void test_main(void);

@@ -48,6 +48,10 @@ pub struct FileReport {
     pub failed_by_opcode: BTreeMap<String, usize>,
     /// Tests per opcode key.
     pub total_by_opcode: BTreeMap<String, usize>,
+    /// `Some((meta_test_ct, header_count))` when the file's `META.test_ct`
+    /// disagrees with its `MOO ` header (upstream writes a running total
+    /// there); the header's count was used.
+    pub meta_count_mismatch: Option<(u32, u32)>,
 }
 
 /// Runs every test of one MOO file for `model`.
@@ -285,6 +289,7 @@ impl Runner {
             .unwrap_or_default();
         let mut rep = FileReport {
             file: name,
+            meta_count_mismatch: moo.meta_count_mismatch(),
             ..FileReport::default()
         };
         for (pos, t) in moo.tests.iter().enumerate() {
@@ -366,9 +371,40 @@ impl Summary {
     pub fn passed(&self) -> usize {
         self.files.iter().map(|f| f.passed).sum()
     }
-    /// Tests failed (unreadable files count as no tests).
+    /// Tests failed (unreadable files count as no tests; see [`Summary::unreadable`]).
     pub fn failed(&self) -> usize {
         self.files.iter().map(|f| f.failed).sum()
+    }
+    /// Files that could not be read or parsed.
+    pub fn unreadable(&self) -> usize {
+        self.errors.len()
+    }
+    /// Files whose `META.test_ct` disagrees with the `MOO ` header's count
+    /// (a note, not a failure).
+    pub fn meta_count_mismatches(&self) -> usize {
+        self.files
+            .iter()
+            .filter(|f| f.meta_count_mismatch.is_some())
+            .count()
+    }
+    /// The summary line: `conformance: N passed, M failed`, followed by
+    /// `, K files unreadable` when some files could not be read, so a run
+    /// that lost files never looks complete.
+    pub fn line(&self) -> String {
+        let mut s = format!(
+            "conformance: {} passed, {} failed",
+            self.passed(),
+            self.failed()
+        );
+        if self.unreadable() > 0 {
+            s.push_str(&format!(", {} files unreadable", self.unreadable()));
+        }
+        s
+    }
+    /// Whether the run succeeded: at most `max_fail` failed tests and every
+    /// file read.
+    pub fn ok(&self, max_fail: usize) -> bool {
+        self.failed() <= max_fail && self.errors.is_empty()
     }
 }
 
@@ -416,4 +452,78 @@ pub fn run_files(
         }
     }
     sum
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::moo::tests::{chunk, counted, header, meta_chunk, ram_chunk, regs_chunk};
+
+    /// An 80286 test the interpreter passes: NOP; HLT at 0000:0200.
+    fn nop_test(index: u32) -> Vec<u8> {
+        let mut p = index.to_le_bytes().to_vec();
+        p.extend(chunk(b"NAME", &counted(b"nop")));
+        p.extend(chunk(b"BYTS", &counted(&[0x90, 0xF4])));
+        let mut regs = [0u16; 14];
+        regs[8] = 0x100; // sp
+        regs[12] = 0x200; // ip
+        regs[13] = 0x0002; // flags
+        let mut init = regs_chunk(0x3FFF, &regs);
+        init.extend(ram_chunk(&[(0x200, 0x90), (0x201, 0xF4)]));
+        p.extend(chunk(b"INIT", &init));
+        let mut fina = regs_chunk(1 << 12, &[0x202]);
+        fina.extend(ram_chunk(&[]));
+        p.extend(chunk(b"FINA", &fina));
+        chunk(b"TEST", &p)
+    }
+
+    fn nop_file(tests: u32, meta_test_ct: Option<u32>) -> Vec<u8> {
+        let mut f = header(tests);
+        if let Some(ct) = meta_test_ct {
+            f.extend(meta_chunk(ct));
+        }
+        for i in 0..tests {
+            f.extend(nop_test(i));
+        }
+        f
+    }
+
+    #[test]
+    fn unreadable_files_show_in_the_summary_line() {
+        let dir =
+            std::env::temp_dir().join(format!("morph86-conformance-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        // Upstream's running total in META.test_ct: still read.
+        std::fs::write(dir.join("00.MOO"), nop_file(3, Some(1503))).unwrap();
+        std::fs::write(dir.join("01.MOO"), nop_file(2, Some(2))).unwrap();
+        let good = nop_file(4, None);
+        std::fs::write(dir.join("02.MOO"), &good[..good.len() - 10]).unwrap();
+        std::fs::write(dir.join("03.MOO"), nop_file(1, None)).unwrap();
+        let files = collect_files(std::slice::from_ref(&dir)).unwrap();
+        assert_eq!(files.len(), 4);
+
+        let sum = run_files(&files, CpuModel::I80286, 2, 5);
+        assert_eq!((sum.passed(), sum.failed()), (6, 0), "{:?}", sum.files);
+        assert_eq!(sum.unreadable(), 1);
+        assert!(sum.errors[0].contains("02.MOO"), "{:?}", sum.errors);
+        assert_eq!(sum.meta_count_mismatches(), 1);
+        assert_eq!(sum.files[0].meta_count_mismatch, Some((1503, 3)));
+        assert_eq!(
+            sum.line(),
+            "conformance: 6 passed, 0 failed, 1 files unreadable"
+        );
+        assert!(!sum.ok(0), "a lost file fails the run");
+        assert!(!sum.ok(100));
+
+        // Without the truncated file the line is the plain one and the run passes.
+        let readable: Vec<PathBuf> = files
+            .iter()
+            .filter(|f| !f.ends_with("02.MOO"))
+            .cloned()
+            .collect();
+        let sum = run_files(&readable, CpuModel::I80286, 1, 5);
+        assert_eq!(sum.line(), "conformance: 6 passed, 0 failed");
+        assert!(sum.ok(0));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }

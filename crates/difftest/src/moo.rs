@@ -9,6 +9,10 @@
 //!
 //! Deviations of the real data from the spec that this reader accepts:
 //! * both suites' headers say version 1.0 (also the 80286 files, documented as 1.1);
+//! * upstream files write a running total into `META.test_ct` rather than the file's
+//!   own count: the `MOO ` header's test count is trusted, and a disagreeing
+//!   `META.test_ct` is only noted ([`MooFile::meta_count_mismatch`], and a
+//!   `tracing` debug event);
 //! * the 8086 files have no `HASH` chunk and the `TEST` index field is 0 for every test;
 //! * the 80286 files carry an undocumented `GMET` subchunk in each `TEST` (skipped).
 //!
@@ -64,7 +68,9 @@ pub struct MooMeta {
     pub opcode: u32,
     /// Mnemonic with padding spaces trimmed.
     pub mnemonic: String,
-    /// Test count (checked against the header count).
+    /// Test count as the `META` chunk gives it. Upstream files may hold a
+    /// running total here; the `MOO ` header's count is the one that is
+    /// checked (see [`MooFile::meta_count_mismatch`]).
     pub test_count: u32,
     /// Base seed used to generate the tests.
     pub file_seed: u64,
@@ -609,6 +615,16 @@ fn is_gzip_name(path: &Path) -> bool {
 }
 
 impl MooFile {
+    /// `Some((meta_test_ct, header_count))` when the file has a `META` chunk
+    /// whose `test_ct` differs from the `MOO ` header's test count (which
+    /// the reader checked against the tests present). Upstream files write a
+    /// running total into `META.test_ct`, so this is a note, not an error.
+    pub fn meta_count_mismatch(&self) -> Option<(u32, u32)> {
+        let meta = self.meta.as_ref()?;
+        let count = u32::try_from(self.tests.len()).unwrap_or(u32::MAX);
+        (meta.test_count != count).then_some((meta.test_count, count))
+    }
+
     /// Parses a decompressed MOO stream. `file_name` is used in error messages only.
     pub fn parse(data: &[u8], file_name: &str) -> Result<MooFile, MooError> {
         let ctx = Ctx {
@@ -644,11 +660,12 @@ impl MooFile {
                 b"META" => {
                     let m = parse_meta(&ctx, &c)?;
                     if m.test_count != count {
-                        return Err(ctx.invalid(
-                            c.start,
-                            "META test_ct",
-                            format!("{} does not match header test count {count}", m.test_count),
-                        ));
+                        tracing::debug!(
+                            file = file_name,
+                            meta_test_ct = m.test_count,
+                            header_count = count,
+                            "META test_ct differs from the MOO header's test count; using the header's"
+                        );
                     }
                     meta = Some(m);
                 }
@@ -724,7 +741,7 @@ fn escape_bytes(b: &[u8]) -> String {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use std::collections::HashMap;
 
@@ -780,27 +797,27 @@ mod tests {
         out
     }
 
-    fn chunk(id: &[u8; 4], payload: &[u8]) -> Vec<u8> {
+    pub(crate) fn chunk(id: &[u8; 4], payload: &[u8]) -> Vec<u8> {
         let mut v = id.to_vec();
         v.extend_from_slice(&(payload.len() as u32).to_le_bytes());
         v.extend_from_slice(payload);
         v
     }
 
-    fn counted(b: &[u8]) -> Vec<u8> {
+    pub(crate) fn counted(b: &[u8]) -> Vec<u8> {
         let mut v = (b.len() as u32).to_le_bytes().to_vec();
         v.extend_from_slice(b);
         v
     }
 
-    fn header(count: u32) -> Vec<u8> {
+    pub(crate) fn header(count: u32) -> Vec<u8> {
         let mut p = vec![1, 1, 0, 0];
         p.extend_from_slice(&count.to_le_bytes());
         p.extend_from_slice(b"C286");
         chunk(b"MOO ", &p)
     }
 
-    fn regs_chunk(mask: u16, vals: &[u16]) -> Vec<u8> {
+    pub(crate) fn regs_chunk(mask: u16, vals: &[u16]) -> Vec<u8> {
         let mut p = mask.to_le_bytes().to_vec();
         for v in vals {
             p.extend_from_slice(&v.to_le_bytes());
@@ -808,7 +825,7 @@ mod tests {
         chunk(b"REGS", &p)
     }
 
-    fn ram_chunk(entries: &[(u32, u8)]) -> Vec<u8> {
+    pub(crate) fn ram_chunk(entries: &[(u32, u8)]) -> Vec<u8> {
         let mut p = (entries.len() as u32).to_le_bytes().to_vec();
         for (a, v) in entries {
             p.extend_from_slice(&a.to_le_bytes());
@@ -888,13 +905,63 @@ mod tests {
         assert_eq!(full.iter().count(), 14);
     }
 
-    fn expect_err(data: &[u8], needle: &str) -> MooError {
-        let e = MooFile::parse(data, "bad.MOO").unwrap_err();
+    /// A `META` chunk (80286 layout) saying `test_ct` tests.
+    pub(crate) fn meta_chunk(test_ct: u32) -> Vec<u8> {
+        let mut p = vec![1, 0, 2];
+        p.extend_from_slice(&0x90u32.to_le_bytes());
+        p.extend_from_slice(b"nop     ");
+        p.extend_from_slice(&test_ct.to_le_bytes());
+        p.extend_from_slice(&0x1234_5678_9ABC_DEF0u64.to_le_bytes());
+        p.extend_from_slice(&[0, 0, 0, 0]);
+        chunk(b"META", &p)
+    }
+
+    #[test]
+    fn meta_test_ct_disagreeing_with_the_header_is_only_noted() {
+        // As upstream writes them: META.test_ct a running total (here 7002
+        // after earlier files), the header the file's own count.
+        let mut f = header(2);
+        f.extend(meta_chunk(7002));
+        for i in 0..2 {
+            f.extend(synth_test(i));
+        }
+        let moo = MooFile::parse(&f, "running_total.MOO").unwrap();
+        assert_eq!(moo.tests.len(), 2);
+        assert_eq!(moo.meta.as_ref().unwrap().test_count, 7002);
+        assert_eq!(moo.meta.as_ref().unwrap().mnemonic, "nop");
+        assert_eq!(moo.meta_count_mismatch(), Some((7002, 2)));
+        // An agreeing META is no note.
+        let mut f = header(2);
+        f.extend(meta_chunk(2));
+        for i in 0..2 {
+            f.extend(synth_test(i));
+        }
+        assert_eq!(
+            MooFile::parse(&f, "agree.MOO")
+                .unwrap()
+                .meta_count_mismatch(),
+            None
+        );
+        // The header's count is still checked against the tests present.
+        let mut f = header(3);
+        f.extend(meta_chunk(2));
+        for i in 0..2 {
+            f.extend(synth_test(i));
+        }
+        expect_err_named(&f, "lies.MOO", "header says 3 tests but the file holds 2");
+    }
+
+    fn expect_err_named(data: &[u8], name: &str, needle: &str) -> MooError {
+        let e = MooFile::parse(data, name).unwrap_err();
         let msg = e.to_string();
-        assert!(msg.starts_with("bad.MOO: "), "{msg}");
+        assert!(msg.starts_with(&format!("{name}: ")), "{msg}");
         assert!(msg.contains(needle), "{msg:?} lacks {needle:?}");
         assert!(e.offset().is_some());
         e
+    }
+
+    fn expect_err(data: &[u8], needle: &str) -> MooError {
+        expect_err_named(data, "bad.MOO", needle)
     }
 
     #[test]

@@ -99,6 +99,12 @@ mod off {
     pub const E820_TABLE: usize = 0x2D0;
 }
 
+/// How many bytes the protected-mode kernel may fall short of
+/// `syssize * 16`: `syssize` is its length in paragraphs rounded up, so a
+/// complete file can end up to 15 bytes early. The missing bytes are loaded
+/// as zeros.
+pub const SYSSIZE_SLACK: u64 = 15;
+
 /// The setup header's magic, "HdrS".
 pub const HDR_MAGIC: [u8; 4] = *b"HdrS";
 
@@ -183,6 +189,12 @@ impl SetupHeader {
         (self.setup_sects as usize + 1) * 512
     }
 
+    /// Length of the protected-mode kernel the header declares:
+    /// `syssize` paragraphs of 16 bytes.
+    pub fn declared_len(&self) -> u64 {
+        u64::from(self.syssize) * 16
+    }
+
     /// One past the last byte the kernel needs before it reads the memory
     /// map, when loaded at [`KERNEL_ADDR`] with `kernel_len` bytes: the
     /// loaded image and, from protocol 2.10, its decompression area
@@ -223,7 +235,8 @@ pub struct LinuxEntry {
     pub gdt: u32,
     /// The command line's address.
     pub cmdline: u32,
-    /// The loaded protected-mode kernel.
+    /// The loaded protected-mode kernel (`syssize * 16` bytes, or the
+    /// file's protected-mode part if that is longer).
     pub kernel: Range<u32>,
     /// The initrd, if any.
     pub initrd: Option<Range<u32>>,
@@ -381,11 +394,26 @@ pub fn parse_header(img: &[u8]) -> Result<SetupHeader> {
         header_end,
     };
     // The real-mode setup must be complete and the protected-mode kernel
-    // must hold at least what syssize declares.
+    // must hold what syssize declares. syssize counts 16-byte paragraphs
+    // rounded up (the kernel's build tool writes `(size + 15) / 16`), so
+    // the file may end up to 15 bytes before `syssize * 16`: bootloaders
+    // accept that and the loader zero-fills the rest.
     let koff = h.kernel_offset() as u64;
     slice(img, 0, koff, "the real-mode setup (setup_sects)")?;
-    let declared = (u64::from(h.syssize) * 16).max(1);
-    slice(img, koff, declared, "the protected-mode kernel (syssize)")?;
+    let declared = h.declared_len();
+    let needed = declared.saturating_sub(SYSSIZE_SLACK).max(1);
+    if let Err(e) = slice(img, koff, needed, "the protected-mode kernel (syssize)") {
+        // Report the whole declared extent, which is what the header says.
+        return Err(match e {
+            LinuxError::Truncated { what, start, .. } => LinuxError::Truncated {
+                what,
+                start,
+                end: start.saturating_add(declared.max(1)),
+                len: img.len(),
+            },
+            other => other,
+        });
+    }
     Ok(h)
 }
 
@@ -531,11 +559,14 @@ pub fn load_linux(
     // The kernel and its decompression area must fit in the RAM region
     // that starts at 1 MiB.
     let kimg = &kernel[h.kernel_offset()..];
+    // What is loaded: the file's protected-mode part, zero-filled up to
+    // syssize * 16 when the file ends inside the last paragraph.
+    let kernel_len = (kimg.len() as u64).max(h.declared_len());
     let usable_end = map
         .iter()
         .find(|e| e.kind == E820Type::Ram && e.addr == u64::from(KERNEL_ADDR))
         .map_or(u64::from(KERNEL_ADDR), E820Entry::end);
-    let runtime_end = h.runtime_end(kimg.len() as u64);
+    let runtime_end = h.runtime_end(kernel_len);
     if runtime_end > usable_end {
         return Err(LinuxError::KernelTooLarge {
             needed: runtime_end,
@@ -581,6 +612,7 @@ pub fn load_linux(
     // Everything checked: write.
     let kaddr = KERNEL_ADDR as usize;
     ram[kaddr..kaddr + kimg.len()].copy_from_slice(kimg);
+    ram[kaddr + kimg.len()..kaddr + kernel_len as usize].fill(0);
     let initrd_range = match (initrd, initrd_at) {
         (Some(rd), Some(at)) => {
             ram[at as usize..at as usize + rd.len()].copy_from_slice(rd);
@@ -636,7 +668,7 @@ pub fn load_linux(
         zero_page: layout.zero_page_addr,
         gdt: layout.gdt_addr,
         cmdline: layout.cmdline_addr,
-        kernel: KERNEL_ADDR..KERNEL_ADDR + kimg.len() as u32,
+        kernel: KERNEL_ADDR..KERNEL_ADDR + kernel_len as u32,
         initrd: initrd_range,
         e820: map,
         header: h,
@@ -866,7 +898,10 @@ mod tests {
         assert_eq!(load(&mut ram, &zimage), Err(LinuxError::NotLoadedHigh));
         let k = bzimage(0x020F, 4, 512);
         assert!(load(&mut ram, &k).is_ok());
-        for cut in 0..k.len() {
+        // Up to 15 bytes short of syssize * 16 still loads (see
+        // `loads_a_file_ending_inside_its_last_paragraph`); anything
+        // shorter does not.
+        for cut in 0..k.len() - SYSSIZE_SLACK as usize {
             assert!(load(&mut ram, &k[..cut]).is_err(), "cut at {cut} loaded");
         }
         assert!(matches!(
@@ -882,6 +917,58 @@ mod tests {
             load_linux(&mut ram, &k, None, &long, &l),
             Err(LinuxError::CmdlineTooLong { max: 0x7FF, .. })
         ));
+    }
+
+    #[test]
+    fn loads_a_file_ending_inside_its_last_paragraph() {
+        let l = LinuxLayout::default();
+        // 0x21DE0 bytes declared (syssize 0x21DE), as a real kernel's
+        // rounded-up paragraph count would say.
+        let full = bzimage(0x020F, 4, 0x2_1DE0);
+        let koff = 5 * 512;
+        for short in 1..=15usize {
+            let k = &full[..full.len() - short];
+            let mut ram = vec![0xCCu8; 16 * MIB];
+            let e = load_linux(&mut ram, k, None, "", &l)
+                .unwrap_or_else(|err| panic!("{short} bytes short: {err}"));
+            assert_eq!(e.header.syssize, 0x21DE);
+            assert_eq!(e.kernel, 0x10_0000..0x10_0000 + 0x2_1DE0);
+            let loaded = &ram[0x10_0000..0x10_0000 + 0x2_1DE0];
+            let file_part = 0x2_1DE0 - short;
+            assert_eq!(&loaded[..file_part], &full[koff..koff + file_part]);
+            assert!(
+                loaded[file_part..].iter().all(|&b| b == 0),
+                "{short} bytes short: the rest is zero-filled"
+            );
+        }
+    }
+
+    #[test]
+    fn a_truly_truncated_file_is_refused() {
+        let l = LinuxLayout::default();
+        let full = bzimage(0x020F, 4, 0x2_1DE0);
+        let mut ram = vec![0u8; 16 * MIB];
+        for short in [16usize, 17, 0x100, 0x2_1DE0 - 1] {
+            let k = &full[..full.len() - short];
+            assert_eq!(
+                load_linux(&mut ram, k, None, "", &l),
+                Err(LinuxError::Truncated {
+                    what: "the protected-mode kernel (syssize)",
+                    start: 0xA00,
+                    end: 0xA00 + 0x2_1DE0,
+                    len: k.len(),
+                }),
+                "{short} bytes short"
+            );
+        }
+        let err = load_linux(&mut ram, &full[..full.len() - 16], None, "", &l).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "truncated kernel image: the protected-mode kernel (syssize) needs bytes \
+             0xa00..0x227e0 but the file has 0x227d0"
+        );
+        // Nothing was written by the failed loads.
+        assert!(ram.iter().all(|&b| b == 0));
     }
 
     #[test]

@@ -3,12 +3,36 @@
 //! [`load`] finds the header in the first 8 KiB of the image, validates it,
 //! copies the kernel into RAM (from its ELF32 program headers, or from the
 //! a.out-kludge address fields when header flag 16 is set), places modules
-//! after the kernel, and builds the boot information structure. The machine
-//! then sets the entry state (see [`BootInfo`]). Every malformed input is a
-//! [`MultibootError`]; nothing here panics on guest-supplied data.
+//! and builds the boot information structure. The machine then sets the
+//! entry state (see [`BootInfo`]). Every malformed input is a
+//! [`MultibootError`]; nothing here panics on guest-supplied data, and
+//! nothing is written to RAM until every check passed.
 //!
-//! Loader data (the info structure, memory map, strings, module list) lives
-//! in [`LOADER_AREA`], conventional memory the kernel must not load into.
+//! # Where things go
+//!
+//! The kernel's segments go where they ask to be, anywhere in RAM from
+//! [`LOW_RESERVED_END`] (above the real-mode IVT and BIOS data area) up.
+//! Only then does the loader choose room for its own data, from the RAM the
+//! memory map calls usable (`0x500..0x9fc00` and 1 MiB to the end of RAM)
+//! minus the kernel's segments:
+//!
+//! * modules, page-aligned, in file order, from the first free page at or
+//!   above the kernel's end (and 1 MiB), else the lowest free room;
+//! * the info structure, memory map, loader name, command lines and module
+//!   list, together, from the first free room at or above
+//!   [`INFO_PREFERRED`] (0x8000), else the lowest free room.
+//!
+//! A kernel linked at 0x8000 thus gets its boot information after its own
+//! end, and one at 1 MiB gets it at 0x8000 as before.
+//!
+//! # Command lines as QEMU builds them
+//!
+//! QEMU's `-kernel K -append A -initrd "M1 args,M2 args"` passes the
+//! command line `"K A"` and one module per comma-separated entry (`,,`
+//! standing for a literal comma), each with the whole entry `"M1 args"` as
+//! its string and the file named by the entry's first word.
+//! [`kernel_cmdline`], [`parse_module_list`] and [`read_modules`] do the
+//! same for front ends.
 
 use std::ops::Range;
 use thiserror::Error;
@@ -19,8 +43,18 @@ pub const HEADER_MAGIC: u32 = 0x1BAD_B002;
 pub const BOOTLOADER_MAGIC: u32 = 0x2BAD_B002;
 /// How far into the image the header may start.
 pub const HEADER_SEARCH: usize = 8192;
-/// Physical memory the loader keeps its data in.
-pub const LOADER_AREA: Range<u32> = 0x8000..0x9_F000;
+/// The real-mode interrupt vector table and BIOS data area end here: no
+/// kernel segment or loader data goes below.
+pub const LOW_RESERVED_END: u32 = 0x500;
+/// Where the loader first looks for room for the boot information.
+pub const INFO_PREFERRED: u32 = 0x8000;
+/// The extended BIOS data area, the VGA hole and the BIOS area, which the
+/// memory map reports as not usable: no loader data goes there.
+pub const FIRMWARE_AREA: Range<u32> = 0x9_FC00..0x10_0000;
+/// Modules start on page boundaries.
+const MODULE_ALIGN: u64 = 4096;
+/// Size of the Multiboot information structure.
+const INFO_SIZE: usize = 88;
 
 /// Header flag: page-align modules.
 const F_PAGE_ALIGN: u32 = 1 << 0;
@@ -61,7 +95,7 @@ pub struct BootInfo {
     pub info_addr: u32,
     /// First byte after the kernel image and its bss.
     pub kernel_end: u32,
-    /// First byte after the last module (equal to `kernel_end` without modules).
+    /// First byte after the highest module (equal to `kernel_end` without modules).
     pub modules_end: u32,
 }
 
@@ -123,9 +157,9 @@ pub enum MultibootError {
         /// RAM size in KiB.
         ram: u64,
     },
-    /// Something overlaps the loader's own data area.
-    #[error("{what} at {start:#x}..{end:#x} overlaps the loader data area 0x8000..0x9f000")]
-    OverlapsLoader {
+    /// A kernel segment reaches into the real-mode IVT and BIOS data area.
+    #[error("{what} at {start:#x}..{end:#x} overlaps the interrupt vector table and BIOS data area 0x0..0x500")]
+    OverlapsLowMemory {
         /// What was being placed.
         what: String,
         /// First address.
@@ -133,9 +167,18 @@ pub enum MultibootError {
         /// One past the last address.
         end: u64,
     },
-    /// The command lines and module list do not fit the loader area.
-    #[error("command lines and module list are too large for the loader area")]
-    InfoTooLarge,
+    /// No free room is left for a module or the boot information.
+    #[error("no room for {what} ({len:#x} bytes, {align}-byte aligned): RAM outside the kernel's segments, 0x0..0x500 and 0x9fc00..0x100000 has no free range that large (the largest is {largest:#x} bytes)")]
+    NoRoom {
+        /// What was being placed.
+        what: String,
+        /// Its size.
+        len: u64,
+        /// The alignment it needs.
+        align: u64,
+        /// The largest free range left.
+        largest: u64,
+    },
     /// RAM is too small for a Multiboot machine.
     #[error("RAM of {0} KiB is too small: Multiboot needs at least 2 MiB")]
     RamTooSmall(u64),
@@ -338,102 +381,175 @@ fn plan_elf(img: &[u8]) -> Result<(Vec<Segment>, u32)> {
     Ok((segs, entry))
 }
 
-fn check_place(what: impl Fn() -> String, start: u64, len: u64, ram: usize) -> Result<()> {
-    let end = start + len;
-    if end > ram as u64 {
-        return Err(MultibootError::OutsideRam {
-            what: what(),
-            start,
-            end,
-            ram: ram as u64 / 1024,
-        });
-    }
-    if start < u64::from(LOADER_AREA.end) && end > u64::from(LOADER_AREA.start) {
-        return Err(MultibootError::OverlapsLoader {
-            what: what(),
-            start,
-            end,
-        });
-    }
-    Ok(())
+/// The RAM the loader may still use for its own data: disjoint, sorted
+/// ranges.
+struct FreeMap {
+    ranges: Vec<Range<u64>>,
 }
 
-/// A bump allocator over the loader area.
-struct Area<'a> {
-    ram: &'a mut [u8],
-    next: u32,
-}
-
-impl Area<'_> {
-    fn alloc(&mut self, bytes: &[u8], align: u32) -> Result<u32> {
-        let at = self.next.next_multiple_of(align);
-        let end = at as u64 + bytes.len() as u64;
-        if end > u64::from(LOADER_AREA.end) {
-            return Err(MultibootError::InfoTooLarge);
+impl FreeMap {
+    /// The usable RAM of the memory map, above the IVT and BDA (and below
+    /// 4 GiB, which the info structure's 32-bit fields can address).
+    fn new(ram_len: u64) -> FreeMap {
+        let ram_len = ram_len.min(0xFFFF_F000);
+        let low = u64::from(LOW_RESERVED_END)..u64::from(FIRMWARE_AREA.start).min(ram_len);
+        let high = u64::from(FIRMWARE_AREA.end)..ram_len;
+        FreeMap {
+            ranges: [low, high]
+                .into_iter()
+                .filter(|r| r.start < r.end)
+                .collect(),
         }
-        self.ram[at as usize..end as usize].copy_from_slice(bytes);
-        self.next = end as u32;
-        Ok(at)
     }
-    fn cstr(&mut self, s: &str) -> Result<u32> {
-        let mut v = s.as_bytes().to_vec();
-        v.push(0);
-        self.alloc(&v, 1)
+
+    /// Takes `r` out of the free ranges.
+    fn remove(&mut self, r: Range<u64>) {
+        let mut out = Vec::with_capacity(self.ranges.len() + 1);
+        for f in self.ranges.drain(..) {
+            if r.end <= f.start || f.end <= r.start || r.start >= r.end {
+                out.push(f);
+                continue;
+            }
+            if f.start < r.start {
+                out.push(f.start..r.start);
+            }
+            if r.end < f.end {
+                out.push(r.end..f.end);
+            }
+        }
+        self.ranges = out;
+    }
+
+    /// The lowest `align`-aligned address at or above `floor` where `len`
+    /// bytes are free.
+    fn find(&self, len: u64, align: u64, floor: u64) -> Option<u64> {
+        self.ranges.iter().find_map(|f| {
+            let at = f.start.max(floor).checked_next_multiple_of(align)?;
+            (at.checked_add(len)? <= f.end).then_some(at)
+        })
+    }
+
+    /// Reserves `len` bytes: the lowest fit at or above `floor`, else the
+    /// lowest fit anywhere.
+    fn alloc(&mut self, len: u64, align: u64, floor: u64) -> Option<u64> {
+        let at = self
+            .find(len, align, floor)
+            .or_else(|| self.find(len, align, 0))?;
+        self.remove(at..at + len);
+        Some(at)
+    }
+
+    fn largest(&self) -> u64 {
+        self.ranges
+            .iter()
+            .map(|r| r.end - r.start)
+            .max()
+            .unwrap_or(0)
+    }
+}
+
+/// The boot information block: the info structure, memory map, strings
+/// and module list, laid out from offset 0.
+struct InfoLayout {
+    mmap: usize,
+    name: usize,
+    cmdline: usize,
+    mod_strings: Vec<usize>,
+    mods: usize,
+    len: usize,
+}
+
+const LOADER_NAME: &str = "morph86";
+/// Bytes of one memory map entry (with its size field).
+const MMAP_ENTRY: usize = 24;
+
+impl InfoLayout {
+    fn new(mmap_len: usize, cmdline: &str, modules: &[Module]) -> InfoLayout {
+        let mmap = INFO_SIZE;
+        let name = mmap + mmap_len;
+        let cmdline_at = name + LOADER_NAME.len() + 1;
+        let mut at = cmdline_at + cmdline.len() + 1;
+        let mut mod_strings = Vec::with_capacity(modules.len());
+        for m in modules {
+            mod_strings.push(at);
+            at += m.cmdline.len() + 1;
+        }
+        let mods = at.next_multiple_of(4);
+        InfoLayout {
+            mmap,
+            name,
+            cmdline: cmdline_at,
+            mod_strings,
+            mods,
+            len: mods + 16 * modules.len(),
+        }
     }
 }
 
 /// Loads the Multiboot kernel `img` into `ram`, with its command line and
-/// modules, and builds the boot information. RAM below [`LOADER_AREA`]'s end
-/// that the loader uses is overwritten; the rest of RAM is left alone.
+/// modules, and builds the boot information (see the module documentation
+/// for where everything goes). On error RAM is left untouched; on success
+/// only the kernel's segments, the modules and the boot information are
+/// written.
 pub fn load(ram: &mut [u8], img: &[u8], cmdline: &str, modules: &[Module]) -> Result<BootInfo> {
     if ram.len() < 2 << 20 {
         return Err(MultibootError::RamTooSmall(ram.len() as u64 / 1024));
     }
+    let ram_len = ram.len() as u64;
     let h = find_header(img)?;
     let (segs, entry) = match h.addrs {
         Some(a) => plan_aout(img, &h, a)?,
         None => plan_elf(img)?,
     };
-    // Check everything before writing anything.
+    // The kernel's segments first: each in RAM above the IVT and BDA.
+    let mut free = FreeMap::new(ram_len);
     let mut kernel_end = 0u64;
     for (i, s) in segs.iter().enumerate() {
-        let what = || format!("kernel segment {i}");
-        check_place(what, u64::from(s.paddr), u64::from(s.memsz), ram.len())?;
-        kernel_end = kernel_end.max(u64::from(s.paddr) + u64::from(s.memsz));
+        let (start, end) = (u64::from(s.paddr), u64::from(s.paddr) + u64::from(s.memsz));
+        if end > ram_len {
+            return Err(MultibootError::OutsideRam {
+                what: format!("kernel segment {i}"),
+                start,
+                end,
+                ram: ram_len / 1024,
+            });
+        }
+        if start < u64::from(LOW_RESERVED_END) {
+            return Err(MultibootError::OverlapsLowMemory {
+                what: format!("kernel segment {i}"),
+                start,
+                end,
+            });
+        }
+        free.remove(start..end);
+        kernel_end = kernel_end.max(end);
     }
-    if u64::from(entry) >= ram.len() as u64 {
+    if u64::from(entry) >= ram_len {
         return Err(MultibootError::OutsideRam {
             what: "the entry point".into(),
             start: u64::from(entry),
             end: u64::from(entry) + 1,
-            ram: ram.len() as u64 / 1024,
+            ram: ram_len / 1024,
         });
     }
-    let mut mod_at = kernel_end.max(1 << 20).next_multiple_of(4096);
-    let mut mod_ranges = Vec::new();
+    // Then the loader's data, in the room the segments left.
+    let mod_floor = kernel_end.max(u64::from(FIRMWARE_AREA.end));
+    let mut mod_ranges = Vec::with_capacity(modules.len());
     for (i, m) in modules.iter().enumerate() {
         let len = m.bytes.len() as u64;
-        check_place(|| format!("module {i}"), mod_at, len, ram.len())?;
-        mod_ranges.push(mod_at..mod_at + len);
-        mod_at = (mod_at + len).next_multiple_of(4096);
+        let at =
+            free.alloc(len, MODULE_ALIGN, mod_floor)
+                .ok_or_else(|| MultibootError::NoRoom {
+                    what: format!("module {i} ({:?})", m.cmdline),
+                    len,
+                    align: MODULE_ALIGN,
+                    largest: free.largest(),
+                })?;
+        mod_ranges.push(at..at + len);
     }
-    for s in &segs {
-        let dst = s.paddr as usize;
-        let n = s.file.len();
-        ram[dst..dst + n].copy_from_slice(&img[s.file.clone()]);
-        ram[dst + n..dst + s.memsz as usize].fill(0);
-    }
-    for (m, r) in modules.iter().zip(&mod_ranges) {
-        ram[r.start as usize..r.end as usize].copy_from_slice(&m.bytes);
-    }
-    let ram_len = ram.len() as u64;
-    let mut area = Area {
-        ram,
-        next: LOADER_AREA.start + 0x100,
-    };
     // Memory map: conventional memory, EBDA, BIOS area, extended memory.
-    let mut mmap = Vec::new();
     let ram_top = ram_len.min(0xFFFF_F000);
+    let mut mmap = Vec::with_capacity(4 * MMAP_ENTRY);
     for (base, len, ty) in [
         (0u64, 0x9_FC00u64, 1u32),
         (0x9_FC00, 0x400, 2),
@@ -445,44 +561,169 @@ pub fn load(ram: &mut [u8], img: &[u8], cmdline: &str, modules: &[Module]) -> Re
         mmap.extend(len.to_le_bytes());
         mmap.extend(ty.to_le_bytes());
     }
-    let mmap_addr = area.alloc(&mmap, 4)?;
-    let name_addr = area.cstr("morph86")?;
-    let cmdline_addr = area.cstr(cmdline)?;
-    let mut mods = Vec::new();
-    for (m, r) in modules.iter().zip(&mod_ranges) {
-        let s = area.cstr(&m.cmdline)?;
-        mods.extend((r.start as u32).to_le_bytes());
-        mods.extend((r.end as u32).to_le_bytes());
-        mods.extend(s.to_le_bytes());
-        mods.extend(0u32.to_le_bytes());
+    let lay = InfoLayout::new(mmap.len(), cmdline, modules);
+    let info_len = lay.len as u64;
+    let info_addr = free
+        .alloc(info_len, 16, u64::from(INFO_PREFERRED))
+        .ok_or_else(|| MultibootError::NoRoom {
+            what: "the boot information (info structure, memory map, command lines, module list)"
+                .into(),
+            len: info_len,
+            align: 16,
+            largest: free.largest(),
+        })?;
+
+    // Everything placed: write.
+    for s in &segs {
+        let dst = s.paddr as usize;
+        let n = s.file.len();
+        ram[dst..dst + n].copy_from_slice(&img[s.file.clone()]);
+        ram[dst + n..dst + s.memsz as usize].fill(0);
     }
-    let mods_addr = if mods.is_empty() {
-        0
-    } else {
-        area.alloc(&mods, 4)?
+    for (m, r) in modules.iter().zip(&mod_ranges) {
+        ram[r.start as usize..r.end as usize].copy_from_slice(&m.bytes);
+    }
+    let base = info_addr as usize;
+    let blk = &mut ram[base..base + lay.len];
+    blk.fill(0);
+    let abs = |off: usize| (info_addr + off as u64) as u32;
+    let put_str = |blk: &mut [u8], off: usize, s: &str| {
+        blk[off..off + s.len()].copy_from_slice(s.as_bytes());
+        blk[off + s.len()] = 0;
     };
-    let mut info = [0u32; 22];
+    blk[lay.mmap..lay.mmap + mmap.len()].copy_from_slice(&mmap);
+    put_str(blk, lay.name, LOADER_NAME);
+    put_str(blk, lay.cmdline, cmdline);
+    for (i, (m, r)) in modules.iter().zip(&mod_ranges).enumerate() {
+        put_str(blk, lay.mod_strings[i], &m.cmdline);
+        let e = lay.mods + 16 * i;
+        blk[e..e + 4].copy_from_slice(&(r.start as u32).to_le_bytes());
+        blk[e + 4..e + 8].copy_from_slice(&(r.end as u32).to_le_bytes());
+        blk[e + 8..e + 12].copy_from_slice(&abs(lay.mod_strings[i]).to_le_bytes());
+    }
+    let mut info = [0u32; INFO_SIZE / 4];
     info[0] = I_MEM | I_CMDLINE | I_MODS | I_MMAP | I_LOADER_NAME;
     info[1] = 639;
     info[2] = ((ram_top - 0x10_0000) / 1024) as u32;
     info[3] = 0xFFFF_FFFF; // boot_device: not set (flag bit 1 clear)
-    info[4] = cmdline_addr;
+    info[4] = abs(lay.cmdline);
     info[5] = modules.len() as u32;
-    info[6] = mods_addr;
+    info[6] = if modules.is_empty() { 0 } else { abs(lay.mods) };
     info[11] = mmap.len() as u32;
-    info[12] = mmap_addr;
-    info[16] = name_addr;
-    let info_addr = LOADER_AREA.start;
-    let bytes: Vec<u8> = info.iter().flat_map(|v| v.to_le_bytes()).collect();
-    area.ram[info_addr as usize..info_addr as usize + bytes.len()].copy_from_slice(&bytes);
+    info[12] = abs(lay.mmap);
+    info[16] = abs(lay.name);
+    for (i, v) in info.iter().enumerate() {
+        blk[4 * i..4 * i + 4].copy_from_slice(&v.to_le_bytes());
+    }
     Ok(BootInfo {
         entry,
-        info_addr,
+        info_addr: info_addr as u32,
         kernel_end: kernel_end as u32,
         modules_end: mod_ranges
-            .last()
-            .map_or(kernel_end as u32, |r| r.end as u32),
+            .iter()
+            .map(|r| r.end as u32)
+            .max()
+            .unwrap_or(kernel_end as u32),
     })
+}
+
+/// The command line QEMU gives a Multiboot kernel: the kernel's path as
+/// given, a space, then the `-append` text.
+pub fn kernel_cmdline(kernel_path: &str, append: &str) -> String {
+    format!("{kernel_path} {append}")
+}
+
+/// One module named on a QEMU-style `-initrd` list.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ModuleSpec {
+    /// The file to load: the entry up to its first space.
+    pub path: String,
+    /// The module's command line: the whole entry, path and arguments.
+    pub cmdline: String,
+}
+
+/// Why a module list could not be used.
+#[derive(Debug, Error)]
+pub enum ModuleListError {
+    /// An entry names no file (an empty entry, a trailing comma, or an
+    /// entry that starts with a space).
+    #[error("module {index} of the list {list:?} names no file")]
+    EmptyPath {
+        /// The entry's position, from 0.
+        index: usize,
+        /// The whole list.
+        list: String,
+    },
+    /// A module file could not be read. (The I/O error is part of the
+    /// message, not a separate `source`, so that error chains print it once.)
+    #[error("reading module {index} ({path}): {error}")]
+    Read {
+        /// The entry's position, from 0.
+        index: usize,
+        /// The file.
+        path: String,
+        /// Why.
+        error: std::io::Error,
+    },
+}
+
+/// Splits a QEMU-style `-initrd` value for a Multiboot kernel into modules:
+/// entries are separated by `,`, and `,,` stands for a literal comma; an
+/// entry's first word is the file and the whole entry is the module's
+/// command line (`"a.bin x=1,b.bin"` gives `a.bin` with `"a.bin x=1"` and
+/// `b.bin` with `"b.bin"`).
+pub fn parse_module_list(list: &str) -> std::result::Result<Vec<ModuleSpec>, ModuleListError> {
+    let mut entries = Vec::new();
+    let mut cur = String::new();
+    let mut chars = list.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            ',' if chars.peek() == Some(&',') => {
+                chars.next();
+                cur.push(',');
+            }
+            ',' => entries.push(std::mem::take(&mut cur)),
+            c => cur.push(c),
+        }
+    }
+    entries.push(cur);
+    entries
+        .into_iter()
+        .enumerate()
+        .map(|(index, cmdline)| {
+            let path = cmdline.split(' ').next().unwrap_or("").to_string();
+            if path.is_empty() {
+                return Err(ModuleListError::EmptyPath {
+                    index,
+                    list: list.to_string(),
+                });
+            }
+            Ok(ModuleSpec { path, cmdline })
+        })
+        .collect()
+}
+
+/// Parses `list` as [`parse_module_list`] does and reads each file with
+/// `read` (e.g. `std::fs::read`), giving the modules to pass to [`load`].
+pub fn read_modules<F>(list: &str, mut read: F) -> std::result::Result<Vec<Module>, ModuleListError>
+where
+    F: FnMut(&str) -> std::io::Result<Vec<u8>>,
+{
+    parse_module_list(list)?
+        .into_iter()
+        .enumerate()
+        .map(|(index, spec)| match read(&spec.path) {
+            Ok(bytes) => Ok(Module {
+                bytes,
+                cmdline: spec.cmdline,
+            }),
+            Err(error) => Err(ModuleListError::Read {
+                index,
+                path: spec.path,
+                error,
+            }),
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -700,14 +941,15 @@ mod tests {
                 "{a:x?}: {r:?}"
             );
         }
-        // Segments outside RAM or over the loader's data.
-        for paddr in [0x3F_FFF0u32, 0x9000, 0xFFFF_F000] {
+        // Segments outside RAM or over the IVT and BIOS data area.
+        for paddr in [0x3F_FFF0u32, 0xFFFF_F000, 0, 0x4F0] {
             let k = elf_kernel(paddr, 0x100);
             let r = load(&mut ram, &k, "", &[]);
             assert!(
                 matches!(
                     r,
-                    Err(MultibootError::OutsideRam { .. } | MultibootError::OverlapsLoader { .. })
+                    Err(MultibootError::OutsideRam { .. }
+                        | MultibootError::OverlapsLowMemory { .. })
                 ),
                 "{paddr:#x}: {r:?}"
             );
@@ -733,15 +975,274 @@ mod tests {
     }
 
     #[test]
-    fn module_outside_ram_is_refused() {
+    fn module_larger_than_ram_is_refused() {
         let mut ram = vec![0u8; RAM];
         let m = Module {
             bytes: vec![0; RAM],
-            cmdline: String::new(),
+            cmdline: "huge.bin".into(),
         };
-        assert!(matches!(
-            load(&mut ram, &aout_kernel(&[0xF4], 0), "", &[m]),
-            Err(MultibootError::OutsideRam { .. })
-        ));
+        let r = load(&mut ram, &aout_kernel(&[0xF4], 0), "", &[m]);
+        assert!(
+            matches!(&r, Err(MultibootError::NoRoom { what, len, .. })
+                if what.contains("module 0") && what.contains("huge.bin") && *len == RAM as u64),
+            "{r:?}"
+        );
+    }
+
+    /// A flat a.out-kludge kernel loaded at `load` whose bss reaches `bss_end`.
+    fn aout_at(load: u32, bss_end: u32) -> Vec<u8> {
+        let mut k = header(
+            F_AOUT_KLUDGE | F_MEMINFO | F_PAGE_ALIGN,
+            Some([load, load, load + 48, bss_end, load + 32]),
+        );
+        k.extend([0xF4; 16]);
+        k
+    }
+
+    /// Every piece of loader data the info structure points to.
+    fn loader_data(ram: &[u8], bi: &BootInfo) -> Vec<(&'static str, Range<u32>)> {
+        let info = bi.info_addr;
+        let cstr = |a: u32| {
+            let n = ram[a as usize..].iter().position(|&b| b == 0).unwrap() as u32;
+            a..a + n + 1
+        };
+        let mut v = vec![
+            ("info", info..info + INFO_SIZE as u32),
+            ("cmdline", cstr(rd32(ram, info + 16))),
+            ("loader name", cstr(rd32(ram, info + 64))),
+            (
+                "mmap",
+                rd32(ram, info + 48)..rd32(ram, info + 48) + rd32(ram, info + 44),
+            ),
+        ];
+        let (count, list) = (rd32(ram, info + 20), rd32(ram, info + 24));
+        if count > 0 {
+            v.push(("module list", list..list + 16 * count));
+        }
+        for i in 0..count {
+            let e = list + 16 * i;
+            v.push(("module", rd32(ram, e)..rd32(ram, e + 4)));
+            v.push(("module string", cstr(rd32(ram, e + 8))));
+        }
+        v
+    }
+
+    fn overlap(a: &Range<u32>, b: &Range<u32>) -> bool {
+        a.start < b.end && b.start < a.end
+    }
+
+    /// Loader data lies apart from `kernel`, from each other, from the IVT
+    /// and BDA and from the firmware area, inside RAM.
+    fn assert_placed_apart(ram: &[u8], bi: &BootInfo, kernel: &Range<u32>) {
+        let data = loader_data(ram, bi);
+        for (i, (what, r)) in data.iter().enumerate() {
+            assert!(
+                !overlap(r, kernel),
+                "{what} {r:x?} overlaps the kernel {kernel:x?}"
+            );
+            assert!(r.start >= LOW_RESERVED_END, "{what} {r:x?} in the IVT/BDA");
+            assert!(
+                !overlap(r, &FIRMWARE_AREA),
+                "{what} {r:x?} in the firmware area"
+            );
+            assert!(r.end as usize <= ram.len(), "{what} {r:x?} outside RAM");
+            for (other, o) in &data[i + 1..] {
+                assert!(!overlap(r, o), "{what} {r:x?} overlaps {other} {o:x?}");
+            }
+        }
+    }
+
+    #[test]
+    fn kernel_linked_at_0x8000_loads() {
+        // Ends below 0x9000, and up to 0xa84c (which the old fixed loader
+        // area 0x8000..0x9f000 refused).
+        for end in [0x8800u32, 0x8FFF, 0xA84C, 0x9_FC00] {
+            let mut ram = vec![0xEEu8; RAM];
+            let k = elf_kernel(0x8000, end - 0x8000 - 28);
+            let mods = [Module {
+                bytes: vec![7; 100],
+                cmdline: "m.bin arg".into(),
+            }];
+            let bi = load(&mut ram, &k, "k.elf one two", &mods)
+                .unwrap_or_else(|e| panic!("kernel 0x8000..{end:#x}: {e}"));
+            assert_eq!(bi.entry, 0x800C);
+            assert_eq!(bi.kernel_end, end);
+            assert_eq!(rd32(&ram, 0x8000), HEADER_MAGIC);
+            assert!(
+                ram[0x801C..end as usize].iter().all(|&b| b == 0),
+                "bss zeroed"
+            );
+            assert_placed_apart(&ram, &bi, &(0x8000..end));
+            // Modules stay at 1 MiB; the info block right after the kernel
+            // when conventional memory has room.
+            let list = rd32(&ram, bi.info_addr + 24);
+            assert_eq!(rd32(&ram, list), 0x10_0000);
+            if end < 0x9_F000 {
+                assert_eq!(bi.info_addr, end.next_multiple_of(16));
+            } else {
+                // No room above 0x8000 in conventional memory: the next
+                // free room up, after the module.
+                assert_eq!(bi.info_addr, 0x10_0070);
+            }
+            let cmd = rd32(&ram, bi.info_addr + 16) as usize;
+            assert_eq!(&ram[cmd..cmd + 14], b"k.elf one two\0");
+        }
+    }
+
+    #[test]
+    fn loader_data_goes_wherever_the_kernel_left_room() {
+        // Conventional memory full: the info block goes above the kernel's
+        // high segment and the modules, in extended memory.
+        let mut ram = vec![0u8; RAM];
+        let k = aout_at(0x500, 0x9_FC00);
+        let mods = [
+            Module {
+                bytes: vec![1; 5000],
+                cmdline: "a.bin x".into(),
+            },
+            Module {
+                bytes: vec![2; 3],
+                cmdline: "b.bin".into(),
+            },
+        ];
+        let bi = load(&mut ram, &k, "cmd", &mods).unwrap();
+        assert_placed_apart(&ram, &bi, &(0x500..0x9_FC00));
+        let list = rd32(&ram, bi.info_addr + 24);
+        assert_eq!(rd32(&ram, list), 0x10_0000);
+        assert_eq!(rd32(&ram, list + 16), 0x10_2000);
+        // Between the modules: the lowest free room at or above 0x8000.
+        assert_eq!(bi.info_addr, 0x10_1390);
+        assert_eq!(bi.modules_end, 0x10_2003);
+        assert!(ram[0x10_0000..0x10_1388].iter().all(|&b| b == 1));
+
+        // Extended memory full: modules fall back to conventional memory.
+        let mut ram = vec![0u8; RAM];
+        let k = aout_at(0x10_0000, RAM as u32);
+        let bi = load(&mut ram, &k, "cmd", &mods).unwrap();
+        assert_placed_apart(&ram, &bi, &(0x10_0000..RAM as u32));
+        let list = rd32(&ram, bi.info_addr + 24);
+        assert_eq!(rd32(&ram, list), 0x1000);
+        assert_eq!(rd32(&ram, list + 16), 0x3000);
+        assert_eq!(bi.info_addr, 0x8000);
+
+        // A kernel from 0x500 to the end of RAM, over the firmware area,
+        // leaves nothing: the error names the boot information.
+        let mut ram = vec![0u8; RAM];
+        let k = aout_at(0x500, RAM as u32);
+        let r = load(&mut ram, &k, "", &[]);
+        assert!(
+            matches!(&r, Err(MultibootError::NoRoom { what, largest: 0, .. }) if what.contains("boot information")),
+            "{r:?}"
+        );
+        assert!(r
+            .unwrap_err()
+            .to_string()
+            .starts_with("no room for the boot information"));
+        assert!(ram.iter().all(|&b| b == 0), "nothing written");
+    }
+
+    #[test]
+    fn modules_that_cannot_be_placed_are_refused() {
+        // Extended memory taken by the kernel; conventional memory holds
+        // 0x500..0x9fc00 less what the first module takes.
+        let mut ram = vec![0u8; RAM];
+        let k = aout_at(0x10_0000, RAM as u32);
+        let mods = [
+            Module {
+                bytes: vec![1; 0x8_0000],
+                cmdline: "big.bin a=1".into(),
+            },
+            Module {
+                bytes: vec![2; 0x2_0000],
+                cmdline: "second.bin b=2".into(),
+            },
+        ];
+        let r = load(&mut ram, &k, "", &mods);
+        let Err(e @ MultibootError::NoRoom { .. }) = &r else {
+            panic!("{r:?}");
+        };
+        let msg = e.to_string();
+        assert!(
+            msg.starts_with("no room for module 1 (\"second.bin b=2\")"),
+            "{msg}"
+        );
+        assert!(msg.contains("the largest is 0x1ec00 bytes"), "{msg}");
+        assert!(ram.iter().all(|&b| b == 0), "nothing written");
+        // The first alone fits.
+        assert!(load(&mut ram, &k, "", &mods[..1]).is_ok());
+    }
+
+    #[test]
+    fn module_lists_parse_as_qemu_does() {
+        let specs = |l: &str| {
+            parse_module_list(l)
+                .unwrap()
+                .into_iter()
+                .map(|s| (s.path, s.cmdline))
+                .collect::<Vec<_>>()
+        };
+        let own = |v: &[(&str, &str)]| {
+            v.iter()
+                .map(|(a, b)| (a.to_string(), b.to_string()))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(specs("a.bin"), own(&[("a.bin", "a.bin")]));
+        assert_eq!(
+            specs("dir/a.bin x=1 y,b.bin"),
+            own(&[("dir/a.bin", "dir/a.bin x=1 y"), ("b.bin", "b.bin")])
+        );
+        assert_eq!(
+            specs("a.bin list=1,,2,,,b.bin  two  spaces"),
+            own(&[
+                ("a.bin", "a.bin list=1,2,"),
+                ("b.bin", "b.bin  two  spaces")
+            ])
+        );
+        assert_eq!(
+            specs("we,,ird.bin z"),
+            own(&[("we,ird.bin", "we,ird.bin z")])
+        );
+        for bad in ["", ",", "a.bin,", ",a.bin", "a.bin, b.bin", " a.bin"] {
+            assert!(
+                matches!(
+                    parse_module_list(bad),
+                    Err(ModuleListError::EmptyPath { .. })
+                ),
+                "{bad:?}"
+            );
+        }
+        assert_eq!(
+            kernel_cmdline("roms/build/k.elf", "a b"),
+            "roms/build/k.elf a b"
+        );
+        assert_eq!(kernel_cmdline("k.elf", ""), "k.elf ");
+    }
+
+    #[test]
+    fn modules_are_read_by_their_first_word() {
+        let mut asked = Vec::new();
+        let mods = read_modules("one.bin p=1,,2,two.bin", |p| {
+            asked.push(p.to_string());
+            Ok(p.as_bytes().to_vec())
+        })
+        .unwrap();
+        assert_eq!(asked, ["one.bin", "two.bin"]);
+        assert_eq!(mods[0].bytes, b"one.bin");
+        assert_eq!(mods[0].cmdline, "one.bin p=1,2");
+        assert_eq!(mods[1].cmdline, "two.bin");
+        let e = read_modules("one.bin,missing.bin x", |p| {
+            if p == "one.bin" {
+                Ok(vec![])
+            } else {
+                Err(std::io::Error::from(std::io::ErrorKind::NotFound))
+            }
+        })
+        .unwrap_err();
+        assert!(matches!(e, ModuleListError::Read { index: 1, .. }));
+        assert!(
+            e.to_string()
+                .starts_with("reading module 1 (missing.bin): "),
+            "{e}"
+        );
     }
 }

@@ -50,6 +50,13 @@ pub fn run(
     for e in &sum.errors {
         println!("error: {e}");
     }
+    let mismatched = sum.meta_count_mismatches();
+    if mismatched > 0 {
+        eprintln!(
+            "note: {mismatched} files have a META test_ct that differs from the MOO header's \
+             test count (upstream writes a running total there); the header's count was used"
+        );
+    }
     let (passed, failed) = (sum.passed(), sum.failed());
     let total = passed + failed;
     let rate = if total > 0 {
@@ -62,9 +69,8 @@ pub fn run(
         files.len(),
         start.elapsed().as_secs_f64()
     );
-    println!("conformance: {passed} passed, {failed} failed");
-    let ok = failed <= max_fail && sum.errors.is_empty();
-    Ok(if ok {
+    println!("{}", sum.line());
+    Ok(if sum.ok(max_fail) {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE

@@ -22,7 +22,8 @@ pub struct RunArgs {
     /// Without it, `run` runs the built-in demo.
     #[arg(long)]
     pub kernel: Option<PathBuf>,
-    /// An initial ramdisk for a Linux kernel.
+    /// An initial ramdisk for a Linux kernel; for a Multiboot kernel, its
+    /// modules as QEMU takes them: "file1 args,file2 args" (",," for a comma).
     #[arg(long)]
     pub initrd: Option<PathBuf>,
     /// The kernel's command line.
@@ -212,13 +213,8 @@ pub fn run(a: RunArgs) -> Result<ExitCode> {
         m.boot_linux(kernel, initrd, &a.append)
             .with_context(|| format!("loading {}", path.display()))?;
     } else {
-        if a.initrd.is_some() {
-            bail!(
-                "--initrd is for Linux kernels; {} is not a bzImage",
-                path.display()
-            );
-        }
-        m.boot_multiboot(kernel, &a.append, vec![])
+        let (cmdline, modules) = multiboot_args(path, a.initrd.as_deref(), &a.append)?;
+        m.boot_multiboot(kernel, &cmdline, modules)
             .with_context(|| format!("loading {}", path.display()))?;
     }
     let start = std::time::Instant::now();
@@ -249,6 +245,28 @@ pub fn run(a: RunArgs) -> Result<ExitCode> {
     Ok(ExitCode::from(status))
 }
 
+/// The command line and modules of a Multiboot kernel, as QEMU builds them
+/// from `-kernel`, `-append` and `-initrd` (see
+/// `morph86_machine::multiboot::read_modules`).
+fn multiboot_args(
+    kernel: &std::path::Path,
+    modules: Option<&std::path::Path>,
+    append: &str,
+) -> Result<(String, Vec<morph86_machine::Module>)> {
+    use morph86_machine::multiboot;
+    let cmdline = multiboot::kernel_cmdline(&kernel.to_string_lossy(), append);
+    let modules = match modules {
+        None => Vec::new(),
+        Some(list) => {
+            let list = list
+                .to_str()
+                .context("--initrd: a Multiboot module list must be valid UTF-8")?;
+            multiboot::read_modules(list, |p| std::fs::read(p)).context("--initrd")?
+        }
+    };
+    Ok((cmdline, modules))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -269,5 +287,36 @@ mod tests {
         assert_eq!(parse_port("0xf4"), Ok(0xF4));
         assert_eq!(parse_port("501"), Ok(501));
         assert!(parse_port("0x10000").is_err());
+    }
+
+    #[test]
+    fn multiboot_modules_and_cmdline_as_qemu_builds_them() {
+        let dir = std::env::temp_dir().join(format!("morph86-run-mods-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let (a, b) = (dir.join("a.bin"), dir.join("b.bin"));
+        std::fs::write(&a, b"AAA").unwrap();
+        std::fs::write(&b, b"B").unwrap();
+        let list = format!("{} x=1,,2,{}", a.display(), b.display());
+        let (cmdline, mods) = multiboot_args(
+            std::path::Path::new("k.elf"),
+            Some(std::path::Path::new(&list)),
+            "one two",
+        )
+        .unwrap();
+        assert_eq!(cmdline, "k.elf one two");
+        assert_eq!(mods.len(), 2);
+        assert_eq!(mods[0].bytes, b"AAA");
+        assert_eq!(mods[0].cmdline, format!("{} x=1,2", a.display()));
+        assert_eq!(mods[1].bytes, b"B");
+        assert_eq!(mods[1].cmdline, b.display().to_string());
+        let missing = format!("{}", dir.join("missing.bin").display());
+        let e = multiboot_args(
+            std::path::Path::new("k.elf"),
+            Some(std::path::Path::new(&missing)),
+            "",
+        )
+        .unwrap_err();
+        assert!(format!("{e:#}").contains("missing.bin"), "{e:#}");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }
