@@ -4,6 +4,8 @@
 #   guest/bzImage             Debian's unmodified "686" kernel (linux-image-6.1.0-*-686)
 #   guest/initramfs.cpio.gz   busybox-static with an /init that mounts proc, sys and
 #                             devtmpfs, prints MORPH86-GUEST-READY and runs a shell
+#                             (or, with morph86.poweroff on the command line,
+#                             powers off at once)
 #                             on the serial console
 #   guest/config              the kernel's configuration
 #   guest/VERSION             the kernel package name and version
@@ -141,6 +143,11 @@ mount -t proc proc /proc
 mount -t sysfs sysfs /sys
 mount -t devtmpfs devtmpfs /dev
 echo "MORPH86-GUEST-READY $(uname -r)"
+# With morph86.poweroff on the command line the guest powers off at once:
+# a boot-to-poweroff run with no input, for comparing event logs.
+case " $(cat /proc/cmdline) " in
+*" morph86.poweroff "*) echo "MORPH86-GUEST-POWEROFF"; poweroff -f ;;
+esac
 export HOME=/root PATH=/bin:/sbin:/usr/bin:/usr/sbin PS1='morph86# '
 cd /root
 while :; do

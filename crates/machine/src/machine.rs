@@ -254,6 +254,11 @@ pub struct Machine {
     devices_touched: bool,
     /// A maskable interrupt is pending at the interrupt controllers.
     irq_pending: bool,
+    /// The earliest device deadline, as last computed.
+    deadline: Option<u64>,
+    /// Device state may have changed since `irq_pending`, `deadline` and
+    /// the NMI line were last looked at.
+    stale: bool,
     a20: bool,
     serial_watch: Option<(SharedBuffer, regex::Regex, usize)>,
     stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
@@ -307,6 +312,8 @@ impl Machine {
             batch,
             devices_touched: true,
             irq_pending: false,
+            deadline: None,
+            stale: true,
             a20: true,
             serial_watch: None,
             stop: Default::default(),
@@ -417,6 +424,7 @@ impl Machine {
         self.cpu.state.tsc = tsc;
         self.chipset.reset(&mut self.board);
         self.devices_touched = true;
+        self.stale = true;
         self.a20 = true;
         self.cpu.a20_mask = u32::MAX;
     }
@@ -447,9 +455,20 @@ impl Machine {
         self.board.clock.now()
     }
 
-    /// The earliest device deadline.
-    fn next_deadline(&self) -> Option<u64> {
-        self.board.io.next_deadline()
+    /// The earliest device deadline (cached: deadlines change only when a
+    /// device is accessed or advanced).
+    fn next_deadline(&mut self) -> Option<u64> {
+        if self.stale {
+            self.refresh();
+        }
+        self.deadline
+    }
+
+    /// Looks at the devices again after something may have changed them.
+    fn refresh(&mut self) {
+        self.deadline = self.board.io.next_deadline();
+        self.irq_pending = self.chipset.interrupt_pending(&self.board);
+        self.stale = false;
     }
 
     /// Brings devices whose deadline has come up to now, hands what changed
@@ -457,6 +476,7 @@ impl Machine {
     /// signals (A20, reset, power-off, exit). Returns the stop condition a
     /// device raised.
     fn service_devices(&mut self) -> Option<RunExit> {
+        self.stale = true;
         let now = self.board.clock.now();
         self.board.time.set(now);
         self.board.io.advance(now);
@@ -481,13 +501,16 @@ impl Machine {
     /// Delivers a pending interrupt if the CPU accepts one; returns the
     /// outcome when something was delivered.
     fn deliver_interrupt(&mut self) -> Option<StepOutcome> {
-        if self.chipset.take_nmi(&mut self.board) {
-            return Some(self.cpu.inject_interrupt(&mut self.board, 2));
+        if self.stale {
+            if self.chipset.take_nmi(&mut self.board) {
+                return Some(self.cpu.inject_interrupt(&mut self.board, 2));
+            }
+            self.refresh();
         }
-        self.irq_pending = self.chipset.interrupt_pending(&self.board);
         if !self.irq_pending || !self.cpu.interrupts_enabled() {
             return None;
         }
+        self.stale = true;
         let vector = self.chipset.acknowledge(&mut self.board)?;
         self.interrupt_counts[usize::from(vector)] += 1;
         Some(self.cpu.inject_interrupt(&mut self.board, vector))
@@ -589,7 +612,10 @@ impl Machine {
             let exit = self.engine.run(&mut self.cpu, &mut self.board, req);
             self.board.clock.icount = self.cpu.icount;
             match exit {
-                EngineExit::Device => self.devices_touched = true,
+                EngineExit::Device => {
+                    self.devices_touched = true;
+                    self.stale = true;
+                }
                 EngineExit::Shutdown(fault) => {
                     if let Some(e) = self.triple_fault(fault) {
                         return e;
@@ -642,6 +668,7 @@ impl Machine {
         self.board.time.set(self.board.clock.now());
         if self.serial().receive() {
             self.devices_touched = true;
+            self.stale = true;
         }
         if let Some((buf, re, seen)) = &mut self.serial_watch {
             let text = buf.contents();
