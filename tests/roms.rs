@@ -175,6 +175,7 @@ kernel_tests! {
     faults,
     sysenter,
     x87,
+    irqlat,
     lowmem,
     modules,
 }
