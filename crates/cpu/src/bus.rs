@@ -85,14 +85,16 @@ pub trait Bus {
 
     /// A host pointer to physical page `page` (4 KiB) if it is plain RAM, for
     /// the TLB. For `write`, only pages whose writes need no tracking qualify.
-    /// The pointer must stay valid while [`Bus::map_epoch`] is unchanged.
+    /// The pointer must stay valid while [`Bus::map_epoch`] is unchanged; a
+    /// write pointer must be dropped once its page is reported by
+    /// [`Bus::take_new_flags`].
     fn page_ptr(&mut self, page: u32, write: bool) -> Option<*mut u8> {
         let _ = (page, write);
         None
     }
 
-    /// Changes whenever pointers from [`Bus::page_ptr`] may have become stale.
-    /// Must differ between bus instances that hand out pointers.
+    /// Changes whenever all pointers from [`Bus::page_ptr`] may have become
+    /// stale. Must differ between bus instances that hand out pointers.
     fn map_epoch(&self) -> u64 {
         0
     }
@@ -108,12 +110,21 @@ pub trait Bus {
         let _ = out;
     }
 
+    /// Moves the physical pages that gained a tracking flag (code or page
+    /// table) since the last call into `out`: write pointers to them must be
+    /// revoked, so that writes take the slow path and are seen.
+    fn take_new_flags(&mut self, out: &mut Vec<u32>) {
+        let _ = out;
+    }
+
     /// Marks the 4 KiB physical page `page` as holding decoded code, so that a
-    /// later write to it bumps [`Bus::code_epoch`].
+    /// later write to it changes its [`Bus::code_generation`].
     fn mark_code_page(&mut self, page: u32);
-    /// A counter that changes whenever memory holding decoded code is written.
-    /// The decode cache trusts an entry only while this value is unchanged.
-    fn code_epoch(&self) -> u64;
+    /// The code generation of physical page `page`: it changes whenever the
+    /// page is written while it holds code. Decodings (and translations) of
+    /// a page are trusted only at the generation they were made at, so a
+    /// write invalidates that page's and nothing else.
+    fn code_generation(&self, page: u32) -> u32;
 }
 
 /// Flat RAM from address 0 with code-page tracking: the mapped guest RAM
@@ -165,8 +176,12 @@ impl Bus for FlatRam {
         morph86_memory::GuestRam::take_pt_writes(self, out);
     }
     #[inline]
-    fn code_epoch(&self) -> u64 {
-        morph86_memory::GuestRam::code_epoch(self)
+    fn take_new_flags(&mut self, out: &mut Vec<u32>) {
+        morph86_memory::GuestRam::take_new_flags(self, out);
+    }
+    #[inline]
+    fn code_generation(&self, page: u32) -> u32 {
+        morph86_memory::GuestRam::code_generation(self, page)
     }
 }
 
@@ -175,16 +190,18 @@ mod tests {
     use super::*;
 
     #[test]
-    fn write_to_code_page_bumps_epoch() {
+    fn write_to_code_page_changes_its_generation_only() {
         let mut ram = FlatRam::new(0x10000);
-        let e0 = ram.code_epoch();
+        let g1 = Bus::code_generation(&ram, 1);
         ram.write_u8(0x1000, 1);
-        assert_eq!(ram.code_epoch(), e0, "no code marked yet");
+        assert_eq!(Bus::code_generation(&ram, 1), g1, "no code marked yet");
         ram.mark_code_page(1);
+        let g2 = Bus::code_generation(&ram, 2);
         ram.write_u8(0x2000, 1);
-        assert_eq!(ram.code_epoch(), e0);
+        assert_eq!(Bus::code_generation(&ram, 1), g1);
         ram.write_u16(0x1FFF, 1);
-        assert_ne!(ram.code_epoch(), e0);
+        assert_ne!(Bus::code_generation(&ram, 1), g1);
+        assert_eq!(Bus::code_generation(&ram, 2), g2, "page 2 held no code");
     }
 
     #[test]

@@ -248,14 +248,16 @@ pub fn decode(model: CpuModel, code32: bool, bytes: &[u8]) -> Result<Decoded, De
 }
 
 struct Entry {
-    /// Linear address | mode bits; `u64::MAX` when empty.
+    /// Physical address | mode bits; `u64::MAX` when empty.
     key: u64,
-    epoch: u64,
+    /// The code generation of the instruction's page when it was decoded.
+    gen: u32,
     d: Decoded,
 }
 
-/// A direct-mapped cache of decoded instructions keyed by linear address and
-/// code size, trusted only while the bus's code epoch is unchanged.
+/// A direct-mapped cache of decoded instructions keyed by physical address
+/// and code size, trusted only while the code generation of the
+/// instruction's page is unchanged (see `Bus::code_generation`).
 pub struct DecodeCache {
     entries: Vec<Entry>,
     /// Lookups answered from the cache.
@@ -277,7 +279,7 @@ impl DecodeCache {
     pub fn new() -> DecodeCache {
         let empty = || Entry {
             key: u64::MAX,
-            epoch: 0,
+            gen: 0,
             d: Decoded::invalid(1),
         };
         DecodeCache {
@@ -298,12 +300,12 @@ impl DecodeCache {
         u64::from(linear) | (u64::from(code32) << 32)
     }
 
-    /// The slot holding the decoding for `key`, if still valid at `epoch`.
+    /// The slot holding the decoding for `key`, if made at generation `gen`.
     #[inline]
-    pub fn lookup(&mut self, key: u64, epoch: u64) -> Option<usize> {
+    pub fn lookup(&mut self, key: u64, gen: u32) -> Option<usize> {
         let slot = Self::slot(key);
         let e = &self.entries[slot];
-        if e.key == key && e.epoch == epoch {
+        if e.key == key && e.gen == gen {
             self.hits += 1;
             Some(slot)
         } else {
@@ -320,9 +322,9 @@ impl DecodeCache {
 
     /// Stores a decoding; returns its slot.
     #[inline]
-    pub fn put(&mut self, key: u64, epoch: u64, d: Decoded) -> usize {
+    pub fn put(&mut self, key: u64, gen: u32, d: Decoded) -> usize {
         let slot = Self::slot(key);
-        self.entries[slot] = Entry { key, epoch, d };
+        self.entries[slot] = Entry { key, gen, d };
         slot
     }
 

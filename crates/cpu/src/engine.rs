@@ -140,8 +140,8 @@ mod tests {
         fn mark_code_page(&mut self, p: u32) {
             self.ram.mark_code_page(p)
         }
-        fn code_epoch(&self) -> u64 {
-            self.ram.code_epoch()
+        fn code_generation(&self, page: u32) -> u32 {
+            Bus::code_generation(&self.ram, page)
         }
     }
 

@@ -269,6 +269,26 @@ impl Tlb {
         }
     }
 
+    /// Revokes the write pointers of every entry that maps physical page
+    /// `page` (it gained a tracking flag: writes to it must take the slow
+    /// path). Scans every entry of every space: pages gain flags rarely.
+    pub fn revoke_write(&mut self, page: u32) {
+        for s in &mut self.spaces {
+            for e in s.entries.iter_mut() {
+                if e.phys >> 12 == page && e.tag != u32::MAX {
+                    e.host_write = std::ptr::null_mut();
+                }
+            }
+        }
+    }
+
+    /// The active space's entry for `linear`, if it holds that page.
+    #[inline]
+    pub fn entry(&self, linear: u32) -> Option<TlbEntry> {
+        let e = self.spaces[self.active].entries[Self::slot(linear)];
+        (e.tag == linear >> 12).then_some(e)
+    }
+
     /// Drops the entry for one linear page in every space (INVLPG).
     pub fn flush_page(&mut self, linear: u32) {
         for s in &mut self.spaces {

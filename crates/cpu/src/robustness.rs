@@ -1,7 +1,7 @@
 //! Random code in ring 0 and ring 3: every outcome must be a modelled fault,
 //! a halt or a reset, never a panic of the host.
 
-use crate::bus::{Bus, FlatRam};
+use crate::bus::FlatRam;
 use crate::interp::{Cpu, StepOutcome};
 use crate::model::CpuModel;
 use crate::state::{reg, SegReg, Segment};
@@ -107,7 +107,6 @@ pub fn run_random_code(seed: u64, steps: u64) -> RobustnessReport {
             }
         }
     }
-    let _ = Bus::code_epoch(&ram);
     rep
 }
 

@@ -28,8 +28,8 @@ impl Bus for TestBus {
     fn mark_code_page(&mut self, page: u32) {
         self.ram.mark_code_page(page);
     }
-    fn code_epoch(&self) -> u64 {
-        self.ram.code_epoch()
+    fn code_generation(&self, page: u32) -> u32 {
+        Bus::code_generation(&self.ram, page)
     }
 }
 

@@ -250,7 +250,11 @@ impl Bus for Board {
         Bus::mark_code_page(&mut self.ram, page)
     }
     #[inline]
-    fn code_epoch(&self) -> u64 {
-        Bus::code_epoch(&self.ram)
+    fn code_generation(&self, page: u32) -> u32 {
+        Bus::code_generation(&self.ram, page)
+    }
+    #[inline]
+    fn take_new_flags(&mut self, out: &mut Vec<u32>) {
+        Bus::take_new_flags(&mut self.ram, out)
     }
 }

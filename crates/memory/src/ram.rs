@@ -40,8 +40,15 @@ pub struct GuestRam {
     flagged: usize,
     /// Page-table pages written since the last [`GuestRam::take_pt_writes`].
     pt_writes: Vec<u32>,
+    /// Per page, bumped by every write that hits it while it holds code:
+    /// translations and decodings of a page are valid only at the
+    /// generation they were made at, so a write invalidates that page alone.
+    code_gen: Vec<u32>,
+    /// Pages that gained a flag since the last [`GuestRam::take_new_flags`]:
+    /// write pointers to them must be revoked.
+    new_flags: Vec<u32>,
     code_epoch: u64,
-    /// Bumped whenever a page gains a flag, so cached write pointers are dropped.
+    /// Bumped when the whole RAM is replaced, so every cached pointer goes.
     map_epoch: u64,
 }
 
@@ -77,6 +84,8 @@ impl GuestRam {
             flags: vec![0; size.div_ceil(4096)],
             flagged: 0,
             pt_writes: Vec::new(),
+            code_gen: vec![0; size.div_ceil(4096)],
+            new_flags: Vec::new(),
             code_epoch: 0,
             // Distinct per instance, so a TLB filled from another RAM never matches.
             map_epoch: INSTANCES.fetch_add(1, Ordering::Relaxed) << 40,
@@ -117,13 +126,35 @@ impl GuestRam {
         unsafe { std::slice::from_raw_parts_mut(self.base, self.len) }
     }
 
-    /// Clears all page flags and bumps the code epoch.
+    /// Clears all page flags and bumps the code epoch and every page's
+    /// code generation.
     pub fn invalidate_code(&mut self) {
         if self.flagged > 0 {
             self.flags.iter_mut().for_each(|f| *f = 0);
             self.flagged = 0;
         }
+        self.code_gen
+            .iter_mut()
+            .for_each(|g| *g = g.wrapping_add(1));
+        self.new_flags.clear();
         self.code_epoch += 1;
+        self.map_epoch += 1;
+    }
+
+    /// The code generation of physical page `page` (0 beyond RAM): it
+    /// changes whenever the page is written while it holds code.
+    #[inline]
+    pub fn code_generation(&self, page: u32) -> u32 {
+        self.code_gen.get(page as usize).copied().unwrap_or(0)
+    }
+
+    /// Moves the pages that gained a flag since the last call into `out`:
+    /// a holder of write pointers (a TLB) must revoke those to these pages.
+    #[inline]
+    pub fn take_new_flags(&mut self, out: &mut Vec<u32>) {
+        if !self.new_flags.is_empty() {
+            out.append(&mut self.new_flags);
+        }
     }
 
     /// Counter that changes whenever a page holding decoded code is written.
@@ -132,8 +163,9 @@ impl GuestRam {
         self.code_epoch
     }
 
-    /// Counter that changes whenever a page gains a flag (cached write
-    /// pointers to it must be dropped).
+    /// Counter that changes when the whole RAM is replaced (every cached
+    /// pointer must be dropped). A page gaining a flag is reported by
+    /// [`GuestRam::take_new_flags`] instead.
     #[inline]
     pub fn map_epoch(&self) -> u64 {
         self.map_epoch
@@ -147,7 +179,7 @@ impl GuestRam {
                     self.flagged += 1;
                 }
                 *f |= flag;
-                self.map_epoch += 1;
+                self.new_flags.push(page);
             }
         }
     }
@@ -172,7 +204,8 @@ impl GuestRam {
     /// page-table pages must take the slow path).
     ///
     /// The pointer stays valid for as long as this `GuestRam` lives; a write
-    /// pointer stays *usable* only while [`GuestRam::map_epoch`] is unchanged.
+    /// pointer stays *usable* only until the page appears in
+    /// [`GuestRam::take_new_flags`] (or [`GuestRam::map_epoch`] changes).
     #[inline]
     pub fn page_ptr(&self, page: u32, write: bool) -> Option<*mut u8> {
         let off = (page as usize) << 12;
@@ -208,6 +241,9 @@ impl GuestRam {
                         }
                     }
                     // Code marks are dropped: the page is decoded afresh later.
+                    if *f & PageFlags::CODE != 0 {
+                        self.code_gen[page as usize] = self.code_gen[page as usize].wrapping_add(1);
+                    }
                     *f &= !PageFlags::CODE;
                     if *f == 0 {
                         self.flagged -= 1;
@@ -325,16 +361,29 @@ mod tests {
     }
 
     #[test]
-    fn flagged_pages_refuse_write_pointers_and_bump_epochs() {
+    fn flagged_pages_refuse_write_pointers_and_bump_generations() {
         let mut r = GuestRam::new(0x3000);
         assert!(r.page_ptr(1, true).is_some());
         let (c0, m0) = (r.code_epoch(), r.map_epoch());
+        let (g0, g2) = (r.code_generation(0), r.code_generation(2));
         r.flag_page(1, PageFlags::CODE);
         assert!(r.page_ptr(1, true).is_none());
         assert!(r.page_ptr(1, false).is_some());
-        assert_ne!(r.map_epoch(), m0);
+        assert_eq!(r.map_epoch(), m0, "one page's flag is no global event");
+        let mut fresh = Vec::new();
+        r.take_new_flags(&mut fresh);
+        assert_eq!(fresh, vec![1]);
+        let g1 = r.code_generation(1);
+        r.write_u8(0x0800, 1);
+        assert_eq!(
+            r.code_generation(1),
+            g1,
+            "a write elsewhere costs page 1 nothing"
+        );
         assert_eq!(r.write_u8(0x1800, 1), PageFlags::CODE);
         assert_ne!(r.code_epoch(), c0);
+        assert_ne!(r.code_generation(1), g1);
+        assert_eq!((r.code_generation(0), r.code_generation(2)), (g0, g2));
         assert!(
             r.page_ptr(1, true).is_some(),
             "a written code page loses its mark"

@@ -12,14 +12,23 @@ use crate::fault::{Exec, Fault};
 use crate::mmu::{self, perm, pf, pte, TlbEntry, Walk};
 
 impl Cpu {
-    /// Brings the TLB in line with the bus: a changed mapping epoch (a page
-    /// gained a tracking flag, or this is another bus) drops all entries.
+    /// Brings the TLB in line with the bus: a changed mapping epoch (RAM
+    /// replaced, or this is another bus) drops all entries; a page that
+    /// gained a tracking flag (code, page table) loses its write pointers
+    /// and nothing else.
     #[inline]
     pub(super) fn sync_tlb<B: Bus>(&mut self, bus: &mut B) {
         let e = bus.map_epoch();
         if e != self.tlb_epoch {
             self.tlb_epoch = e;
             self.tlb.flush(false);
+        }
+        bus.take_new_flags(&mut self.new_flags);
+        if !self.new_flags.is_empty() {
+            for &page in &self.new_flags {
+                self.tlb.revoke_write(page);
+            }
+            self.new_flags.clear();
         }
         self.absorb_pt_writes(bus);
     }
@@ -122,11 +131,11 @@ impl Cpu {
         for &t in &tables[..n] {
             bus.mark_page_table(t);
         }
-        if n > 0 && bus.map_epoch() != self.tlb_epoch {
-            // Marking revoked write pointers: drop them (this entry included).
-            self.tlb_epoch = bus.map_epoch();
-            self.tlb.flush(false);
-            return self.tlb_fill(bus, lin, write, user);
+        if n > 0 {
+            // Marking revokes write pointers to those pages (this entry's
+            // too, when it maps one of them).
+            self.sync_tlb(bus);
+            return Ok(self.tlb.entry(lin).unwrap_or(e));
         }
         Ok(e)
     }

@@ -83,6 +83,8 @@ pub struct Cpu {
     tlb_epoch: u64,
     /// Scratch list of written page-table pages.
     pt_writes: Vec<u32>,
+    /// Scratch list of pages that gained a tracking flag.
+    new_flags: Vec<u32>,
     /// The last instruction that could not be cached (it crosses a page).
     uncached: Decoded,
     /// Interrupt shadow set by the last instruction (STI, MOV SS).
@@ -117,6 +119,7 @@ impl Cpu {
             tlb: crate::mmu::Tlb::new(),
             tlb_epoch: u64::MAX,
             pt_writes: Vec::new(),
+            new_flags: Vec::new(),
             uncached: Decoded::placeholder(),
             shadow: Shadow::None,
             pending_debug_trap: 0,
@@ -354,8 +357,8 @@ impl Cpu {
             self.translate_lin(bus, linear, false, user)?
         };
         let key = DecodeCache::key(phys, code32);
-        let epoch = bus.code_epoch();
-        if let Some(slot) = self.cache.lookup(key, epoch) {
+        let gen = bus.code_generation(phys >> 12);
+        if let Some(slot) = self.cache.lookup(key, gen) {
             self.check_fetch_limit(eip, self.cache.decoded(slot).len)?;
             return Ok(slot);
         }
@@ -403,11 +406,11 @@ impl Cpu {
         };
         self.check_fetch_limit(eip, d.len)?;
         let crosses = !is8086 && (linear & 0xFFF) + u32::from(d.len) > 0x1000;
-        if !crosses && bus.code_epoch() == epoch {
+        if !crosses {
             bus.mark_code_page(phys >> 12);
-            // Marking may revoke write pointers the TLB holds to this page.
+            // Marking revokes the write pointers the TLB holds to this page.
             self.sync_tlb(bus);
-            return Ok(self.cache.put(key, bus.code_epoch(), d));
+            return Ok(self.cache.put(key, bus.code_generation(phys >> 12), d));
         }
         self.uncached = d;
         Ok(UNCACHED)

@@ -225,3 +225,23 @@ fn rdpmc_reads_the_p6_counters_and_checks_the_index() {
     );
     assert!(out.contains(&StepOutcome::Exception(crate::Fault::GP0)));
 }
+
+/// A page written (so the TLB holds a write pointer to it) and then run as
+/// code loses that pointer: a later write must reach the slow path, change
+/// the page's code generation and so make the CPU decode it afresh.
+#[test]
+fn a_page_that_becomes_code_loses_its_tlb_write_pointer() {
+    let code = [
+        0x2E, 0xC6, 0x06, 0x01, 0x10, 0x01, // mov byte cs:[0x1001], 1
+        0xE8, 0xF7, 0x0F, // call 0x1000
+        0x2E, 0xC6, 0x06, 0x01, 0x10, 0x02, // mov byte cs:[0x1001], 2
+        0xE8, 0xEE, 0x0F, // call 0x1000
+        0xF4, // hlt
+    ];
+    let (mut cpu, mut ram) = real(CpuModel::P6, &code);
+    // At 1000:1000, another page: mov al, 0; ret.
+    ram.bytes_mut()[0x11000..0x11003].copy_from_slice(&[0xB0, 0x00, 0xC3]);
+    run_to_halt(&mut cpu, &mut ram);
+    assert!(cpu.state.halted);
+    assert_eq!(cpu.state.regs[reg::EAX] & 0xFF, 2, "the modified immediate ran");
+}
