@@ -46,9 +46,30 @@ pub mod pte {
     pub const G: u32 = 0x100;
 }
 
-/// One cached translation.
+/// A fast-path tag that never matches: the access takes the slow path.
+pub const TAG_SLOW: u32 = 1;
+
+/// One cached translation, laid out for an inline check in generated code.
+///
+/// The fast path of an access of `size` bytes at linear `lin` by privilege
+/// `p` (0 supervisor, 1 user; known when a block is translated) is: index
+/// [`Tlb::slot`]`(lin)`, compare `lin & (!0xFFF | (size - 1))` with
+/// `read_tag[p]` (or `write_tag[p]`) — one compare that also rejects
+/// misaligned accesses, which may cross a page — and on a match access host
+/// address `addend + lin`. A tag holds the linear page address only when
+/// the walk granted that access and the page is plain RAM the host can
+/// reach for it (for writes: RAM with no code and no page tables in it);
+/// otherwise it is [`TAG_SLOW`], and the access goes to the slow path,
+/// which handles misses, MMIO, tracked pages and faults.
 #[derive(Clone, Copy, Debug)]
+#[repr(C)]
 pub struct TlbEntry {
+    /// Fast-path read (and fetch) tags: supervisor, user.
+    pub read_tag: [u32; 2],
+    /// Fast-path write tags: supervisor, user.
+    pub write_tag: [u32; 2],
+    /// Host address of the page minus its linear address (wrapping).
+    pub addend: usize,
     /// Linear page number, or `u32::MAX` when empty.
     pub tag: u32,
     /// Physical address of the page.
@@ -57,21 +78,83 @@ pub struct TlbEntry {
     pub perm: u8,
     /// The translation survives CR3 writes (PGE).
     pub global: bool,
-    /// Host pointer to the page for reads, or null.
-    pub host_read: *mut u8,
-    /// Host pointer to the page for writes, or null.
-    pub host_write: *mut u8,
+}
+
+/// Byte offsets of [`TlbEntry`]'s fields, for generated code.
+pub mod entry_offsets {
+    use super::TlbEntry;
+    use core::mem::offset_of;
+    /// `read_tag[0]` (supervisor); the user tag follows 4 bytes later.
+    pub const READ_TAG: usize = offset_of!(TlbEntry, read_tag);
+    /// `write_tag[0]` (supervisor); the user tag follows 4 bytes later.
+    pub const WRITE_TAG: usize = offset_of!(TlbEntry, write_tag);
+    /// `addend`.
+    pub const ADDEND: usize = offset_of!(TlbEntry, addend);
+    /// The entry's size: slot `n` is at `n * SIZE`.
+    pub const SIZE: usize = core::mem::size_of::<TlbEntry>();
 }
 
 impl TlbEntry {
     const EMPTY: TlbEntry = TlbEntry {
+        read_tag: [TAG_SLOW; 2],
+        write_tag: [TAG_SLOW; 2],
+        addend: 0,
         tag: u32::MAX,
         phys: 0,
         perm: 0,
         global: false,
-        host_read: std::ptr::null_mut(),
-        host_write: std::ptr::null_mut(),
     };
+
+    /// An entry for linear page `lin_page` (an address) mapped to `phys`
+    /// with permissions `perm`, and host pointers to the page for reads and
+    /// for writes where the bus gave them.
+    pub fn new(
+        lin_page: u32,
+        phys: u32,
+        perm: u8,
+        global: bool,
+        host_read: Option<*mut u8>,
+        host_write: Option<*mut u8>,
+    ) -> TlbEntry {
+        let base = lin_page & !0xFFF;
+        let host = host_read.or(host_write);
+        let tag = |allowed: bool, host: Option<*mut u8>| {
+            if allowed && host.is_some() {
+                base
+            } else {
+                TAG_SLOW
+            }
+        };
+        TlbEntry {
+            read_tag: [
+                tag(perm & perm::READ_SUP != 0, host_read),
+                tag(perm & perm::READ_USER != 0, host_read),
+            ],
+            write_tag: [
+                tag(perm & perm::WRITE_SUP != 0, host_write),
+                tag(perm & perm::WRITE_USER != 0, host_write),
+            ],
+            addend: host.map_or(0, |p| (p as usize).wrapping_sub(base as usize)),
+            tag: lin_page >> 12,
+            phys,
+            perm,
+            global,
+        }
+    }
+
+    /// The host address of `lin` for a `write` (or read) at privilege
+    /// `user`, if the fast path allows it (the caller keeps the access
+    /// inside the page).
+    #[inline]
+    pub fn host(&self, lin: u32, write: bool, user: bool) -> Option<*mut u8> {
+        let tags = if write {
+            &self.write_tag
+        } else {
+            &self.read_tag
+        };
+        (tags[usize::from(user)] == lin & !0xFFF)
+            .then(|| self.addend.wrapping_add(lin as usize) as *mut u8)
+    }
 }
 
 /// One address space's cached translations.
@@ -276,7 +359,7 @@ impl Tlb {
         for s in &mut self.spaces {
             for e in s.entries.iter_mut() {
                 if e.phys >> 12 == page && e.tag != u32::MAX {
-                    e.host_write = std::ptr::null_mut();
+                    e.write_tag = [TAG_SLOW; 2];
                 }
             }
         }
@@ -328,4 +411,79 @@ pub mod pf {
 /// Builds the #PF fault for `code`.
 pub fn page_fault(code: u32) -> Fault {
     Fault::with_error(vector::PF, code)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The inline check as generated code does it: one masked compare.
+    fn fast(e: &TlbEntry, lin: u32, size: u32, write: bool, user: bool) -> Option<usize> {
+        let tags = if write { e.write_tag } else { e.read_tag };
+        (lin & (!0xFFF | (size - 1)) == tags[usize::from(user)])
+            .then(|| e.addend.wrapping_add(lin as usize))
+    }
+
+    #[test]
+    fn tags_fold_in_permissions_alignment_and_host_reach() {
+        let mut page = vec![0u8; 4096];
+        let host = page.as_mut_ptr();
+        // Supervisor read/write, user read only.
+        let p = perm::READ_SUP | perm::WRITE_SUP | perm::READ_USER;
+        let e = TlbEntry::new(0xC000_1234, 0x5000, p, false, Some(host), Some(host));
+        assert_eq!(
+            fast(&e, 0xC000_1010, 4, false, true),
+            Some(host as usize + 0x10)
+        );
+        assert_eq!(
+            fast(&e, 0xC000_1010, 4, true, false),
+            Some(host as usize + 0x10)
+        );
+        assert_eq!(
+            fast(&e, 0xC000_1010, 4, true, true),
+            None,
+            "user may not write"
+        );
+        assert_eq!(
+            fast(&e, 0xC000_1011, 4, false, false),
+            None,
+            "misaligned: slow path"
+        );
+        assert_eq!(
+            fast(&e, 0xC000_1FFF, 1, false, false),
+            Some(host as usize + 0xFFF)
+        );
+        assert_eq!(fast(&e, 0xC000_2000, 1, false, false), None, "another page");
+        // A tracked page (no write pointer) and MMIO (no pointer at all).
+        let code = TlbEntry::new(0x1000, 0x1000, 0xF, false, Some(host), None);
+        assert!(code.host(0x1004, false, false).is_some());
+        assert!(code.host(0x1004, true, false).is_none());
+        let mmio = TlbEntry::new(0xFEE0_0000, 0xFEE0_0000, 0xF, false, None, None);
+        assert!(mmio.host(0xFEE0_0030, false, false).is_none());
+        assert_eq!(TlbEntry::EMPTY.read_tag, [TAG_SLOW; 2]);
+        assert_eq!(entry_offsets::WRITE_TAG - entry_offsets::READ_TAG, 8);
+    }
+
+    #[test]
+    fn revoking_a_page_keeps_its_reads() {
+        let mut page = vec![0u8; 4096];
+        let host = page.as_mut_ptr();
+        let mut tlb = Tlb::new();
+        tlb.insert(
+            TlbEntry::new(0x4000, 0x9000, 0xF, false, Some(host), Some(host)),
+            &[],
+        );
+        tlb.insert(
+            TlbEntry::new(0x5000, 0xA000, 0xF, false, Some(host), Some(host)),
+            &[],
+        );
+        tlb.revoke_write(0x9);
+        let e = tlb.entry(0x4000).unwrap();
+        assert!(e.host(0x4000, true, false).is_none() && e.host(0x4000, false, false).is_some());
+        assert!(tlb
+            .entry(0x5000)
+            .unwrap()
+            .host(0x5000, true, false)
+            .is_some());
+    }
 }

@@ -110,20 +110,13 @@ impl Cpu {
             }
         };
         let page = w.phys >> 12;
-        let host_read = bus.page_ptr(page, false).unwrap_or(std::ptr::null_mut());
+        let host_read = bus.page_ptr(page, false);
         let host_write = if w.perm & (perm::WRITE_SUP | perm::WRITE_USER) != 0 {
-            bus.page_ptr(page, true).unwrap_or(std::ptr::null_mut())
+            bus.page_ptr(page, true)
         } else {
-            std::ptr::null_mut()
+            None
         };
-        let e = TlbEntry {
-            tag: lin >> 12,
-            phys: w.phys,
-            perm: w.perm,
-            global: w.global,
-            host_read,
-            host_write,
-        };
+        let e = TlbEntry::new(lin, w.phys, w.perm, w.global, host_read, host_write);
         let tables = w.tables;
         let n = tables.iter().filter(|&&t| t != u32::MAX).count();
         self.tlb.insert(e, &tables[..n]);
@@ -257,12 +250,12 @@ impl Cpu {
         let off = lin & 0xFFF;
         if off + size <= 4096 {
             let e = self.tlb_entry(bus, lin, false, user)?;
-            if !e.host_read.is_null() {
-                // SAFETY: host_read points at a 4 KiB RAM page that the bus
-                // guaranteed valid while its map epoch is unchanged (checked by
-                // `sync_tlb` at every step), and off + size <= 4096.
+            if let Some(p) = e.host(lin, false, user) {
+                // SAFETY: a matching read tag means `addend + lin` lies in a
+                // 4 KiB RAM page that the bus guaranteed valid while its map
+                // epoch is unchanged (checked by `sync_tlb` at every step),
+                // and off + size <= 4096 keeps the access inside it.
                 unsafe {
-                    let p = e.host_read.add(off as usize);
                     return Ok(match size {
                         1 => u32::from(*p),
                         2 => u32::from(u16::from_le_bytes(std::ptr::read_unaligned(
@@ -311,11 +304,11 @@ impl Cpu {
         let off = lin & 0xFFF;
         if off + size <= 4096 {
             let e = self.tlb_entry(bus, lin, true, user)?;
-            if !e.host_write.is_null() {
-                // SAFETY: as in `lin_read`; host_write is only set for pages the
-                // bus reported writable without tracking (no code, no tables).
+            if let Some(p) = e.host(lin, true, user) {
+                // SAFETY: as in `lin_read`; a write tag matches only for pages
+                // the bus reported writable without tracking (no code, no
+                // tables), and `sync_tlb` revokes it when that changes.
                 unsafe {
-                    let p = e.host_write.add(off as usize);
                     match size {
                         1 => *p = v as u8,
                         2 => std::ptr::write_unaligned(p as *mut [u8; 2], (v as u16).to_le_bytes()),

@@ -243,5 +243,9 @@ fn a_page_that_becomes_code_loses_its_tlb_write_pointer() {
     ram.bytes_mut()[0x11000..0x11003].copy_from_slice(&[0xB0, 0x00, 0xC3]);
     run_to_halt(&mut cpu, &mut ram);
     assert!(cpu.state.halted);
-    assert_eq!(cpu.state.regs[reg::EAX] & 0xFF, 2, "the modified immediate ran");
+    assert_eq!(
+        cpu.state.regs[reg::EAX] & 0xFF,
+        2,
+        "the modified immediate ran"
+    );
 }
