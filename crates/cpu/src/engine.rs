@@ -91,6 +91,12 @@ impl<B: Bus> Engine<B> for Interpreter {
 
     fn run(&mut self, cpu: &mut Cpu, bus: &mut B, req: RunRequest) -> EngineExit {
         let end = cpu.icount.saturating_add(req.budget.max(1));
+        cpu.budget_end = end;
+        cpu.pending_events = if req.interrupt_pending {
+            crate::interp::events::INTERRUPT
+        } else {
+            0
+        };
         // Anything an earlier caller left behind is not this run's.
         bus.take_device_access();
         loop {

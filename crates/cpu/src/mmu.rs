@@ -257,6 +257,14 @@ impl Tlb {
         }
     }
 
+    /// The active address space's entries ([`TLB_SIZE`] of them), for
+    /// generated code's inline check. The pointer changes when the active
+    /// space does (a CR3 switch) and stays valid while the TLB lives.
+    #[inline]
+    pub fn active_entries(&self) -> *const TlbEntry {
+        self.spaces[self.active].entries.as_ptr()
+    }
+
     /// The slot for a linear address.
     #[inline]
     pub fn slot(linear: u32) -> usize {

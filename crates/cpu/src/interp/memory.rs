@@ -31,6 +31,7 @@ impl Cpu {
             self.new_flags.clear();
         }
         self.absorb_pt_writes(bus);
+        self.tlb_entries = self.tlb.active_entries();
     }
 
     /// Lets the TLB see the guest's writes to page-table pages so far.

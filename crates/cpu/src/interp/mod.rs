@@ -52,6 +52,31 @@ pub(crate) enum Shadow {
     MovSs,
 }
 
+/// Bits of [`Cpu::pending_events`].
+pub mod events {
+    /// A maskable interrupt is pending at the interrupt controllers: the
+    /// engine returns as soon as IF = 1 outside an interrupt shadow.
+    pub const INTERRUPT: u32 = 1;
+}
+
+/// Byte offsets of the context fields of [`Cpu`], for generated code.
+pub mod context_offsets {
+    use super::Cpu;
+    use core::mem::offset_of;
+    /// The architectural state (`crate::state::offsets` are relative to it).
+    pub const STATE: usize = offset_of!(Cpu, state);
+    /// `icount`.
+    pub const ICOUNT: usize = offset_of!(Cpu, icount);
+    /// `budget_end`.
+    pub const BUDGET_END: usize = offset_of!(Cpu, budget_end);
+    /// `tlb_entries`.
+    pub const TLB_ENTRIES: usize = offset_of!(Cpu, tlb_entries);
+    /// `a20_mask`.
+    pub const A20_MASK: usize = offset_of!(Cpu, a20_mask);
+    /// `pending_events`.
+    pub const PENDING_EVENTS: usize = offset_of!(Cpu, pending_events);
+}
+
 /// `fetch_decode`'s answer for an instruction held in `Cpu::uncached`.
 const UNCACHED: usize = usize::MAX;
 
@@ -63,15 +88,34 @@ const DR6_BS: u32 = 1 << 14;
 pub const REP_CHUNK: u32 = 4096;
 
 /// One x86 CPU: architectural state, model, and the decode cache.
+///
+/// The head of the struct is the context generated code works on: one
+/// `#[repr(C)]` block addressed by fixed offsets from one base pointer
+/// ([`context_offsets`]): the architectural state first (registers, EIP,
+/// EFLAGS, segment caches; see `crate::state::offsets`), then the
+/// instruction count and the engine's budget, the active TLB's entries,
+/// the A20 mask and the pending-event flags. The rest (decode cache,
+/// bookkeeping) is the interpreter's own; what an engine needs of it has
+/// accessors ([`Cpu::interrupts_enabled`], [`Cpu::interrupt_shadow`],
+/// [`Cpu::pending_debug_traps`]).
+#[repr(C)]
 pub struct Cpu {
     /// Architectural state.
     pub state: CpuState,
-    /// The chip being modelled.
-    pub model: CpuModel,
+    /// Instructions retired (the clock's count; see `crate::engine`).
+    pub icount: u64,
+    /// The instruction count at which the running engine call must return
+    /// (set by the engine from its budget).
+    pub budget_end: u64,
+    /// The active address space's TLB entries ([`crate::mmu::TLB_SIZE`] of
+    /// them), refreshed before every instruction.
+    pub tlb_entries: *const crate::mmu::TlbEntry,
     /// Physical address mask (address lines; A20).
     pub a20_mask: u32,
-    /// Instructions retired.
-    pub icount: u64,
+    /// Pending-event flags ([`events`]), set by the machine for the engine.
+    pub pending_events: u32,
+    /// The chip being modelled.
+    pub model: CpuModel,
     /// A local APIC is wired to this CPU (CPUID.APIC, IA32_APIC_BASE).
     pub apic_present: bool,
     cache: DecodeCache,
@@ -110,9 +154,12 @@ impl Cpu {
         }
         Cpu {
             state,
-            model,
-            a20_mask: model.address_mask(),
             icount: 0,
+            budget_end: u64::MAX,
+            tlb_entries: std::ptr::null(),
+            a20_mask: model.address_mask(),
+            pending_events: 0,
+            model,
             apic_present: false,
             cache: DecodeCache::new(),
             start_eip: 0,
@@ -231,6 +278,18 @@ impl Cpu {
     /// STI / MOV SS shadow).
     pub fn interrupts_enabled(&self) -> bool {
         self.state.eflags & flags::IF != 0 && self.shadow == Shadow::None
+    }
+
+    /// True while the last instruction's STI or MOV SS shadow inhibits
+    /// interrupts at this boundary.
+    pub fn interrupt_shadow(&self) -> bool {
+        self.shadow != Shadow::None
+    }
+
+    /// DR6 bits of debug traps held back by a MOV SS shadow, delivered
+    /// after the next instruction.
+    pub fn pending_debug_traps(&self) -> u32 {
+        self.deferred_debug_trap
     }
 
     /// Delivers a hardware interrupt (from an interrupt controller) with

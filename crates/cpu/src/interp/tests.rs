@@ -249,3 +249,20 @@ fn a_page_that_becomes_code_loses_its_tlb_write_pointer() {
         "the modified immediate ran"
     );
 }
+
+/// Generated code addresses the CPU's context by fixed offsets from one
+/// base: the architectural state first, then the run fields after it.
+#[test]
+fn the_context_head_is_laid_out_for_generated_code() {
+    use super::context_offsets as o;
+    assert_eq!(o::STATE, 0);
+    assert!(o::ICOUNT >= std::mem::size_of::<crate::state::CpuState>());
+    assert_eq!(o::BUDGET_END, o::ICOUNT + 8);
+    assert_eq!(o::TLB_ENTRIES, o::BUDGET_END + 8);
+    assert_eq!(o::A20_MASK, o::TLB_ENTRIES + 8);
+    assert_eq!(o::PENDING_EVENTS, o::A20_MASK + 4);
+    // The TLB pointer is live after the first instruction.
+    let (mut cpu, mut ram) = real(CpuModel::P6, &[0x90, 0xF4]);
+    cpu.step(&mut ram);
+    assert_eq!(cpu.tlb_entries, cpu.tlb.active_entries());
+}
