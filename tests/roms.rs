@@ -10,7 +10,9 @@
 
 use morph86_devices::{SerialBackend, SharedBuffer};
 use morph86_machine::multiboot;
-use morph86_machine::{EventLog, Machine, MachineConfig, Module, RunExit, RunLimits, EXIT_PORT};
+use morph86_machine::{
+    EngineKind, EventLog, Machine, MachineConfig, Module, RunExit, RunLimits, EXIT_PORT,
+};
 use std::path::PathBuf;
 use std::process::Command;
 use std::sync::OnceLock;
@@ -64,7 +66,13 @@ struct Outcome {
     log: String,
 }
 
-fn run_once(kernel: &[u8], cmdline: &str, modules: &[Module], batch: u64) -> Outcome {
+fn run_once(
+    kernel: &[u8],
+    cmdline: &str,
+    modules: &[Module],
+    batch: u64,
+    engine: EngineKind,
+) -> Outcome {
     let serial = SharedBuffer::new();
     let log = SharedBuffer::new();
     let mut m = Machine::new(MachineConfig {
@@ -74,6 +82,7 @@ fn run_once(kernel: &[u8], cmdline: &str, modules: &[Module], batch: u64) -> Out
         no_reboot: true,
         exit_port: Some(EXIT_PORT),
         batch,
+        engine,
         ..Default::default()
     })
     .expect("machine");
@@ -93,8 +102,9 @@ fn run_once(kernel: &[u8], cmdline: &str, modules: &[Module], batch: u64) -> Out
 }
 
 /// Runs a kernel and checks its summary; then runs it again one instruction
-/// per engine call and checks that the serial output and the event log are
-/// the same (the machine-core contract: batch size never changes a run).
+/// per engine call, and under the JIT, and checks that the serial output and
+/// the event log are the same (the machine-core contract: neither the batch
+/// size nor the engine changes a run).
 fn run_kernel(name: &str) {
     let boot = match name {
         "modules" => MODULES_BOOT,
@@ -116,7 +126,7 @@ fn run_kernel(name: &str) {
         exit,
         serial: text,
         log,
-    } = run_once(&kernel, &cmdline, &modules, 0);
+    } = run_once(&kernel, &cmdline, &modules, 0, EngineKind::Interp);
     let summary = text.lines().rev().find(|l| l.starts_with("SUMMARY:"));
     let failures: Vec<&str> = text.lines().filter(|l| l.starts_with("FAIL")).collect();
     let ok_end = if name == "faults" {
@@ -130,24 +140,28 @@ fn run_kernel(name: &str) {
         failures.join("\n")
     );
     assert!(!log.is_empty(), "{name}: the event log is empty");
-    let single = run_once(&kernel, &cmdline, &modules, 1);
-    assert_eq!(single.exit, exit, "{name}: batch size 1 ends differently");
-    assert_eq!(
-        single.serial, text,
-        "{name}: batch size 1 prints differently"
-    );
-    if single.log != log {
-        let at = log
-            .lines()
-            .zip(single.log.lines())
-            .position(|(a, b)| a != b)
-            .unwrap_or(log.lines().count().min(single.log.lines().count()));
-        panic!(
-            "{name}: event logs differ between batch sizes 65536 and 1 at line {}: {:?} vs {:?}",
-            at + 1,
-            log.lines().nth(at),
-            single.log.lines().nth(at)
-        );
+    // The same run one instruction per engine call, and under the JIT:
+    // neither may change a thing.
+    for (what, batch, engine) in [
+        ("batch size 1", 1, EngineKind::Interp),
+        ("the JIT", 0, EngineKind::Jit),
+    ] {
+        let other = run_once(&kernel, &cmdline, &modules, batch, engine);
+        assert_eq!(other.exit, exit, "{name}: {what} ends differently");
+        assert_eq!(other.serial, text, "{name}: {what} prints differently");
+        if other.log != log {
+            let at = log
+                .lines()
+                .zip(other.log.lines())
+                .position(|(a, b)| a != b)
+                .unwrap_or(log.lines().count().min(other.log.lines().count()));
+            panic!(
+                "{name}: the event log differs under {what} at line {}: {:?} vs {:?}",
+                at + 1,
+                log.lines().nth(at),
+                other.log.lines().nth(at)
+            );
+        }
     }
 }
 

@@ -78,6 +78,9 @@ pub enum EngineKind {
     /// The reference interpreter.
     #[default]
     Interp,
+    /// The binary translator (`morph86-jit`), with the interpreter for what
+    /// it does not translate.
+    Jit,
 }
 
 impl std::str::FromStr for EngineKind {
@@ -85,7 +88,8 @@ impl std::str::FromStr for EngineKind {
     fn from_str(s: &str) -> Result<EngineKind, String> {
         match s {
             "interp" | "interpreter" => Ok(EngineKind::Interp),
-            _ => Err(format!("unknown engine {s:?} (known: interp)")),
+            "jit" => Ok(EngineKind::Jit),
+            _ => Err(format!("unknown engine {s:?} (known: interp, jit)")),
         }
     }
 }
@@ -308,6 +312,7 @@ impl Machine {
             resets: 0,
             engine: match cfg.engine {
                 EngineKind::Interp => Box::new(Interpreter),
+                EngineKind::Jit => Box::new(morph86_jit::JitEngine::default()),
             },
             batch,
             devices_touched: true,

@@ -63,7 +63,8 @@ pub struct RunArgs {
     /// the host clock.
     #[arg(long)]
     pub rtc_base: Option<RtcDateTime>,
-    /// The engine that runs guest code: interp.
+    /// The engine that runs guest code: interp (the reference interpreter)
+    /// or jit (the binary translator, first stage).
     #[arg(long, default_value = "interp")]
     pub engine: EngineKind,
     /// Write every interrupt, exception and device access, with its

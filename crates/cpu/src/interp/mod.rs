@@ -280,6 +280,39 @@ impl Cpu {
         self.state.eflags & flags::IF != 0 && self.shadow == Shadow::None
     }
 
+    /// True when translated code may run at this boundary: a P6 with no
+    /// single-step (TF), no resume flag, no armed code breakpoint and no
+    /// held debug trap, so that nothing but the instructions themselves
+    /// happens between them (the translated forms cannot fault).
+    pub fn native_allowed(&self) -> bool {
+        self.model == CpuModel::P6
+            && self.state.eflags & (flags::TF | protected::RF_BIT) == 0
+            && self.state.dr[7] & 0xFF == 0
+            && self.deferred_debug_trap == 0
+            && !self.state.halted
+    }
+
+    /// Accounts for `n` (at least 1) instructions that translated code ran:
+    /// they retire like interpreted ones, and the first of them ends any
+    /// interrupt shadow.
+    pub fn retire_native(&mut self, n: u64) {
+        self.icount += n;
+        self.shadow = Shadow::None;
+    }
+
+    /// The physical address of the instruction at CS:EIP, if it can be
+    /// fetched from RAM without a fault (the interpreter takes any fault).
+    pub fn code_address<B: Bus>(&mut self, bus: &mut B) -> Option<u32> {
+        self.sync_tlb(bus);
+        let cs = self.state.segs[SegReg::Cs as usize];
+        if self.state.eip > cs.limit {
+            return None;
+        }
+        let linear = cs.base.wrapping_add(self.state.eip);
+        let user = self.user();
+        self.translate_lin(bus, linear, false, user).ok()
+    }
+
     /// True while the last instruction's STI or MOV SS shadow inhibits
     /// interrupts at this boundary.
     pub fn interrupt_shadow(&self) -> bool {

@@ -1,0 +1,402 @@
+//! morph86's binary translator (first stage).
+//!
+//! [`JitEngine`] is an engine behind the same contract as the reference
+//! interpreter (`morph86_cpu::engine`): the same stop rules, the same
+//! instruction counting, the same event log. At each instruction boundary
+//! where translated code may run ([`morph86_cpu::Cpu::native_allowed`]) it
+//! looks up the block at the physical address of CS:EIP, translating it on
+//! a miss ([`translate`]), and runs it when the whole block fits in the
+//! budget and in CS's limit; otherwise, and for every instruction not on the
+//! translator's allow-list, the reference interpreter runs one instruction.
+//!
+//! # What this stage has, and what it has not yet
+//!
+//! - Blocks are runs of register-only integer instructions (the allow-list
+//!   in [`translate`]); memory operands, control transfers and everything
+//!   else run in the interpreter, so on real guests most instructions still
+//!   do. Inline TLB accesses (the layout is in `morph86_cpu::mmu`), chaining,
+//!   register allocation and lazy flags are the next steps.
+//! - Coherence is per page: a block is keyed by its physical address and
+//!   valid only at the code generation its page had when it was translated
+//!   (`morph86_cpu::Bus::code_generation`), so a write to the page, through
+//!   any alias or by DMA, retires its blocks and nothing else.
+//! - The code cache is one `dynasmrt` assembler: its buffer is never
+//!   writable and executable at once (W^X); it is dropped whole when it
+//!   grows past its cap.
+
+pub mod translate;
+
+use dynasmrt::x64::Assembler;
+use dynasmrt::{DynasmApi, Executor};
+use morph86_cpu::{Bus, Cpu, Engine, EngineExit, RunRequest, StepOutcome};
+use std::collections::HashMap;
+use translate::BlockInfo;
+
+/// The default code-cache cap in bytes.
+pub const DEFAULT_CACHE_BYTES: usize = 64 << 20;
+
+/// Counters for `--stats`.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct JitStats {
+    /// Guest instructions run as translated code.
+    pub native_insns: u64,
+    /// Guest instructions run by the interpreter.
+    pub interp_insns: u64,
+    /// Blocks translated (including empty ones).
+    pub blocks: u64,
+    /// Translated blocks entered.
+    pub block_runs: u64,
+    /// Blocks found stale (their page was written) and translated again.
+    pub invalidations: u64,
+    /// Whole-cache flushes at the cap.
+    pub flushes: u64,
+}
+
+/// A translated block and the page generation it belongs to.
+#[derive(Clone, Copy, Debug)]
+struct Block {
+    gen: u32,
+    info: BlockInfo,
+}
+
+/// The translator as an engine.
+pub struct JitEngine {
+    /// Translated code being built.
+    asm: Option<Assembler>,
+    /// The committed code, executable.
+    code: Option<Executor>,
+    /// Blocks by guest physical address.
+    blocks: HashMap<u32, Block>,
+    cap: usize,
+    /// The bus mapping the blocks were translated against (another bus, or
+    /// RAM replaced wholesale, flushes them).
+    bus_epoch: u64,
+    /// Counters.
+    pub stats: JitStats,
+}
+
+impl Default for JitEngine {
+    fn default() -> Self {
+        Self::new(DEFAULT_CACHE_BYTES)
+    }
+}
+
+impl JitEngine {
+    /// An engine whose code cache holds at most `cap` bytes.
+    pub fn new(cap: usize) -> JitEngine {
+        JitEngine {
+            asm: None,
+            code: None,
+            blocks: HashMap::new(),
+            cap: cap.max(4096),
+            bus_epoch: u64::MAX,
+            stats: JitStats::default(),
+        }
+    }
+
+    /// Host bytes of translated code.
+    pub fn cache_bytes(&self) -> usize {
+        self.asm.as_ref().map_or(0, |a| a.offset().0)
+    }
+
+    /// Drops every block.
+    pub fn flush(&mut self) {
+        self.blocks.clear();
+        self.asm = None;
+        self.code = None;
+        self.stats.flushes += 1;
+    }
+
+    /// The block at physical `phys` (generation `gen`), translating it from
+    /// the bytes to the end of its page on a miss.
+    fn block<B: Bus>(&mut self, bus: &mut B, phys: u32, gen: u32, eip: u32) -> Option<BlockInfo> {
+        if let Some(b) = self.blocks.get(&phys) {
+            if b.gen == gen {
+                return Some(b.info);
+            }
+            self.stats.invalidations += 1;
+        }
+        if self.cache_bytes() > self.cap {
+            self.flush();
+        }
+        let page_end = (phys | 0xFFF) + 1;
+        let code: Vec<u8> = (phys..page_end).map(|a| bus.read_u8(a)).collect();
+        let mut asm = match self.asm.take() {
+            Some(a) => a,
+            None => Assembler::new().ok()?,
+        };
+        let info = translate::translate(&mut asm, &code, eip);
+        // Committing makes the new code executable (and the buffer never
+        // writable and executable at once).
+        if asm.commit().is_err() {
+            return None;
+        }
+        self.code = Some(asm.reader());
+        self.asm = Some(asm);
+        bus.mark_code_page(phys >> 12);
+        self.blocks.insert(phys, Block { gen, info });
+        self.stats.blocks += 1;
+        Some(info)
+    }
+}
+
+impl<B: Bus> Engine<B> for JitEngine {
+    fn name(&self) -> &'static str {
+        "jit"
+    }
+
+    fn run(&mut self, cpu: &mut Cpu, bus: &mut B, req: RunRequest) -> EngineExit {
+        let end = cpu.icount.saturating_add(req.budget.max(1));
+        cpu.budget_end = end;
+        cpu.pending_events = u32::from(req.interrupt_pending);
+        bus.take_device_access();
+        if bus.map_epoch() != self.bus_epoch {
+            self.bus_epoch = bus.map_epoch();
+            self.flush();
+        }
+        // Translated code cannot change IF, so while IF = 0 a pending
+        // interrupt cannot become deliverable inside a block; with IF = 1 it
+        // is pending only under an interrupt shadow, which ends after one
+        // instruction: that one runs in the interpreter.
+        let pending = req.interrupt_pending;
+        loop {
+            let window_may_open = pending && cpu.state.eflags & morph86_cpu::flags::IF != 0;
+            if let Some(n) = (!window_may_open)
+                .then(|| self.try_native(cpu, bus, end))
+                .flatten()
+            {
+                self.stats.native_insns += n;
+                if req.interrupt_pending && cpu.interrupts_enabled() {
+                    return EngineExit::InterruptWindow;
+                }
+                if cpu.icount >= end {
+                    return EngineExit::Budget;
+                }
+                continue;
+            }
+            self.stats.interp_insns += 1;
+            match cpu.step(bus) {
+                StepOutcome::Executed | StepOutcome::Exception(_) => {}
+                StepOutcome::Halted => return EngineExit::Halted,
+                StepOutcome::TripleFault(f) => return EngineExit::Shutdown(f),
+            }
+            if bus.take_device_access() {
+                return EngineExit::Device;
+            }
+            if req.interrupt_pending && cpu.interrupts_enabled() {
+                return EngineExit::InterruptWindow;
+            }
+            if cpu.icount >= end {
+                return EngineExit::Budget;
+            }
+        }
+    }
+}
+
+impl JitEngine {
+    /// Runs the translated block at CS:EIP if there is one that fits the
+    /// budget; returns the instructions it retired.
+    fn try_native<B: Bus>(&mut self, cpu: &mut Cpu, bus: &mut B, end: u64) -> Option<u64> {
+        if !cpu.native_allowed() || !cpu.code32() {
+            return None;
+        }
+        let phys = cpu.code_address(bus)?;
+        let gen = bus.code_generation(phys >> 12);
+        let eip = cpu.state.eip;
+        let info = self.block(bus, phys, gen, eip)?;
+        let n = u64::from(info.insns);
+        let cs = cpu.state.seg(morph86_cpu::SegReg::Cs);
+        if n == 0
+            || cpu.icount + n > end
+            || eip
+                .checked_add(info.bytes - 1)
+                .is_none_or(|last| last > cs.limit)
+        {
+            return None;
+        }
+        let code = self.code.as_ref()?.lock();
+        // SAFETY: `info.entry` is the start of a function this engine's
+        // translator emitted and committed (the read lock keeps the buffer
+        // mapped and unchanged during the call). It follows the System V
+        // ABI, takes the CPU's context in rdi, touches only the context's
+        // registers, EIP and EFLAGS at their fixed offsets (see
+        // `translate`), and returns.
+        unsafe {
+            let f: extern "sysv64" fn(*mut Cpu) = std::mem::transmute(code.ptr(info.entry));
+            f(cpu);
+        }
+        drop(code);
+        cpu.retire_native(n);
+        self.stats.block_runs += 1;
+        Some(n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use morph86_cpu::{CpuModel, FlatRam, Interpreter};
+
+    /// xorshift64: a fixed, seeded source for the random programs.
+    struct Rng(u64);
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            self.0
+        }
+        fn below(&mut self, n: u64) -> u64 {
+            self.next() % n
+        }
+    }
+
+    /// A random program mixing allow-listed forms with ones the interpreter
+    /// runs (stack and memory accesses, shifts, flag reads), ending in HLT.
+    fn program(rng: &mut Rng, len: usize) -> Vec<u8> {
+        let mut p = Vec::new();
+        for _ in 0..len {
+            let r = rng.below(8) as u8;
+            let s = rng.below(8) as u8;
+            // ESP is left alone: the stack must stay in RAM.
+            let (r, s) = (if r == 4 { 0 } else { r }, if s == 4 { 1 } else { s });
+            let modrm = 0xC0 | s << 3 | r;
+            let imm = (rng.next() as u32).to_le_bytes();
+            match rng.below(14) {
+                0 => p.extend([0x89, modrm]),
+                1 => {
+                    p.push(0xB8 + r);
+                    p.extend(imm);
+                }
+                2 => {
+                    let op = [0x01, 0x11, 0x19, 0x21, 0x09, 0x29, 0x31, 0x39, 0x85];
+                    p.extend([op[rng.below(9) as usize], modrm]);
+                }
+                3 => {
+                    p.extend([0x81, 0xC0 | (rng.below(8) as u8) << 3 | r]);
+                    p.extend(imm);
+                }
+                4 => p.extend([0x83, 0xC0 | (rng.below(8) as u8) << 3 | r, imm[0]]),
+                5 => p.push(0x40 + r),
+                6 => p.push(0x48 + r),
+                7 => p.push(0x90),
+                8 => p.extend([0x50 + r, 0x58 + s]),
+                9 => p.extend([0x9C, 0x58 + r]),
+                10 => p.extend([0x9F, 0x9E]),
+                11 => p.extend([0xD1, 0xE0 | r]),
+                12 => p.extend([0x89, 0x05 | s << 3, 0x00, 0x30, 0, 0]),
+                _ => p.extend([0x8B, 0x05 | r << 3, 0x00, 0x30, 0, 0]),
+            }
+        }
+        p.push(0xF4);
+        p
+    }
+
+    fn machine(code: &[u8], seed: u64) -> (Cpu, FlatRam) {
+        let mut ram = FlatRam::new(0x10000);
+        ram.bytes_mut()[0x1000..0x1000 + code.len()].copy_from_slice(code);
+        let mut cpu = Cpu::new(CpuModel::P6);
+        cpu.state.set_flat32(true);
+        cpu.state.eip = 0x1000;
+        let mut rng = Rng(seed | 1);
+        for r in 0..8 {
+            cpu.state.regs[r] = rng.next() as u32;
+        }
+        cpu.state.regs[4] = 0x8000;
+        cpu.state.eflags = 0x2 | (rng.next() as u32 & 0x8D5);
+        (cpu, ram)
+    }
+
+    fn run<E: Engine<FlatRam>>(e: &mut E, cpu: &mut Cpu, ram: &mut FlatRam) {
+        for _ in 0..100 {
+            let req = RunRequest {
+                budget: 37,
+                interrupt_pending: false,
+            };
+            if e.run(cpu, ram, req) == EngineExit::Halted {
+                return;
+            }
+        }
+        panic!("no HLT");
+    }
+
+    #[test]
+    fn mov_and_alu_agree_with_the_interpreter() {
+        // mov eax,-1; add eax,1; adc ebx,ecx; sbb edx,eax; and esi,edi;
+        // inc eax; dec ebx; xor ecx,ecx; cmp edx,7; test eax,eax; hlt
+        let code = [
+            0xB8, 0xFF, 0xFF, 0xFF, 0xFF, 0x83, 0xC0, 0x01, 0x11, 0xCB, 0x19, 0xC2, 0x21, 0xFE,
+            0x40, 0x4B, 0x31, 0xC9, 0x83, 0xFA, 0x07, 0x85, 0xC0, 0xF4,
+        ];
+        let (mut a, mut ram_a) = machine(&code, 7);
+        let (mut b, mut ram_b) = machine(&code, 7);
+        run(&mut Interpreter, &mut a, &mut ram_a);
+        let mut jit = JitEngine::default();
+        run(&mut jit, &mut b, &mut ram_b);
+        assert_eq!(a.state, b.state);
+        assert_eq!(a.icount, b.icount);
+        assert!(jit.stats.native_insns >= 10, "{:?}", jit.stats);
+    }
+
+    #[test]
+    fn random_blocks_agree_with_the_interpreter() {
+        let mut rng = Rng(0x1234_5678_9ABC_DEF1);
+        let mut jit = JitEngine::new(1 << 16);
+        for case in 0..300 {
+            let code = program(&mut rng, 40);
+            let seed = rng.next();
+            let (mut a, mut ram_a) = machine(&code, seed);
+            let (mut b, mut ram_b) = machine(&code, seed);
+            run(&mut Interpreter, &mut a, &mut ram_a);
+            run(&mut jit, &mut b, &mut ram_b);
+            assert_eq!(a.state, b.state, "case {case}: {code:02x?}");
+            assert_eq!(a.icount, b.icount, "case {case}");
+            assert_eq!(ram_a.bytes(), ram_b.bytes(), "case {case}");
+        }
+        // About half of these programs is on the allow-list.
+        assert!(
+            jit.stats.native_insns * 3 > jit.stats.interp_insns,
+            "{:?}",
+            jit.stats
+        );
+        assert!(jit.stats.flushes >= 300, "every case brings a new RAM");
+    }
+
+    /// A block that rewrites its own page between runs is translated again.
+    #[test]
+    fn a_written_page_retires_its_blocks() {
+        // l: mov eax,1; mov [0x1001],ebx (rewrites the immediate); dec ecx;
+        // jnz l; hlt
+        let code = [
+            0xB8, 0x01, 0, 0, 0, 0x89, 0x1D, 0x01, 0x10, 0, 0, 0x49, 0x75, 0xF2, 0xF4,
+        ];
+        let (mut a, mut ram_a) = machine(&code, 3);
+        let (mut b, mut ram_b) = machine(&code, 3);
+        for cpu in [&mut a, &mut b] {
+            cpu.state.regs[1] = 3;
+            cpu.state.regs[3] = 0x77;
+        }
+        run(&mut Interpreter, &mut a, &mut ram_a);
+        let mut jit = JitEngine::default();
+        run(&mut jit, &mut b, &mut ram_b);
+        assert_eq!(a.state, b.state);
+        assert_eq!(b.state.regs[0], 0x77);
+        assert!(jit.stats.invalidations > 0);
+    }
+
+    /// A tiny cache is flushed and refilled, with the same results.
+    #[test]
+    fn a_tiny_cache_still_gives_the_same_results() {
+        let mut rng = Rng(99);
+        let mut jit = JitEngine::new(0);
+        for _ in 0..50 {
+            let code = program(&mut rng, 30);
+            let (mut a, mut ram_a) = machine(&code, 5);
+            let (mut b, mut ram_b) = machine(&code, 5);
+            run(&mut Interpreter, &mut a, &mut ram_a);
+            run(&mut jit, &mut b, &mut ram_b);
+            assert_eq!(a.state, b.state);
+        }
+        assert!(jit.stats.flushes > 0);
+    }
+}
