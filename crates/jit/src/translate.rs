@@ -21,13 +21,14 @@
 //! | `AND OR XOR TEST r32, r32 / imm` (AF := 0, as the interpreter) | the same |
 //! | `INC DEC r32` (CF kept) | the same |
 //! | `NOP` | `tests::random_blocks_agree_with_the_interpreter` |
+//! | `Jcc rel`, `JMP rel` (32-bit operand size; they end the block; the CS limit is 4 GiB) | `tests::loops_agree_with_the_interpreter` |
 //!
 //! Everything else ends the block and runs in the reference interpreter,
 //! which is how the sensitive and privileged instructions, I/O, memory
 //! operands, control transfers and the forms without a 64-bit encoding are
 //! handled today: none of them ever runs natively.
 
-use dynasmrt::{dynasm, x64::Assembler, AssemblyOffset, DynasmApi};
+use dynasmrt::{dynasm, x64::Assembler, AssemblyOffset, DynasmApi, DynasmLabelApi};
 use iced_x86::{Mnemonic, OpKind, Register};
 use morph86_cpu::decode::{decode, Decoded};
 use morph86_cpu::state::offsets;
@@ -66,6 +67,55 @@ enum Op {
     Alu(Alu, usize, Src),
     IncDec(bool, usize),
     Nop,
+    /// A conditional branch to a target (it ends the block).
+    Jcc(Cond, u32),
+    /// A direct jump (it ends the block).
+    Jmp(u32),
+}
+
+/// A branch condition (the mnemonic's, as the host's Jcc tests it).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Cond {
+    O,
+    No,
+    B,
+    Ae,
+    E,
+    Ne,
+    Be,
+    A,
+    S,
+    Ns,
+    P,
+    Np,
+    L,
+    Ge,
+    Le,
+    G,
+}
+
+impl Cond {
+    fn of(m: Mnemonic) -> Option<Cond> {
+        Some(match m {
+            Mnemonic::Jo => Cond::O,
+            Mnemonic::Jno => Cond::No,
+            Mnemonic::Jb => Cond::B,
+            Mnemonic::Jae => Cond::Ae,
+            Mnemonic::Je => Cond::E,
+            Mnemonic::Jne => Cond::Ne,
+            Mnemonic::Jbe => Cond::Be,
+            Mnemonic::Ja => Cond::A,
+            Mnemonic::Js => Cond::S,
+            Mnemonic::Jns => Cond::Ns,
+            Mnemonic::Jp => Cond::P,
+            Mnemonic::Jnp => Cond::Np,
+            Mnemonic::Jl => Cond::L,
+            Mnemonic::Jge => Cond::Ge,
+            Mnemonic::Jle => Cond::Le,
+            Mnemonic::Jg => Cond::G,
+            _ => return None,
+        })
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -93,11 +143,20 @@ fn gpr32(r: Register) -> Option<usize> {
     (n < 8).then_some(n)
 }
 
-/// The allow-list: the op for `d`, if it is a translatable form.
-fn classify(d: &Decoded) -> Option<Op> {
+/// The allow-list: the op for `d` at guest `eip`, if it is a translatable
+/// form.
+fn classify(d: &Decoded, eip: u32) -> Option<Op> {
     let i = &d.insn;
     if d.invalid || d.too_long || d.rep != 0 || i.has_lock_prefix() {
         return None;
+    }
+    if d.op32 && i.op_count() == 1 && i.op_kind(0) == OpKind::NearBranch32 {
+        // Decoded at IP 0, so the branch target is relative to `eip`.
+        let target = eip.wrapping_add(i.near_branch32());
+        return match i.mnemonic() {
+            Mnemonic::Jmp => Some(Op::Jmp(target)),
+            m => Cond::of(m).map(|c| Op::Jcc(c, target)),
+        };
     }
     if i.mnemonic() == Mnemonic::Nop && i.op_count() == 0 {
         return Some(Op::Nop);
@@ -138,19 +197,24 @@ fn classify(d: &Decoded) -> Option<Op> {
 }
 
 /// Decodes the allow-listed run of instructions at the start of `code`
-/// (the bytes from the block's first instruction to the end of its page).
-fn scan(code: &[u8]) -> Vec<(Op, u8)> {
+/// (the bytes from the block's first instruction, at guest `eip`, to the
+/// end of its page). A branch ends the run.
+fn scan(code: &[u8], eip: u32) -> Vec<(Op, u8)> {
     let mut ops = Vec::new();
     let mut at = 0usize;
     while ops.len() < MAX_BLOCK && at < code.len() {
         let Ok(d) = decode(CpuModel::P6, true, &code[at..]) else {
             break; // runs past the page: the interpreter fetches it
         };
-        match classify(&d) {
+        let here = eip.wrapping_add(at as u32);
+        match classify(&d, here) {
             Some(op) => ops.push((op, d.len)),
             None => break,
         }
         at += usize::from(d.len);
+        if matches!(ops.last(), Some((Op::Jcc(..) | Op::Jmp(_), _))) {
+            break;
+        }
     }
     ops
 }
@@ -187,9 +251,47 @@ fn load_carry(a: &mut Assembler) {
     );
 }
 
+/// Ends the block: EIP := `eip`, and returns `n` (instructions run).
+fn exit(a: &mut Assembler, eip: u32, n: u32) {
+    let eip_off = offsets::EIP as i32;
+    dynasm!(a
+        ; .arch x64
+        ; mov DWORD [rdi + eip_off], eip as i32
+        ; mov eax, n as i32
+        ; ret
+    );
+}
+
+/// A conditional branch at the end of a block of `n` instructions: the
+/// guest's arithmetic flags go into the host's, and the host's Jcc picks
+/// the next EIP.
+fn emit_jcc(a: &mut Assembler, cc: Cond, target: u32, fallthrough: u32, n: u32) {
+    let fl = offsets::EFLAGS as i32;
+    dynasm!(a
+        ; .arch x64
+        ; mov eax, DWORD [rdi + fl]
+        ; and eax, ARITH_FLAGS as i32
+        ; push rax
+        ; popfq
+    );
+    macro_rules! jump {
+        ($($cc:ident => $j:ident),*) => {
+            match cc {
+                $(Cond::$cc => dynasm!(a ; .arch x64 ; $j >taken),)*
+            }
+        };
+    }
+    jump!(O => jo, No => jno, B => jb, Ae => jae, E => je, Ne => jne, Be => jbe, A => ja,
+          S => js, Ns => jns, P => jp, Np => jnp, L => jl, Ge => jge, Le => jle, G => jg);
+    exit(a, fallthrough, n);
+    dynasm!(a ; .arch x64 ; taken:);
+    exit(a, target, n);
+}
+
 fn emit(a: &mut Assembler, op: Op) {
     match op {
         Op::Nop => {}
+        Op::Jcc(..) | Op::Jmp(_) => unreachable!("branches end blocks: see translate"),
         Op::MovRR(d, s) => {
             let (d, s) = (reg_off(d), reg_off(s));
             dynasm!(a
@@ -255,7 +357,7 @@ fn emit(a: &mut Assembler, op: Op) {
 /// the page) at guest EIP `eip` into `a`. A block of 0 instructions emits
 /// nothing: its first instruction is not on the allow-list.
 pub fn translate(a: &mut Assembler, code: &[u8], eip: u32) -> BlockInfo {
-    let ops = scan(code);
+    let ops = scan(code, eip);
     let entry = a.offset();
     if ops.is_empty() {
         return BlockInfo {
@@ -265,19 +367,37 @@ pub fn translate(a: &mut Assembler, code: &[u8], eip: u32) -> BlockInfo {
         };
     }
     let mut bytes = 0u32;
+    let n = ops.len() as u32;
     for &(op, len) in &ops {
-        emit(a, op);
         bytes += u32::from(len);
+        let next = eip.wrapping_add(bytes);
+        match op {
+            Op::Jcc(cc, target) => {
+                return done(a, entry, n, bytes, |a| emit_jcc(a, cc, target, next, n))
+            }
+            Op::Jmp(target) => return done(a, entry, n, bytes, |a| exit(a, target, n)),
+            _ => emit(a, op),
+        }
     }
-    let next = eip.wrapping_add(bytes) as i32;
-    let eip_off = offsets::EIP as i32;
-    dynasm!(a
-        ; .arch x64
-        ; mov DWORD [rdi + eip_off], next
-        ; ret
-    );
+    exit(a, eip.wrapping_add(bytes), n);
     BlockInfo {
-        insns: ops.len() as u32,
+        insns: n,
+        bytes,
+        entry,
+    }
+}
+
+/// Emits a block's final branch and describes the block.
+fn done(
+    a: &mut Assembler,
+    entry: AssemblyOffset,
+    insns: u32,
+    bytes: u32,
+    last: impl FnOnce(&mut Assembler),
+) -> BlockInfo {
+    last(a);
+    BlockInfo {
+        insns,
         bytes,
         entry,
     }
@@ -291,7 +411,7 @@ mod tests {
     fn the_allow_list_stops_at_memory_and_control() {
         // add eax,ebx; inc ecx; mov edx,5; mov [eax],ecx; ...
         let code = [0x01, 0xD8, 0x41, 0xBA, 5, 0, 0, 0, 0x89, 0x08, 0x90];
-        let ops = scan(&code);
+        let ops = scan(&code, 0x1000);
         assert_eq!(
             ops.iter().map(|o| o.0).collect::<Vec<_>>(),
             vec![
@@ -300,9 +420,20 @@ mod tests {
                 Op::MovRI(2, 5)
             ]
         );
-        // 16-bit operand size, LOCK, a jump: none are taken.
-        for code in [&[0x66, 0x01, 0xD8][..], &[0xF0, 0x01, 0xD8], &[0xEB, 0xFE]] {
-            assert!(scan(code).is_empty(), "{code:02x?}");
+        // 16-bit operand size, LOCK, JECXZ, a far jump: none are taken.
+        for code in [
+            &[0x66, 0x01, 0xD8][..],
+            &[0xF0, 0x01, 0xD8],
+            &[0xE3, 0x00],
+            &[0xFF, 0x28],
+        ] {
+            assert!(scan(code, 0x1000).is_empty(), "{code:02x?}");
         }
+        // A branch ends the block, with its target.
+        let ops = scan(&[0x40, 0x75, 0xFD, 0x40], 0x1000);
+        assert_eq!(
+            ops.iter().map(|o| o.0).collect::<Vec<_>>(),
+            vec![Op::IncDec(true, 0), Op::Jcc(Cond::Ne, 0x1000)]
+        );
     }
 }
