@@ -404,7 +404,7 @@ impl Machine {
                     pm_io_base: ACPI_PM_BASE,
                 };
                 let tables = crate::firmware::write_tables(bytes, &board)?;
-                let layout = crate::linux::LinuxLayout::with_acpi(&tables);
+                let layout = crate::linux::LinuxLayout::with_acpi(&tables.acpi);
                 let entry =
                     crate::linux::load_linux(bytes, kernel, initrd.as_deref(), cmdline, &layout)?;
                 crate::linux::apply_entry(&mut self.cpu.state, &entry);
