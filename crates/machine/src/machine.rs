@@ -342,8 +342,10 @@ impl Machine {
         self.serial_watch = Some((buf, pattern, 0));
     }
 
-    /// Loads a Multiboot kernel and sets the CPU to its entry state (see
-    /// [`BootInfo`]). The kernel is kept so that a reset can boot it again.
+    /// Loads a Multiboot kernel, with the firmware tables (ACPI, MP, SMBIOS)
+    /// a Linux boot gets and a memory map that reserves them, and sets the
+    /// CPU to its entry state (see [`BootInfo`]). The kernel is kept so
+    /// that a reset can boot it again.
     pub fn boot_multiboot(
         &mut self,
         kernel: Vec<u8>,
@@ -385,7 +387,12 @@ impl Machine {
                 cmdline,
                 modules,
             }) => {
-                let info = multiboot::load(self.board.ram.bytes_mut(), kernel, cmdline, modules)?;
+                let bytes = self.board.ram.bytes_mut();
+                let board = crate::firmware::BoardDescription {
+                    pm_io_base: ACPI_PM_BASE,
+                };
+                let tables = crate::firmware::write_tables(bytes, &board)?;
+                let info = multiboot::load_with_map(bytes, kernel, cmdline, modules, &tables.e820)?;
                 let s = &mut self.cpu.state;
                 s.set_flat32(true);
                 s.eflags = 0x2;
