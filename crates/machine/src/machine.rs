@@ -115,6 +115,8 @@ pub struct MachineConfig {
     /// Where the RTC's date starts (`None`: a fixed date under the virtual
     /// clock, the host's date under the host clock).
     pub rtc_base: Option<RtcDateTime>,
+    /// Leave out QEMU's fw_cfg device (fitted by default, as in QEMU).
+    pub no_fw_cfg: bool,
 }
 
 /// Errors building or booting a machine.
@@ -297,6 +299,7 @@ impl Machine {
                 exit_port: cfg.exit_port,
                 rtc_start,
                 memory_mib: mib,
+                fw_cfg: !cfg.no_fw_cfg,
             },
         )?;
         let mut m = Machine {

@@ -8,6 +8,7 @@
 
 pub mod acpi;
 pub mod e820;
+pub mod fw_cfg;
 pub mod mptable;
 pub mod smbios;
 
@@ -36,6 +37,9 @@ pub enum FirmwareError {
     /// The memory map could not be built.
     #[error("memory map: {0}")]
     E820(#[from] e820::E820Error),
+    /// The fw_cfg device could not be filled.
+    #[error("fw_cfg: {0}")]
+    FwCfg(#[from] morph86_devices::fw_cfg::FwCfgError),
 }
 
 /// What the board looks like to its firmware tables.
