@@ -178,4 +178,5 @@ kernel_tests! {
     irqlat,
     lowmem,
     modules,
+    fwcfg,
 }
