@@ -192,4 +192,5 @@ kernel_tests! {
     irqlat,
     lowmem,
     modules,
+    fwcfg,
 }

@@ -20,6 +20,7 @@
 //! advanced when it comes ([`IoBus::advance`]).
 
 use crate::clock::Nanos;
+use crate::dma::{DmaMemory, NoDma};
 use std::any::Any;
 use std::collections::BTreeMap;
 use std::marker::PhantomData;
@@ -44,6 +45,28 @@ pub trait Device: Send {
     /// Writes the low `size` bytes of `value` to the port window at `base`.
     fn pio_write(&mut self, base: u16, offset: u16, size: u8, value: u32) {
         let _ = (base, offset, size, value);
+    }
+
+    /// [`Device::pio_read`] for a device that may reach guest memory
+    /// through `mem` (a bus master); the default ignores `mem`.
+    fn pio_read_dma(&mut self, base: u16, offset: u16, size: u8, mem: &mut dyn DmaMemory) -> u32 {
+        let _ = mem;
+        self.pio_read(base, offset, size)
+    }
+
+    /// [`Device::pio_write`] for a device that may reach guest memory
+    /// through `mem` (a bus master starting a transfer); the default ignores
+    /// `mem`.
+    fn pio_write_dma(
+        &mut self,
+        base: u16,
+        offset: u16,
+        size: u8,
+        value: u32,
+        mem: &mut dyn DmaMemory,
+    ) {
+        let _ = mem;
+        self.pio_write(base, offset, size, value)
     }
 
     /// Reads `size` bytes of the memory window at `base`.
@@ -343,15 +366,28 @@ impl IoBus {
         size > 1 && (0..size).any(|i| self.slots[usize::from(port.wrapping_add(u16::from(i)))] != 0)
     }
 
-    /// Reads `size` bytes (1, 2 or 4) from `port`. Unclaimed ports read all ones.
+    /// Reads `size` bytes (1, 2 or 4) from `port`. Unclaimed ports read all
+    /// ones. Devices get no memory to reach ([`NoDma`]).
     pub fn pio_read(&mut self, port: u16, size: u8) -> u32 {
+        self.pio_read_dma(port, size, &mut NoDma)
+    }
+
+    /// Writes the low `size` bytes (1, 2 or 4) of `value` to `port`.
+    /// Writes to unclaimed ports are dropped. Devices get no memory to
+    /// reach ([`NoDma`]).
+    pub fn pio_write(&mut self, port: u16, size: u8, value: u32) {
+        self.pio_write_dma(port, size, value, &mut NoDma)
+    }
+
+    /// [`IoBus::pio_read`], with guest memory for bus-master devices.
+    pub fn pio_read_dma(&mut self, port: u16, size: u8, mem: &mut dyn DmaMemory) -> u32 {
         if let Some(w) = self.route(port, size) {
-            return self.devices[w.dev].pio_read(w.base, port - w.base, size);
+            return self.devices[w.dev].pio_read_dma(w.base, port - w.base, size, mem);
         }
         if self.straddles(port, size) {
             let mut v = 0;
             for i in 0..size {
-                v |= self.pio_read(port.wrapping_add(u16::from(i)), 1) << (8 * i);
+                v |= self.pio_read_dma(port.wrapping_add(u16::from(i)), 1, mem) << (8 * i);
             }
             return v;
         }
@@ -363,15 +399,14 @@ impl IoBus {
         crate::all_ones(size)
     }
 
-    /// Writes the low `size` bytes (1, 2 or 4) of `value` to `port`.
-    /// Writes to unclaimed ports are dropped.
-    pub fn pio_write(&mut self, port: u16, size: u8, value: u32) {
+    /// [`IoBus::pio_write`], with guest memory for bus-master devices.
+    pub fn pio_write_dma(&mut self, port: u16, size: u8, value: u32, mem: &mut dyn DmaMemory) {
         if let Some(w) = self.route(port, size) {
-            return self.devices[w.dev].pio_write(w.base, port - w.base, size, value);
+            return self.devices[w.dev].pio_write_dma(w.base, port - w.base, size, value, mem);
         }
         if self.straddles(port, size) {
             for i in 0..size {
-                self.pio_write(port.wrapping_add(u16::from(i)), 1, value >> (8 * i));
+                self.pio_write_dma(port.wrapping_add(u16::from(i)), 1, value >> (8 * i), mem);
             }
             return;
         }
@@ -513,6 +548,44 @@ mod tests {
                 (true, 0x100, 1, 1, 0x4433_2211 >> 16)
             ]
         );
+    }
+
+    /// Writes each value written to it into memory at the port offset;
+    /// reads give the byte there.
+    struct Master;
+    impl Device for Master {
+        fn pio_read_dma(&mut self, _: u16, off: u16, _: u8, mem: &mut dyn DmaMemory) -> u32 {
+            let mut b = [0u8];
+            if mem.dma_read(u64::from(off), &mut b) {
+                u32::from(b[0])
+            } else {
+                0xEE
+            }
+        }
+        fn pio_write_dma(&mut self, _: u16, off: u16, _: u8, v: u32, mem: &mut dyn DmaMemory) {
+            mem.dma_write(u64::from(off), &[v as u8]);
+        }
+        fn name(&self) -> &str {
+            "master"
+        }
+    }
+
+    #[test]
+    fn dma_reaches_bus_masters_and_only_them() {
+        let mut bus = IoBus::new();
+        bus.register(0x200, 4, Master).unwrap();
+        let probe = bus.register(0x300, 4, Probe::default()).unwrap();
+        let mut mem = vec![0u8; 4];
+        bus.pio_write_dma(0x202, 1, 0x5A, &mut mem);
+        assert_eq!(mem, [0, 0, 0x5A, 0]);
+        assert_eq!(bus.pio_read_dma(0x202, 1, &mut mem), 0x5A);
+        // A straddling access reaches each byte with the memory.
+        bus.pio_write_dma(0x203, 2, 0x6B6B, &mut mem);
+        assert_eq!(mem[3], 0x6B);
+        // The plain accessors give no memory; other devices are unaffected.
+        assert_eq!(bus.pio_read(0x202, 1), 0xEE);
+        bus.pio_write_dma(0x300, 1, 7, &mut mem);
+        assert_eq!(bus.get(probe).log, vec![(true, 0x300, 0, 1, 7)]);
     }
 
     #[test]

@@ -3,15 +3,18 @@
 //! Devices never see the CPU: they are reached through the [`IoBus`] (port
 //! and memory-mapped windows of one [`Device`] each), and they drive their
 //! own interrupt lines and the system signals through the [`lines`] they are
-//! wired to. Device state is plain serde-serializable data so that
-//! snapshots come nearly free.
+//! wired to. Bus masters reach guest memory through the [`dma`] seam.
+//! Device state is plain serde-serializable data so that snapshots come
+//! nearly free.
 
 pub mod acpi_pm;
 pub mod apic;
 pub mod bus;
 pub mod clock;
 pub mod debugcon;
+pub mod dma;
 pub mod exit;
+pub mod fw_cfg;
 pub mod i8042;
 pub mod ioapic;
 pub mod lines;
@@ -29,7 +32,9 @@ pub use apic::{LintAction, LocalApic, LocalApicState};
 pub use bus::{Device, DeviceId, IoBus};
 pub use clock::{Nanos, TimeSource, Timed};
 pub use debugcon::DebugCon;
+pub use dma::{DmaMemory, NoDma};
 pub use exit::DebugExit;
+pub use fw_cfg::FwCfg;
 pub use i8042::{I8042Device, I8042};
 pub use ioapic::{Delivery, DeliveryMode, IoApic, IoApicState};
 pub use lines::{IrqLine, SystemLink, Wires};

@@ -6,11 +6,15 @@
 //! read-only, holding the firmware tables the machine writes); the BIOS's top
 //! 128 KiB mirrored at 0xFFFE0000; the I/O APIC at 0xFEC00000 and the local
 //! APIC at 0xFEE00000.
+//!
+//! Port accesses hand the device bus a [`RamDma`] view of RAM, through
+//! which bus-master devices (fw_cfg's DMA today) read and write guest
+//! memory with the same code and page-table tracking as the CPU's writes.
 
 use crate::clock::{ClockMode, MachineClock};
 use crate::event_log::{Access, EventLog};
 use morph86_cpu::{Bus, CpuEvent, FlatRam};
-use morph86_devices::{IoBus, TimeSource, Wires};
+use morph86_devices::{DmaMemory, IoBus, TimeSource, Wires};
 use std::sync::Arc;
 
 /// RAM plus the I/O bus and the APICs, as the CPU sees them.
@@ -95,6 +99,8 @@ impl Board {
 const VGA_WINDOW: std::ops::Range<u32> = 0xA_0000..0xC_0000;
 /// Option ROMs and the BIOS: read-only.
 const ROM_AREA: std::ops::Range<u32> = 0xC_0000..0x10_0000;
+/// The VGA window and the ROM area: not writable RAM.
+const LEGACY_HOLE: std::ops::Range<u32> = VGA_WINDOW.start..ROM_AREA.end;
 /// The BIOS's top 128 KiB (0xE0000-0xFFFFF) also appears below 4 GiB.
 const ROM_MIRROR: u32 = 0xFFFE_0000;
 
@@ -155,6 +161,35 @@ impl Board {
     }
 }
 
+/// Guest RAM as bus-master devices reach it: RAM outside the legacy hole.
+/// The VGA window (no memory behind it yet) and, for writes, the ROM area
+/// are not reachable; nor are MMIO windows, the ROM mirror and anything
+/// beyond RAM. Writes go through the RAM's write tracking, so a device
+/// writing decoded code or a page table is seen as the CPU's writes are.
+pub struct RamDma<'a>(pub &'a mut FlatRam);
+
+/// True when `addr..addr + len` and `r` share a byte.
+fn touches(addr: u64, len: u64, r: &std::ops::Range<u32>) -> bool {
+    len > 0 && addr < u64::from(r.end) && u64::from(r.start) < addr.saturating_add(len)
+}
+
+impl DmaMemory for RamDma<'_> {
+    fn dma_read(&mut self, addr: u64, buf: &mut [u8]) -> bool {
+        !touches(addr, buf.len() as u64, &VGA_WINDOW) && self.0.read_bytes(addr, buf)
+    }
+
+    fn dma_write(&mut self, addr: u64, data: &[u8]) -> bool {
+        !touches(addr, data.len() as u64, &LEGACY_HOLE) && self.0.write_bytes(addr, data).is_some()
+    }
+
+    fn dma_fill(&mut self, addr: u64, len: u64, byte: u8) -> bool {
+        let Ok(n) = usize::try_from(len) else {
+            return false;
+        };
+        !touches(addr, len, &LEGACY_HOLE) && self.0.fill_bytes(addr, n, byte).is_some()
+    }
+}
+
 impl Bus for Board {
     #[inline]
     fn read_u8(&mut self, addr: u32) -> u8 {
@@ -201,14 +236,15 @@ impl Bus for Board {
     fn io_read(&mut self, port: u16, size: u8) -> u32 {
         // Reads change interrupt lines too (IIR, RBR, RTC register C...).
         self.reach_device();
-        let v = self.io.pio_read(port, size);
+        let v = self.io.pio_read_dma(port, size, &mut RamDma(&mut self.ram));
         self.log_access(Access::In, u32::from(port), size, u64::from(v));
         v
     }
     fn io_write(&mut self, port: u16, size: u8, value: u32) {
         self.reach_device();
         self.log_access(Access::Out, u32::from(port), size, u64::from(value));
-        self.io.pio_write(port, size, value)
+        self.io
+            .pio_write_dma(port, size, value, &mut RamDma(&mut self.ram))
     }
     #[inline]
     fn take_device_access(&mut self) -> bool {

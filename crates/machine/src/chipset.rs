@@ -9,6 +9,10 @@
 //! of PCI functions whose BARs the guest changed, and reports the system
 //! signals (reset, power-off, exit, A20). Nothing is polled.
 //!
+//! QEMU's fw_cfg device (ports 0x510/0x511, DMA at 0x514..0x51B) is fitted
+//! unless the configuration says otherwise; its contents come from the
+//! machine's firmware tables ([`crate::firmware::fw_cfg`]).
+//!
 //! Routing: ISA lines go both to the 8259A pair and to the I/O APIC (ISA
 //! IRQ 0 arrives at I/O APIC pin 2, as the MADT says). The PIC's output
 //! reaches the CPU through the local APIC's LINT0, which firmware leaves in
@@ -17,10 +21,12 @@
 //! APIC.
 
 use crate::board::Board;
+use crate::firmware::{self, BoardDescription};
+use crate::machine::MachineError;
 use morph86_devices::acpi_pm::PM_IO_LEN;
 use morph86_devices::apic::{DEFAULT_TIMER_HZ, LAPIC_BASE, LAPIC_SIZE};
-use morph86_devices::bus::BusError;
 use morph86_devices::debugcon::DEBUGCON_PORT;
+use morph86_devices::fw_cfg::{FW_CFG_DMA_PORT, FW_CFG_DMA_PORTS, FW_CFG_PORT, FW_CFG_PORTS};
 use morph86_devices::ioapic::{Delivery, IOAPIC_BASE, IOAPIC_SIZE};
 use morph86_devices::lines::BarMove;
 use morph86_devices::pci::{BDF_IDE, BDF_PM, PCI_CONFIG_PORT, PCI_CONFIG_PORTS, PIIX4_PMBA};
@@ -29,8 +35,9 @@ use morph86_devices::rtc::{RTC_PORT, RTC_PORTS};
 use morph86_devices::sysctl::SYSTEM_CONTROL_A_PORT;
 use morph86_devices::uart::COM1_PORT;
 use morph86_devices::{
-    AcpiPm, DebugCon, DebugExit, DeviceId, I8042Device, IoApic, LocalApic, OutputSink, PciHost,
-    Pic8259Pair, Pit8254, PostPort, Rtc146818, RtcStart, SerialBackend, SystemControlA, Uart16550,
+    AcpiPm, DebugCon, DebugExit, DeviceId, FwCfg, I8042Device, IoApic, LocalApic, OutputSink,
+    PciHost, Pic8259Pair, Pit8254, PostPort, Rtc146818, RtcStart, SerialBackend, SystemControlA,
+    Uart16550,
 };
 
 /// I/O base of the ACPI PM registers that firmware programs (the FADT
@@ -52,6 +59,9 @@ pub struct ChipsetConfig {
     pub rtc_start: RtcStart,
     /// RAM in MiB (for the CMOS memory-size bytes).
     pub memory_mib: u32,
+    /// Fit QEMU's fw_cfg device, describing the board as
+    /// [`crate::firmware::fw_cfg`] says.
+    pub fw_cfg: bool,
 }
 
 /// The system signals the devices raised, as [`Chipset::route`] reports them.
@@ -76,6 +86,7 @@ pub struct Chipset {
     lapic: DeviceId<LocalApic>,
     ioapic: DeviceId<IoApic>,
     pci: DeviceId<PciHost>,
+    fw_cfg: Option<DeviceId<FwCfg>>,
     /// Where the PM block's window is mapped now.
     pm_window: Option<u16>,
     /// IA32_APIC_BASE.EN as last applied.
@@ -85,7 +96,16 @@ pub struct Chipset {
 
 impl Chipset {
     /// Builds the PC's devices on `board` and wires them.
-    pub fn build(board: &mut Board, cfg: ChipsetConfig) -> Result<Chipset, BusError> {
+    pub fn build(board: &mut Board, cfg: ChipsetConfig) -> Result<Chipset, MachineError> {
+        let fw_cfg = if cfg.fw_cfg {
+            let desc = BoardDescription {
+                pm_io_base: ACPI_PM_BASE,
+            };
+            let tables = firmware::build_tables(board.ram.len() as u64, &desc)?;
+            Some(firmware::fw_cfg::fw_cfg_device(&tables)?)
+        } else {
+            None
+        };
         let time = board.time.clone();
         let wires = board.wires.clone();
         let io = &mut board.io;
@@ -134,6 +154,14 @@ impl Chipset {
         io.map_mmio(lapic, LAPIC_BASE, LAPIC_SIZE)?;
         let ioapic = io.add(IoApic::new(1));
         io.map_mmio(ioapic, IOAPIC_BASE, IOAPIC_SIZE)?;
+        let fw_cfg = match fw_cfg {
+            Some(d) => {
+                let id = io.register(FW_CFG_PORT, FW_CFG_PORTS, d)?;
+                io.map_ports(id, FW_CFG_DMA_PORT, FW_CFG_DMA_PORTS)?;
+                Some(id)
+            }
+            None => None,
+        };
         Ok(Chipset {
             serial,
             coms,
@@ -144,6 +172,7 @@ impl Chipset {
             lapic,
             ioapic,
             pci,
+            fw_cfg,
             pm_window: None,
             apic_enabled: true,
             deliveries: Vec::new(),
@@ -180,6 +209,11 @@ impl Chipset {
     /// The exit device, if one is fitted.
     pub fn exit_device<'a>(&self, board: &'a Board) -> Option<&'a DebugExit> {
         self.exit.map(|id| board.io.get(id))
+    }
+
+    /// The fw_cfg device, if one is fitted.
+    pub fn fw_cfg<'a>(&self, board: &'a Board) -> Option<&'a FwCfg> {
+        self.fw_cfg.map(|id| board.io.get(id))
     }
 
     /// Flushes device output (the serial ports and the debug console).
@@ -305,5 +339,236 @@ impl Chipset {
             return Some(board.io.get_mut(self.pic).acknowledge());
         }
         None
+    }
+}
+
+#[cfg(test)]
+mod fw_cfg_tests {
+    //! fw_cfg on the board: DMA through the RAM's write tracking, errors
+    //! for destinations that are not RAM, and random traffic.
+    use super::*;
+    use crate::clock::ClockMode;
+    use morph86_cpu::Bus;
+    use morph86_devices::fw_cfg::{control, key, DMA_SIGNATURE};
+    use morph86_devices::{RtcDateTime, SerialBackend};
+
+    const RAM: usize = 8 << 20;
+
+    fn board(fw_cfg: bool) -> Board {
+        let mut b = Board::new(RAM, ClockMode::Virtual);
+        Chipset::build(
+            &mut b,
+            ChipsetConfig {
+                serial: SerialBackend::none(),
+                debugcon: None,
+                exit_port: None,
+                rtc_start: RtcStart::Fixed(RtcDateTime::from_unix(0)),
+                memory_mib: (RAM >> 20) as u32,
+                fw_cfg,
+            },
+        )
+        .expect("chipset");
+        b
+    }
+
+    /// Starts the descriptor at `desc` (64-bit, as two big-endian halves).
+    fn start(b: &mut Board, desc: u64) {
+        b.io_write(FW_CFG_DMA_PORT, 4, ((desc >> 32) as u32).swap_bytes());
+        b.io_write(FW_CFG_DMA_PORT + 4, 4, (desc as u32).swap_bytes());
+    }
+
+    /// Writes a descriptor at `at` (in RAM), starts it and returns the
+    /// control word it ends with.
+    fn dma(b: &mut Board, at: u32, ctl: u32, len: u32, addr: u64) -> u32 {
+        b.write_u32(at, ctl.swap_bytes());
+        b.write_u32(at + 4, len.swap_bytes());
+        b.write_u32(at + 8, ((addr >> 32) as u32).swap_bytes());
+        b.write_u32(at + 12, (addr as u32).swap_bytes());
+        start(b, u64::from(at));
+        b.read_u32(at).swap_bytes()
+    }
+
+    const READ_SIGNATURE: u32 = control::SELECT | control::READ;
+
+    #[test]
+    fn dma_into_a_code_page_bumps_its_code_generation() {
+        let mut b = board(true);
+        b.mark_code_page(0x20);
+        b.mark_code_page(0x21);
+        let (g0, g1, e0) = (
+            b.code_generation(0x20),
+            b.code_generation(0x21),
+            b.ram.code_epoch(),
+        );
+        assert_eq!(dma(&mut b, 0x1000, READ_SIGNATURE, 4, 0x2_0000), 0);
+        assert_eq!(b.read_u32(0x2_0000), u32::from_le_bytes(*b"QEMU"));
+        assert_ne!(b.code_generation(0x20), g0, "the JIT would see the write");
+        assert_ne!(b.ram.code_epoch(), e0);
+        assert_eq!(
+            b.code_generation(0x21),
+            g1,
+            "a page not written keeps its code"
+        );
+        // A page-table page written by DMA is reported as the CPU's are.
+        b.mark_page_table(0x30);
+        let mut pt = Vec::new();
+        b.take_pt_writes(&mut pt);
+        assert_eq!(dma(&mut b, 0x1000, READ_SIGNATURE, 4, 0x3_0010), 0);
+        b.take_pt_writes(&mut pt);
+        assert_eq!(pt, vec![0x30]);
+    }
+
+    #[test]
+    fn destinations_outside_ram_set_error_and_write_nothing() {
+        let mut b = board(true);
+        let lapic_id = b.read_u32(0xFEE0_0020);
+        let rom = b.read_u32(0xF_0000);
+        for addr in [
+            RAM as u64 - 2, // runs off the end of RAM
+            RAM as u64,     // beyond RAM
+            0xFEE0_0000,    // the local APIC
+            0xFEC0_0000,    // the I/O APIC
+            0xA_0000,       // the VGA window
+            0xF_0000,       // the BIOS area (ROM)
+            0xFFFF_FFFE,    // wraps at 4 GiB
+            0x1_0000_0000,  // above 4 GiB
+            u64::MAX - 1,   // wraps at 2^64
+        ] {
+            assert_eq!(
+                dma(&mut b, 0x1000, READ_SIGNATURE, 4, addr),
+                control::ERROR,
+                "{addr:#x}"
+            );
+        }
+        assert_eq!(b.read_u16(RAM as u32 - 2), 0, "nothing at the end of RAM");
+        assert_eq!(b.read_u32(0xFEE0_0020), lapic_id);
+        assert_eq!(b.read_u32(0xF_0000), rom);
+        // A huge length from inside RAM: the item, then zeros that do not fit.
+        let sel = 0x20 << 16 | control::SELECT | control::READ;
+        assert_eq!(dma(&mut b, 0x1000, sel, u32::MAX, 0x4_0000), control::ERROR);
+        // Descriptors that are not in RAM: nothing happens, nothing panics.
+        for desc in [
+            RAM as u64,
+            0xFEE0_0000,
+            0xFEC0_0000,
+            0xFFFF_FFF8,
+            u64::MAX - 3,
+        ] {
+            start(&mut b, desc);
+        }
+        assert_eq!(b.read_u32(0xFEE0_0020), lapic_id);
+        // The device still answers.
+        b.io_write(FW_CFG_PORT, 2, u32::from(key::SIGNATURE));
+        assert_eq!(b.io_read(FW_CFG_PORT + 1, 1), u32::from(b'Q'));
+    }
+
+    #[test]
+    fn dma_and_traditional_reads_agree() {
+        let mut b = board(true);
+        let ctl = u32::from(key::FILE_DIR) << 16 | control::SELECT | control::READ;
+        assert_eq!(dma(&mut b, 0x1000, ctl, 4 + 7 * 64, 0x2_0000), 0);
+        b.io_write(FW_CFG_PORT, 2, u32::from(key::FILE_DIR));
+        for i in 0..4 + 7 * 64 {
+            assert_eq!(b.read_u8(0x2_0000 + i), b.io_read(FW_CFG_PORT + 1, 1) as u8);
+        }
+        assert_eq!(b.read_u32(0x2_0000).swap_bytes(), 7, "seven files");
+        let sig = u64::from(b.io_read(FW_CFG_DMA_PORT, 4).swap_bytes()) << 32
+            | u64::from(b.io_read(FW_CFG_DMA_PORT + 4, 4).swap_bytes());
+        assert_eq!(sig, DMA_SIGNATURE);
+    }
+
+    #[test]
+    fn without_fw_cfg_the_ports_are_open_bus() {
+        let mut b = board(false);
+        b.io_write(FW_CFG_PORT, 2, 0);
+        assert_eq!(b.io_read(FW_CFG_PORT + 1, 1), 0xFF);
+        assert_eq!(b.io_read(FW_CFG_DMA_PORT, 4), 0xFFFF_FFFF);
+    }
+
+    /// Seeded random traffic on 0x510..0x51B: selectors, data reads, and
+    /// DMA descriptors anywhere (in RAM, beyond it, in MMIO, wrapping at
+    /// 4 GiB and 2^64) with any control word and length, never panics, and
+    /// the device keeps answering.
+    #[test]
+    fn random_traffic_never_panics() {
+        let mut b = board(true);
+        let mut x: u64 = 0x5851_F42D_4C95_7F2D;
+        let mut next = || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        let places = [
+            0,
+            0x1000,
+            RAM as u64 - 16,
+            RAM as u64 - 3,
+            RAM as u64,
+            0xA_0000,
+            0xF_FFF8,
+            0xFEC0_0000,
+            0xFEE0_0000,
+            0xFEE0_0FF8,
+            0xFFFF_FFF0,
+            0xFFFF_FFFF,
+            0x1_0000_0000,
+            u64::MAX - 15,
+            u64::MAX,
+        ];
+        let lengths = [0, 1, 3, 16, 0x1000, 0x10_0000, 0x7FFF_FFFF, u32::MAX];
+        // Transfers that completed, and that ended in ERROR.
+        let mut outcomes = [0u32; 2];
+        for _ in 0..50_000 {
+            let r = next();
+            let pick = |n: usize, s: u32| (r >> s) as usize % n;
+            match r % 8 {
+                0 => b.io_write(FW_CFG_PORT, 2, (r >> 8) as u32),
+                1 | 2 => {
+                    let _ = b.io_read(FW_CFG_PORT + (r >> 8) as u16 % 2, 1);
+                }
+                3 => {
+                    let port = FW_CFG_PORT + (r >> 8) as u16 % 12;
+                    let size = [1u8, 2, 4][pick(3, 12)];
+                    if r >> 20 & 1 == 0 {
+                        b.io_write(port, size, (r >> 32) as u32);
+                    } else {
+                        let _ = b.io_read(port, size);
+                    }
+                }
+                _ => {
+                    // A descriptor: in RAM (random or fixed place), or not.
+                    let desc = if r >> 8 & 3 == 0 {
+                        places[pick(places.len(), 10)]
+                    } else {
+                        ((r >> 16) % (RAM as u64 - 16)) & !3
+                    };
+                    let ctl = match pick(4, 40) {
+                        0 => (r >> 20) as u32,
+                        _ => {
+                            (next() as u32 & 0x3F_0000) | [2u32, 4, 8, 0x10, 0xA, 0x1E][pick(6, 44)]
+                        }
+                    };
+                    let len = match pick(3, 50) {
+                        0 => next() as u32,
+                        _ => lengths[pick(lengths.len(), 54)],
+                    };
+                    let addr = match pick(3, 58) {
+                        0 => next(),
+                        1 => places[pick(places.len(), 60)],
+                        _ => next() % RAM as u64,
+                    };
+                    if desc.checked_add(16).is_some_and(|end| end <= RAM as u64) {
+                        outcomes[usize::from(dma(&mut b, desc as u32, ctl, len, addr) != 0)] += 1;
+                    } else {
+                        start(&mut b, desc);
+                    }
+                }
+            }
+        }
+        assert!(outcomes[0] > 1000 && outcomes[1] > 1000, "{outcomes:?}");
+        b.io_write(FW_CFG_PORT, 2, u32::from(key::SIGNATURE));
+        let sig: Vec<u8> = (0..4).map(|_| b.io_read(FW_CFG_PORT, 1) as u8).collect();
+        assert_eq!(sig, b"QEMU");
     }
 }

@@ -418,62 +418,12 @@ pub fn parse_header(img: &[u8]) -> Result<SetupHeader> {
 }
 
 /// Builds the e820 map for `ram_size` bytes of RAM with `firmware` regions
-/// carved out of it: RAM 0..0x9FC00, reserved 0x9FC00..0xA0000 (EBDA) and
-/// 0xF0000..0x100000 (BIOS), RAM from 1 MiB to the end of RAM, and the
-/// reserved IOAPIC, local APIC and BIOS ROM pages.
+/// carved out of it (the board's one map,
+/// [`crate::firmware::e820::e820_map`]), and checks that `boot_params` can
+/// hold it.
 pub fn e820_map(ram_size: u64, firmware: &[E820Entry]) -> Result<Vec<E820Entry>> {
-    use E820Type::*;
-    if ram_size < 0x20_0000 {
-        return Err(LinuxError::BadLayout(format!(
-            "{} KiB of RAM is too little (at least 2 MiB)",
-            ram_size / 1024
-        )));
-    }
-    if ram_size > 0xFEC0_0000 {
-        return Err(LinuxError::BadLayout(format!(
-            "{ram_size:#x} bytes of RAM would overlap the IOAPIC at 0xfec00000"
-        )));
-    }
-    let mut map = vec![
-        E820Entry::new(0..0x9_FC00, Ram),
-        E820Entry::new(0x9_FC00..0xA_0000, Reserved),
-        E820Entry::new(0xF_0000..0x10_0000, Reserved),
-        E820Entry::new(0x10_0000..ram_size, Ram),
-        E820Entry::new(0xFEC0_0000..0xFEC0_1000, Reserved),
-        E820Entry::new(0xFEE0_0000..0xFEE0_1000, Reserved),
-        E820Entry::new(0xFFFC_0000..0x1_0000_0000, Reserved),
-    ];
-    for (i, f) in firmware.iter().enumerate() {
-        if f.size == 0 {
-            continue;
-        }
-        if f.kind == Ram {
-            return Err(LinuxError::BadLayout(format!(
-                "firmware region {i} ({:#x}..{:#x}) has type RAM",
-                f.addr,
-                f.end()
-            )));
-        }
-        let host = map
-            .iter()
-            .position(|e| e.kind == Ram && e.addr <= f.addr && f.end() <= e.end());
-        let Some(h) = host else {
-            return Err(LinuxError::BadLayout(format!(
-                "firmware region {i} ({:#x}..{:#x}) is not inside one RAM region (or overlaps another firmware region)",
-                f.addr,
-                f.end()
-            )));
-        };
-        let e = map.remove(h);
-        map.push(*f);
-        if e.addr < f.addr {
-            map.push(E820Entry::new(e.addr..f.addr, Ram));
-        }
-        if f.end() < e.end() {
-            map.push(E820Entry::new(f.end()..e.end(), Ram));
-        }
-    }
-    map.sort_by_key(|e| e.addr);
+    let map = crate::firmware::e820::e820_map(ram_size, firmware)
+        .map_err(|e| LinuxError::BadLayout(e.0))?;
     if map.len() > E820_MAX {
         return Err(LinuxError::BadLayout(format!(
             "{} e820 entries; boot_params holds {E820_MAX}",

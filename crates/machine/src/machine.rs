@@ -119,6 +119,8 @@ pub struct MachineConfig {
     /// Where the RTC's date starts (`None`: a fixed date under the virtual
     /// clock, the host's date under the host clock).
     pub rtc_base: Option<RtcDateTime>,
+    /// Leave out QEMU's fw_cfg device (fitted by default, as in QEMU).
+    pub no_fw_cfg: bool,
 }
 
 /// Errors building or booting a machine.
@@ -301,6 +303,7 @@ impl Machine {
                 exit_port: cfg.exit_port,
                 rtc_start,
                 memory_mib: mib,
+                fw_cfg: !cfg.no_fw_cfg,
             },
         )?;
         let mut m = Machine {
@@ -347,8 +350,10 @@ impl Machine {
         self.serial_watch = Some((buf, pattern, 0));
     }
 
-    /// Loads a Multiboot kernel and sets the CPU to its entry state (see
-    /// [`BootInfo`]). The kernel is kept so that a reset can boot it again.
+    /// Loads a Multiboot kernel, with the firmware tables (ACPI, MP, SMBIOS)
+    /// a Linux boot gets and a memory map that reserves them, and sets the
+    /// CPU to its entry state (see [`BootInfo`]). The kernel is kept so
+    /// that a reset can boot it again.
     pub fn boot_multiboot(
         &mut self,
         kernel: Vec<u8>,
@@ -390,7 +395,12 @@ impl Machine {
                 cmdline,
                 modules,
             }) => {
-                let info = multiboot::load(self.board.ram.bytes_mut(), kernel, cmdline, modules)?;
+                let bytes = self.board.ram.bytes_mut();
+                let board = crate::firmware::BoardDescription {
+                    pm_io_base: ACPI_PM_BASE,
+                };
+                let tables = crate::firmware::write_tables(bytes, &board)?;
+                let info = multiboot::load_with_map(bytes, kernel, cmdline, modules, &tables.e820)?;
                 let s = &mut self.cpu.state;
                 s.set_flat32(true);
                 s.eflags = 0x2;
@@ -409,7 +419,7 @@ impl Machine {
                     pm_io_base: ACPI_PM_BASE,
                 };
                 let tables = crate::firmware::write_tables(bytes, &board)?;
-                let layout = crate::linux::LinuxLayout::with_acpi(&tables);
+                let layout = crate::linux::LinuxLayout::with_acpi(&tables.acpi);
                 let entry =
                     crate::linux::load_linux(bytes, kernel, initrd.as_deref(), cmdline, &layout)?;
                 crate::linux::apply_entry(&mut self.cpu.state, &entry);

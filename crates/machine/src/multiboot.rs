@@ -13,8 +13,9 @@
 //! The kernel's segments go where they ask to be, anywhere in RAM from
 //! [`LOW_RESERVED_END`] (above the real-mode IVT and BIOS data area) up.
 //! Only then does the loader choose room for its own data, from the RAM the
-//! memory map calls usable (`0x500..0x9fc00` and 1 MiB to the end of RAM)
-//! minus the kernel's segments:
+//! memory map calls usable (`0x500..0x9fc00` and 1 MiB to the end of RAM,
+//! less the firmware tables' region at the top of RAM that the machine's
+//! map reserves) minus the kernel's segments:
 //!
 //! * modules, page-aligned, in file order, from the first free page at or
 //!   above the kernel's end (and 1 MiB), else the lowest free room;
@@ -25,6 +26,14 @@
 //! A kernel linked at 0x8000 thus gets its boot information after its own
 //! end, and one at 1 MiB gets it at 0x8000 as before.
 //!
+//! # Memory map
+//!
+//! The memory map the kernel gets is the board's e820 map, entry by entry
+//! ([`load_with_map`]; the machine passes the map its firmware tables
+//! reserve, the one the Linux boot and fw_cfg's `etc/e820` give):
+//! `mem_lower` and `mem_upper` are the sizes of its RAM ranges at 0 and at
+//! 1 MiB. [`load`] uses the map of a board without firmware tables.
+//!
 //! # Command lines as QEMU builds them
 //!
 //! QEMU's `-kernel K -append A -initrd "M1 args,M2 args"` passes the
@@ -34,6 +43,7 @@
 //! [`kernel_cmdline`], [`parse_module_list`] and [`read_modules`] do the
 //! same for front ends.
 
+use crate::firmware::e820::{e820_map, E820Entry, E820Type};
 use std::ops::Range;
 use thiserror::Error;
 
@@ -182,6 +192,9 @@ pub enum MultibootError {
     /// RAM is too small for a Multiboot machine.
     #[error("RAM of {0} KiB is too small: Multiboot needs at least 2 MiB")]
     RamTooSmall(u64),
+    /// No memory map can describe the RAM.
+    #[error("memory map: {0}")]
+    MemoryMap(String),
 }
 
 type Result<T> = std::result::Result<T, MultibootError>;
@@ -388,18 +401,22 @@ struct FreeMap {
 }
 
 impl FreeMap {
-    /// The usable RAM of the memory map, above the IVT and BDA (and below
-    /// 4 GiB, which the info structure's 32-bit fields can address).
-    fn new(ram_len: u64) -> FreeMap {
-        let ram_len = ram_len.min(0xFFFF_F000);
-        let low = u64::from(LOW_RESERVED_END)..u64::from(FIRMWARE_AREA.start).min(ram_len);
-        let high = u64::from(FIRMWARE_AREA.end)..ram_len;
-        FreeMap {
-            ranges: [low, high]
-                .into_iter()
+    /// The RAM ranges of `map` inside `ram_len` bytes of RAM, above the
+    /// IVT and BDA, outside [`FIRMWARE_AREA`] and below 4 GiB (which the
+    /// info structure's 32-bit fields can address).
+    fn new(ram_len: u64, map: &[E820Entry]) -> FreeMap {
+        let top = ram_len.min(0xFFFF_F000);
+        let mut free = FreeMap {
+            ranges: map
+                .iter()
+                .filter(|e| e.kind == E820Type::Ram)
+                .map(|e| e.addr.max(u64::from(LOW_RESERVED_END))..e.end().min(top))
                 .filter(|r| r.start < r.end)
                 .collect(),
-        }
+        };
+        free.ranges.sort_by_key(|r| r.start);
+        free.remove(u64::from(FIRMWARE_AREA.start)..u64::from(FIRMWARE_AREA.end));
+        free
     }
 
     /// Takes `r` out of the free ranges.
@@ -487,11 +504,29 @@ impl InfoLayout {
 }
 
 /// Loads the Multiboot kernel `img` into `ram`, with its command line and
-/// modules, and builds the boot information (see the module documentation
-/// for where everything goes). On error RAM is left untouched; on success
-/// only the kernel's segments, the modules and the boot information are
-/// written.
+/// modules, and builds the boot information, with the memory map of a
+/// board without firmware tables (see [`load_with_map`]).
 pub fn load(ram: &mut [u8], img: &[u8], cmdline: &str, modules: &[Module]) -> Result<BootInfo> {
+    if ram.len() < 2 << 20 {
+        return Err(MultibootError::RamTooSmall(ram.len() as u64 / 1024));
+    }
+    let map = e820_map(ram.len() as u64, &[]).map_err(|e| MultibootError::MemoryMap(e.0))?;
+    load_with_map(ram, img, cmdline, modules, &map)
+}
+
+/// Loads the Multiboot kernel `img` into `ram`, with its command line and
+/// modules, and builds the boot information with `map` as its memory map
+/// (see the module documentation for where everything goes). The loader's
+/// own data goes only where `map` says RAM. On error RAM is left untouched;
+/// on success only the kernel's segments, the modules and the boot
+/// information are written.
+pub fn load_with_map(
+    ram: &mut [u8],
+    img: &[u8],
+    cmdline: &str,
+    modules: &[Module],
+    map: &[E820Entry],
+) -> Result<BootInfo> {
     if ram.len() < 2 << 20 {
         return Err(MultibootError::RamTooSmall(ram.len() as u64 / 1024));
     }
@@ -502,7 +537,7 @@ pub fn load(ram: &mut [u8], img: &[u8], cmdline: &str, modules: &[Module]) -> Re
         None => plan_elf(img)?,
     };
     // The kernel's segments first: each in RAM above the IVT and BDA.
-    let mut free = FreeMap::new(ram_len);
+    let mut free = FreeMap::new(ram_len, map);
     let mut kernel_end = 0u64;
     for (i, s) in segs.iter().enumerate() {
         let (start, end) = (u64::from(s.paddr), u64::from(s.paddr) + u64::from(s.memsz));
@@ -547,20 +582,22 @@ pub fn load(ram: &mut [u8], img: &[u8], cmdline: &str, modules: &[Module]) -> Re
                 })?;
         mod_ranges.push(at..at + len);
     }
-    // Memory map: conventional memory, EBDA, BIOS area, extended memory.
-    let ram_top = ram_len.min(0xFFFF_F000);
-    let mut mmap = Vec::with_capacity(4 * MMAP_ENTRY);
-    for (base, len, ty) in [
-        (0u64, 0x9_FC00u64, 1u32),
-        (0x9_FC00, 0x400, 2),
-        (0xF_0000, 0x1_0000, 2),
-        (0x10_0000, ram_top - 0x10_0000, 1),
-    ] {
+    // The memory map, entry by entry.
+    let mut mmap = Vec::with_capacity(map.len() * MMAP_ENTRY);
+    for e in map {
         mmap.extend(20u32.to_le_bytes());
-        mmap.extend(base.to_le_bytes());
-        mmap.extend(len.to_le_bytes());
-        mmap.extend(ty.to_le_bytes());
+        mmap.extend(e.addr.to_le_bytes());
+        mmap.extend(e.size.to_le_bytes());
+        mmap.extend((e.kind as u32).to_le_bytes());
     }
+    // mem_lower and mem_upper: the RAM at 0 (up to 640 KiB) and at 1 MiB.
+    let ram_at = |base: u64| {
+        map.iter()
+            .find(|e| e.kind == E820Type::Ram && e.addr == base)
+            .map_or(0, |e| e.size)
+    };
+    let mem_lower = (ram_at(0).min(0xA_0000) / 1024) as u32;
+    let mem_upper = (ram_at(0x10_0000).min(0xFFFF_F000 - 0x10_0000) / 1024) as u32;
     let lay = InfoLayout::new(mmap.len(), cmdline, modules);
     let info_len = lay.len as u64;
     let info_addr = free
@@ -603,8 +640,8 @@ pub fn load(ram: &mut [u8], img: &[u8], cmdline: &str, modules: &[Module]) -> Re
     }
     let mut info = [0u32; INFO_SIZE / 4];
     info[0] = I_MEM | I_CMDLINE | I_MODS | I_MMAP | I_LOADER_NAME;
-    info[1] = 639;
-    info[2] = ((ram_top - 0x10_0000) / 1024) as u32;
+    info[1] = mem_lower;
+    info[2] = mem_upper;
     info[3] = 0xFFFF_FFFF; // boot_device: not set (flag bit 1 clear)
     info[4] = abs(lay.cmdline);
     info[5] = modules.len() as u32;
@@ -797,6 +834,10 @@ mod tests {
         u32::from_le_bytes(ram[a as usize..a as usize + 4].try_into().unwrap())
     }
 
+    fn rd64(ram: &[u8], a: u32) -> u64 {
+        u64::from_le_bytes(ram[a as usize..a as usize + 8].try_into().unwrap())
+    }
+
     #[test]
     fn loads_aout_kludge_kernel_with_bss() {
         let mut ram = vec![0xAAu8; RAM];
@@ -818,13 +859,79 @@ mod tests {
         assert_eq!(rd32(&ram, info + 8), (RAM as u32 - 0x10_0000) / 1024);
         let cmd = rd32(&ram, info + 16) as usize;
         assert_eq!(&ram[cmd..cmd + 12], b"hello world\0");
+        // The memory map is the board's e820 map (here without firmware
+        // tables): low RAM, EBDA, BIOS area, RAM from 1 MiB, the APICs and
+        // the BIOS ROM.
         let (mlen, maddr) = (rd32(&ram, info + 44), rd32(&ram, info + 48));
-        assert_eq!(mlen, 4 * 24);
-        let last = maddr + 3 * 24;
-        assert_eq!(rd32(&ram, last), 20);
-        assert_eq!(rd32(&ram, last + 4), 0x10_0000);
-        assert_eq!(rd32(&ram, last + 12), RAM as u32 - 0x10_0000);
-        assert_eq!(rd32(&ram, last + 20), 1);
+        let map = e820_map(RAM as u64, &[]).unwrap();
+        assert_eq!(mlen as usize, map.len() * 24);
+        for (i, e) in map.iter().enumerate() {
+            let at = maddr + 24 * i as u32;
+            assert_eq!(rd32(&ram, at), 20);
+            let (base, len) = (rd64(&ram, at + 4), rd64(&ram, at + 12));
+            assert_eq!(
+                (base, len, rd32(&ram, at + 20)),
+                (e.addr, e.size, e.kind as u32)
+            );
+        }
+        let ram_entry = maddr + 3 * 24;
+        assert_eq!(rd32(&ram, ram_entry + 4), 0x10_0000);
+        assert_eq!(rd32(&ram, ram_entry + 12), RAM as u32 - 0x10_0000);
+        assert_eq!(rd32(&ram, ram_entry + 20), 1);
+    }
+
+    /// With the machine's map, the firmware tables' region at the top of
+    /// RAM is reserved in the memory map, `mem_upper` stops below it, and
+    /// no module or boot information lands in it even when nothing else
+    /// fits.
+    #[test]
+    fn the_firmware_region_is_reserved_and_left_alone() {
+        let acpi = [
+            E820Entry::new(RAM as u64 - 0x1_0000..RAM as u64 - 0xF000, E820Type::Nvs),
+            E820Entry::new(RAM as u64 - 0xF000..RAM as u64, E820Type::Acpi),
+        ];
+        let map = e820_map(RAM as u64, &acpi).unwrap();
+        let mut ram = vec![0u8; RAM];
+        let k = aout_kernel(&[0xF4], 0);
+        let top = RAM as u64 - 0x1_0000;
+        // A module that fills everything from the kernel's end up to the
+        // table region, and one more that has only low memory left.
+        let big = (top - 0x10_2000) as usize;
+        let mods = [
+            Module {
+                bytes: vec![7; big],
+                cmdline: "big".into(),
+            },
+            Module {
+                bytes: vec![8; 0x1000],
+                cmdline: "small".into(),
+            },
+        ];
+        let bi = load_with_map(&mut ram, &k, "", &mods, &map).unwrap();
+        assert_eq!(bi.modules_end as u64, top);
+        assert!(
+            ram[top as usize..].iter().all(|&b| b == 0),
+            "tables' region untouched"
+        );
+        let info = bi.info_addr;
+        assert!(u64::from(info) < 0x9_FC00);
+        assert_eq!(rd32(&ram, info + 8), (top as u32 - 0x10_0000) / 1024);
+        let (mlen, maddr) = (rd32(&ram, info + 44), rd32(&ram, info + 48));
+        assert_eq!(mlen as usize, map.len() * 24);
+        let types: Vec<u32> = (0..map.len() as u32)
+            .map(|i| rd32(&ram, maddr + 24 * i + 20))
+            .collect();
+        assert!(types.contains(&3) && types.contains(&4));
+        // A module too large for the RAM below the tables is refused.
+        let too_big = [Module {
+            bytes: vec![1; big + 0x2000],
+            cmdline: "too big".into(),
+        }];
+        let mut ram = vec![0u8; RAM];
+        assert!(matches!(
+            load_with_map(&mut ram, &k, "", &too_big, &map),
+            Err(MultibootError::NoRoom { .. })
+        ));
     }
 
     #[test]

@@ -313,6 +313,76 @@ impl GuestRam {
         }
     }
 
+    /// True when `addr..addr + len` lies inside RAM (and `len` > 0).
+    fn covers(&self, addr: u64, len: usize) -> bool {
+        len > 0
+            && usize::try_from(addr)
+                .ok()
+                .and_then(|a| a.checked_add(len))
+                .is_some_and(|end| end <= self.len)
+    }
+
+    /// Copies `buf.len()` bytes at `addr` into `buf` (a device's DMA read).
+    /// False, with `buf` untouched, unless every byte is inside RAM.
+    pub fn read_bytes(&self, addr: u64, buf: &mut [u8]) -> bool {
+        if buf.is_empty() {
+            return true;
+        }
+        if !self.covers(addr, buf.len()) {
+            return false;
+        }
+        let a = addr as usize;
+        buf.copy_from_slice(&self.bytes()[a..a + buf.len()]);
+        true
+    }
+
+    /// Writes `data` at `addr` through the same tracking as the CPU's
+    /// writes (a device's DMA): a code page written bumps the code epoch and
+    /// loses its mark, a page-table page written is reported by
+    /// [`GuestRam::take_pt_writes`]. Returns the flags the write hit, or
+    /// `None`, writing nothing, unless every byte is inside RAM.
+    pub fn write_bytes(&mut self, addr: u64, data: &[u8]) -> Option<u8> {
+        if data.is_empty() {
+            return Some(0);
+        }
+        let hit = self.note_bulk_write(addr, data.len())?;
+        let a = addr as usize;
+        // SAFETY: a..a+len lies inside the mapping (note_bulk_write checked).
+        unsafe { std::ptr::copy_nonoverlapping(data.as_ptr(), self.base.add(a), data.len()) };
+        Some(hit)
+    }
+
+    /// Sets `len` bytes at `addr` to `byte`, tracked as
+    /// [`GuestRam::write_bytes`] is. `None`, writing nothing, unless every
+    /// byte is inside RAM.
+    pub fn fill_bytes(&mut self, addr: u64, len: usize, byte: u8) -> Option<u8> {
+        if len == 0 {
+            return Some(0);
+        }
+        let hit = self.note_bulk_write(addr, len)?;
+        // SAFETY: as in `write_bytes`.
+        unsafe { std::ptr::write_bytes(self.base.add(addr as usize), byte, len) };
+        Some(hit)
+    }
+
+    /// [`GuestRam::note_write`] for a bulk write: `None` unless the range
+    /// lies inside RAM and below 4 GiB (the addresses the page flags cover).
+    fn note_bulk_write(&mut self, addr: u64, len: usize) -> Option<u8> {
+        let end = addr.checked_add(len as u64)?;
+        if !self.covers(addr, len) || end > 1 << 32 {
+            return None;
+        }
+        let mut hit = 0;
+        let mut at = addr;
+        while at < end {
+            // note_write takes a 32-bit length: pieces of at most 1 GiB.
+            let piece = (end - at).min(1 << 30);
+            hit |= self.note_write(at as u32, piece as u32);
+            at += piece;
+        }
+        Some(hit)
+    }
+
     /// Writes a byte; returns the page flags the write hit.
     #[inline]
     pub fn write_u8(&mut self, addr: u32, v: u8) -> u8 {
@@ -395,6 +465,39 @@ mod tests {
         r.take_pt_writes(&mut w);
         assert_eq!(w, vec![2]);
         assert!(r.page_ptr(2, true).is_none(), "page-table marks are sticky");
+    }
+
+    #[test]
+    fn bulk_writes_are_tracked_like_the_cpus() {
+        let mut r = GuestRam::new(0x4000);
+        r.flag_page(2, PageFlags::CODE);
+        r.flag_page(3, PageFlags::PAGE_TABLE);
+        let (c0, g2) = (r.code_epoch(), r.code_generation(2));
+        assert_eq!(r.write_bytes(0x1000, &[1; 0x1000]), Some(0), "plain page");
+        assert_eq!((r.code_epoch(), r.code_generation(2)), (c0, g2));
+        assert_eq!(r.write_bytes(0x1FFF, &[7, 8]), Some(PageFlags::CODE));
+        assert_ne!(r.code_generation(2), g2, "a code page written changes");
+        assert_ne!(r.code_epoch(), c0);
+        assert!(r.page_ptr(2, true).is_some(), "and loses its mark");
+        assert_eq!(r.fill_bytes(0x3000, 16, 0xAA), Some(PageFlags::PAGE_TABLE));
+        let mut w = Vec::new();
+        r.take_pt_writes(&mut w);
+        assert_eq!(w, vec![3]);
+        let mut buf = [0u8; 3];
+        assert!(r.read_bytes(0x1FFE, &mut buf));
+        assert_eq!(buf, [1, 7, 8]);
+        // Ranges that leave RAM are refused whole.
+        assert_eq!(r.write_bytes(0x3FFF, &[5, 5]), None);
+        assert_eq!(r.fill_bytes(u64::MAX, 2, 5), None);
+        assert_eq!(r.fill_bytes(0, usize::MAX, 5), None);
+        assert!(!r.read_bytes(0x4000, &mut buf));
+        assert_eq!(r.read_u8(0x3FFF), 0);
+        assert_eq!(buf, [1, 7, 8]);
+        assert_eq!(
+            r.write_bytes(0x9999_9999, &[]),
+            Some(0),
+            "empty: nothing to do"
+        );
     }
 
     #[test]

@@ -46,6 +46,10 @@ pub struct RunArgs {
     /// End the run at a triple fault (with status 0) instead of resetting.
     #[arg(long)]
     pub no_reboot: bool,
+    /// Leave out QEMU's firmware configuration device (fw_cfg, ports
+    /// 0x510-0x51b), which is fitted by default as in QEMU.
+    #[arg(long)]
+    pub no_fw_cfg: bool,
     /// Stop after this many seconds of wall-clock time (exit status 124).
     #[arg(long)]
     pub timeout: Option<f64>,
@@ -194,6 +198,7 @@ pub fn run(a: RunArgs) -> Result<ExitCode> {
         engine: a.engine,
         batch: a.batch,
         rtc_base: a.rtc_base,
+        no_fw_cfg: a.no_fw_cfg,
     })?;
     if let Some(p) = &a.event_log {
         let log =

@@ -27,6 +27,7 @@
 //! [`AcpiTables::e820_entries`] gives the two e820 entries to reserve.
 
 use super::e820::{E820Entry, E820Type};
+use super::Placed;
 use std::ops::Range;
 use thiserror::Error;
 
@@ -359,8 +360,19 @@ fn rsdp(rsdt: u32) -> [u8; RSDP_LEN] {
 /// Builds the tables in `ram` as `cfg` says and returns where they went.
 /// On error RAM is left untouched.
 pub fn build_acpi(ram: &mut [u8], cfg: &AcpiConfig) -> Result<AcpiTables, AcpiError> {
+    let (images, tables) = acpi_images(cfg, ram.len() as u64)?;
+    for p in &images {
+        p.copy_into(ram);
+    }
+    Ok(tables)
+}
+
+/// The tables `cfg` describes as the bytes to place in `ram_len` bytes of
+/// RAM, without writing them: the RSDP at [`AcpiConfig::rsdp_addr`], then
+/// the whole table region (FACS, DSDT, FADT, MADT, RSDT, zeros between),
+/// and where everything is.
+pub fn acpi_images(cfg: &AcpiConfig, ram_len: u64) -> Result<(Vec<Placed>, AcpiTables), AcpiError> {
     let bad = |m: String| Err(AcpiError::BadConfig(m));
-    let ram_len = ram.len() as u64;
     let (base, size) = (u64::from(cfg.base), u64::from(cfg.size));
     if !base.is_multiple_of(4096) || !size.is_multiple_of(4096) || size < 0x2000 {
         return bad(format!(
@@ -415,7 +427,7 @@ pub fn build_acpi(ram: &mut [u8], cfg: &AcpiConfig) -> Result<AcpiTables, AcpiEr
         });
     }
 
-    ram[cfg.base as usize..region_end].fill(0);
+    let mut region = vec![0u8; size as usize];
     for (at, t) in [
         (facs_at, facs()),
         (dsdt_at, dsdt_t),
@@ -423,12 +435,20 @@ pub fn build_acpi(ram: &mut [u8], cfg: &AcpiConfig) -> Result<AcpiTables, AcpiEr
         (madt_at, madt_t),
         (rsdt_at, rsdt_t),
     ] {
-        ram[at as usize..at as usize + t.len()].copy_from_slice(&t);
+        let o = (at - cfg.base) as usize;
+        region[o..o + t.len()].copy_from_slice(&t);
     }
-    let r = cfg.rsdp_addr as usize;
-    ram[r..r + RSDP_LEN].copy_from_slice(&rsdp(rsdt_at));
-
-    Ok(AcpiTables {
+    let images = vec![
+        Placed {
+            addr: cfg.rsdp_addr,
+            bytes: rsdp(rsdt_at).to_vec(),
+        },
+        Placed {
+            addr: cfg.base,
+            bytes: region,
+        },
+    ];
+    let tables = AcpiTables {
         rsdp: cfg.rsdp_addr,
         rsdt: rsdt_at,
         fadt: fadt_at,
@@ -438,7 +458,8 @@ pub fn build_acpi(ram: &mut [u8], cfg: &AcpiConfig) -> Result<AcpiTables, AcpiEr
         region: cfg.base..cfg.base + cfg.size,
         nvs: cfg.base..reclaim_start,
         reclaim: reclaim_start..cfg.base + cfg.size,
-    })
+    };
+    Ok((images, tables))
 }
 
 /// A minimal AML encoder (ACPI 6.x section 20) for the few constructs the

@@ -12,6 +12,7 @@
 //! (and the table) in the reserved BIOS area at 0xF0100. With ACPI on, the
 //! kernel prefers the MADT and ignores this table (`acpi=off` uses it).
 
+use super::Placed;
 use std::ops::Range;
 use thiserror::Error;
 
@@ -161,6 +162,20 @@ fn floating(table_addr: u32) -> [u8; FLOATING_LEN] {
 /// Builds the MP floating pointer and configuration table in `ram`. On
 /// error RAM is left untouched.
 pub fn build_mptable(ram: &mut [u8], cfg: &MpConfig) -> Result<MpTable, MpTableError> {
+    let (images, table) = mptable_images(cfg, ram.len() as u64)?;
+    for p in &images {
+        p.copy_into(ram);
+    }
+    Ok(table)
+}
+
+/// The floating pointer and the configuration table as the bytes to place
+/// in `ram_len` bytes of RAM (the configuration table, then the floating
+/// pointer), without writing them, and where they go.
+pub fn mptable_images(
+    cfg: &MpConfig,
+    ram_len: u64,
+) -> Result<(Vec<Placed>, MpTable), MpTableError> {
     let table = config_table(cfg);
     let f = u64::from(cfg.floating_addr);
     let t = u64::from(cfg.table_addr);
@@ -176,10 +191,9 @@ pub fn build_mptable(ram: &mut [u8], cfg: &MpConfig) -> Result<MpTable, MpTableE
             "the configuration table at {t:#x} is not 4-byte aligned"
         ));
     }
-    if f_end > ram.len() as u64 || t_end > ram.len() as u64 {
+    if f_end > ram_len || t_end > ram_len {
         return bad(format!(
-            "the MP structures at {f:#x} and {t:#x}..{t_end:#x} do not fit in RAM ({:#x} bytes)",
-            ram.len()
+            "the MP structures at {f:#x} and {t:#x}..{t_end:#x} do not fit in RAM ({ram_len:#x} bytes)"
         ));
     }
     if f < t_end && t < f_end {
@@ -187,12 +201,21 @@ pub fn build_mptable(ram: &mut [u8], cfg: &MpConfig) -> Result<MpTable, MpTableE
             "the floating pointer at {f:#x} overlaps the configuration table at {t:#x}..{t_end:#x}"
         ));
     }
-    ram[t as usize..t_end as usize].copy_from_slice(&table);
-    ram[f as usize..f_end as usize].copy_from_slice(&floating(cfg.table_addr));
-    Ok(MpTable {
+    let images = vec![
+        Placed {
+            addr: cfg.table_addr,
+            bytes: table,
+        },
+        Placed {
+            addr: cfg.floating_addr,
+            bytes: floating(cfg.table_addr).to_vec(),
+        },
+    ];
+    let placed = MpTable {
         floating: cfg.floating_addr..f_end as u32,
         table: cfg.table_addr..t_end as u32,
-    })
+    };
+    Ok((images, placed))
 }
 
 #[cfg(test)]

@@ -7,6 +7,7 @@
 //! strings, each NUL-terminated, and one more NUL (DMTF DSP0134 §6.1).
 
 use super::acpi::checksum;
+use super::Placed;
 use thiserror::Error;
 
 /// Where the tables go and what they say.
@@ -102,8 +103,18 @@ fn system_information(cfg: &SmbiosConfig) -> Vec<u8> {
     structure(1, 1, &f, &[cfg.vendor, cfg.product, cfg.version])
 }
 
-/// Writes the entry point and the structure table into `ram`.
+/// Writes the entry point and the structure table into `ram`. On error RAM
+/// is left untouched.
 pub fn build_smbios(ram: &mut [u8], cfg: &SmbiosConfig) -> Result<(), SmbiosError> {
+    for p in smbios_images(cfg, ram.len() as u64)? {
+        p.copy_into(ram);
+    }
+    Ok(())
+}
+
+/// The entry point and the structure table (in that order) as the bytes to
+/// place in `ram_len` bytes of RAM, without writing them.
+pub fn smbios_images(cfg: &SmbiosConfig, ram_len: u64) -> Result<[Placed; 2], SmbiosError> {
     let e = cfg.entry_addr;
     if !e.is_multiple_of(16) || !(0xF_0000..0x10_0000 - ENTRY_LEN as u32).contains(&e) {
         return Err(SmbiosError::EntryPlacement(e));
@@ -114,11 +125,10 @@ pub fn build_smbios(ram: &mut [u8], cfg: &SmbiosConfig) -> Result<(), SmbiosErro
         structure(127, 0x7F, &[], &[]),
     ];
     let table: Vec<u8> = structs.concat();
-    let t = cfg.table_addr as usize;
-    let (e, len) = (e as usize, table.len());
-    let overlaps = t < e + ENTRY_LEN && e < t + len;
-    if overlaps || t.checked_add(len).is_none_or(|end| end > ram.len()) || e + ENTRY_LEN > ram.len()
-    {
+    let t = u64::from(cfg.table_addr);
+    let (e, len) = (u64::from(e), table.len() as u64);
+    let overlaps = t < e + ENTRY_LEN as u64 && e < t + len;
+    if overlaps || t + len > ram_len || e + ENTRY_LEN as u64 > ram_len {
         return Err(SmbiosError::NoRoom(cfg.table_addr));
     }
     let max = structs.iter().map(Vec::len).max().unwrap_or(0) as u16;
@@ -136,9 +146,16 @@ pub fn build_smbios(ram: &mut [u8], cfg: &SmbiosConfig) -> Result<(), SmbiosErro
     // Each checksum byte makes its range sum to zero.
     ep[0x15] = 0u8.wrapping_sub(checksum(&ep[0x10..]));
     ep[4] = 0u8.wrapping_sub(checksum(&ep));
-    ram[e..e + ENTRY_LEN].copy_from_slice(&ep);
-    ram[t..t + len].copy_from_slice(&table);
-    Ok(())
+    Ok([
+        Placed {
+            addr: cfg.entry_addr,
+            bytes: ep.to_vec(),
+        },
+        Placed {
+            addr: cfg.table_addr,
+            bytes: table,
+        },
+    ])
 }
 
 #[cfg(test)]
