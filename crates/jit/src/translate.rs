@@ -22,15 +22,30 @@
 //! | `INC DEC r32` (CF kept) | the same |
 //! | `NOP` | `tests::random_blocks_agree_with_the_interpreter` |
 //! | `Jcc rel`, `JMP rel` (32-bit operand size; they end the block; the CS limit is 4 GiB) | `tests::loops_agree_with_the_interpreter` |
+//! | `MOV r32, m32`, `MOV m32, r32 / imm32` | `tests::memory_blocks_agree_with_the_interpreter` |
+//! | `ADD ... TEST r32, m32` and `m32, r32 / imm` (read-modify-write) | the same |
+//! | `PUSH r32`, `POP r32` (not ESP) | the same |
+//!
+//! Memory operands use 32-bit addressing in flat segments (the engine runs
+//! a block only while CS, DS, ES and SS are flat 4 GiB segments, and the
+//! data ones writable); FS and GS overrides are not translated. Each access
+//! checks the TLB inline (`morph86_cpu::mmu::TlbEntry`): a tag that does
+//! not match (a miss, no permission, MMIO, a page holding code or page
+//! tables, a misaligned access) leaves the block *before* that instruction,
+//! with every earlier one committed and EIP on it, so the interpreter runs
+//! it — which is where faults, device accesses and code-page writes are
+//! handled. Faults are therefore precise by construction.
 //!
 //! Everything else ends the block and runs in the reference interpreter,
 //! which is how the sensitive and privileged instructions, I/O, memory
 //! operands, control transfers and the forms without a 64-bit encoding are
 //! handled today: none of them ever runs natively.
 
-use dynasmrt::{dynasm, x64::Assembler, AssemblyOffset, DynasmApi, DynasmLabelApi};
+use dynasmrt::{dynasm, x64::Assembler, AssemblyOffset, DynamicLabel, DynasmApi, DynasmLabelApi};
 use iced_x86::{Mnemonic, OpKind, Register};
 use morph86_cpu::decode::{decode, Decoded};
+use morph86_cpu::interp::context_offsets;
+use morph86_cpu::mmu::{entry_offsets, TLB_SIZE};
 use morph86_cpu::state::offsets;
 use morph86_cpu::CpuModel;
 
@@ -71,6 +86,27 @@ enum Op {
     Jcc(Cond, u32),
     /// A direct jump (it ends the block).
     Jmp(u32),
+    /// `MOV r32, m32`.
+    Load(usize, Mem),
+    /// `MOV m32, r32 / imm32`.
+    Store(Mem, Src),
+    /// `op r32, m32`.
+    AluRM(Alu, usize, Mem),
+    /// `op m32, r32 / imm`.
+    AluMR(Alu, Mem, Src),
+    /// `PUSH r32`.
+    Push(usize),
+    /// `POP r32`.
+    Pop(usize),
+}
+
+/// A 32-bit memory operand: `[base + index * scale + disp]`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Mem {
+    base: Option<usize>,
+    index: Option<usize>,
+    scale: u8,
+    disp: u32,
 }
 
 /// A branch condition (the mnemonic's, as the host's Jcc tests it).
@@ -175,11 +211,58 @@ fn classify(d: &Decoded, eip: u32) -> Option<Op> {
         OpKind::Immediate32 | OpKind::Immediate8to32 => Some(Src::Imm(i.immediate(1) as u32)),
         _ => None,
     };
-    let alu = |a| Some(Op::Alu(a, reg(0)?, src()?));
+    let mem = |k: u32| -> Option<Mem> {
+        if i.op_kind(k) != OpKind::Memory || !d.addr32 {
+            return None;
+        }
+        if !matches!(
+            i.memory_segment(),
+            Register::DS | Register::SS | Register::ES
+        ) {
+            return None;
+        }
+        let base = match i.memory_base() {
+            Register::None => None,
+            r => Some(gpr32(r)?),
+        };
+        let index = match i.memory_index() {
+            Register::None => None,
+            r => Some(gpr32(r)?),
+        };
+        Some(Mem {
+            base,
+            index,
+            scale: i.memory_index_scale() as u8,
+            disp: i.memory_displacement32(),
+        })
+    };
+    let alu = |a| {
+        if i.op_kind(0) == OpKind::Memory {
+            return Some(Op::AluMR(a, mem(0)?, src()?));
+        }
+        if i.op_kind(1) == OpKind::Memory {
+            return Some(Op::AluRM(a, reg(0)?, mem(1)?));
+        }
+        Some(Op::Alu(a, reg(0)?, src()?))
+    };
     match i.mnemonic() {
+        Mnemonic::Mov if i.op_count() == 2 && i.op_kind(0) == OpKind::Memory => {
+            Some(Op::Store(mem(0)?, src()?))
+        }
+        Mnemonic::Mov if i.op_count() == 2 && i.op_kind(1) == OpKind::Memory => {
+            Some(Op::Load(reg(0)?, mem(1)?))
+        }
         Mnemonic::Mov if i.op_count() == 2 => match src()? {
             Src::Reg(s) => Some(Op::MovRR(reg(0)?, s)),
             Src::Imm(v) => Some(Op::MovRI(reg(0)?, v)),
+        },
+        Mnemonic::Push if i.op_count() == 1 => match reg(0)? {
+            4 => None,
+            r => Some(Op::Push(r)),
+        },
+        Mnemonic::Pop if i.op_count() == 1 => match reg(0)? {
+            4 => None,
+            r => Some(Op::Pop(r)),
         },
         Mnemonic::Add => alu(Alu::Add),
         Mnemonic::Adc => alu(Alu::Adc),
@@ -288,10 +371,182 @@ fn emit_jcc(a: &mut Assembler, cc: Cond, target: u32, fallthrough: u32, n: u32) 
     exit(a, target, n);
 }
 
+/// Computes the linear address of `m` into r8d (flat segments: the
+/// effective address, modulo 4 GiB).
+fn emit_ea(a: &mut Assembler, m: Mem) {
+    let disp = m.disp as i32;
+    dynasm!(a ; .arch x64 ; mov r8d, disp);
+    if let Some(b) = m.base {
+        let b = reg_off(b);
+        dynasm!(a ; .arch x64 ; add r8d, DWORD [rdi + b]);
+    }
+    if let Some(x) = m.index {
+        let x = reg_off(x);
+        dynasm!(a ; .arch x64 ; mov r9d, DWORD [rdi + x]);
+        match m.scale {
+            2 => dynasm!(a ; .arch x64 ; shl r9d, 1),
+            4 => dynasm!(a ; .arch x64 ; shl r9d, 2),
+            8 => dynasm!(a ; .arch x64 ; shl r9d, 3),
+            _ => {}
+        }
+        dynasm!(a ; .arch x64 ; add r8d, r9d);
+    }
+}
+
+/// The inline TLB check for a 4-byte access at the linear address in r8d:
+/// on a match r10 holds the host address; otherwise control goes to
+/// `miss` (the block's exit before this instruction).
+fn emit_tlb(a: &mut Assembler, write: bool, user: bool, miss: DynamicLabel) {
+    let entries = context_offsets::TLB_ENTRIES as i32;
+    let tag = (if write {
+        entry_offsets::WRITE_TAG
+    } else {
+        entry_offsets::READ_TAG
+    } + 4 * usize::from(user)) as i32;
+    let addend = entry_offsets::ADDEND as i32;
+    let size = entry_offsets::SIZE as i32;
+    let mask = (TLB_SIZE - 1) as i32;
+    dynasm!(a
+        ; .arch x64
+        ; mov r10, QWORD [rdi + entries]
+        ; mov r11d, r8d
+        ; shr r11d, 12
+        ; and r11d, mask
+        ; imul r11d, r11d, size
+        ; add r10, r11
+        ; mov r11d, r8d
+        ; and r11d, !0xFFC_i32 // page | the low two bits (4-byte alignment)
+        ; cmp r11d, DWORD [r10 + tag]
+        ; jne =>miss
+        ; mov r10, QWORD [r10 + addend]
+        ; add r10, r8
+    );
+}
+
+/// Applies `alu` to eax and esi and merges its flags.
+fn emit_alu_op(a: &mut Assembler, alu: Alu) {
+    if matches!(alu, Alu::Adc | Alu::Sbb) {
+        load_carry(a);
+    }
+    match alu {
+        Alu::Add => dynasm!(a ; .arch x64 ; add eax, esi),
+        Alu::Adc => dynasm!(a ; .arch x64 ; adc eax, esi),
+        Alu::Sub | Alu::Cmp => dynasm!(a ; .arch x64 ; sub eax, esi),
+        Alu::Sbb => dynasm!(a ; .arch x64 ; sbb eax, esi),
+        Alu::And | Alu::Test => dynasm!(a ; .arch x64 ; and eax, esi),
+        Alu::Or => dynasm!(a ; .arch x64 ; or eax, esi),
+        Alu::Xor => dynasm!(a ; .arch x64 ; xor eax, esi),
+    }
+    if matches!(alu, Alu::And | Alu::Or | Alu::Xor | Alu::Test) {
+        merge_flags(a, LOGIC_FLAGS, AF);
+    } else {
+        merge_flags(a, ARITH_FLAGS, 0);
+    }
+}
+
+/// Loads a source operand into esi.
+fn emit_src(a: &mut Assembler, src: Src) {
+    match src {
+        Src::Reg(s) => {
+            let s = reg_off(s);
+            dynasm!(a ; .arch x64 ; mov esi, DWORD [rdi + s]);
+        }
+        Src::Imm(v) => dynasm!(a ; .arch x64 ; mov esi, v as i32),
+    }
+}
+
+/// Emits an instruction with a memory operand; a TLB miss goes to `miss`.
+fn emit_mem(a: &mut Assembler, op: Op, user: bool, miss: DynamicLabel) {
+    let sp_off = reg_off(4);
+    match op {
+        Op::Load(d, m) => {
+            let d = reg_off(d);
+            emit_ea(a, m);
+            emit_tlb(a, false, user, miss);
+            dynasm!(a
+                ; .arch x64
+                ; mov eax, DWORD [r10]
+                ; mov DWORD [rdi + d], eax
+            );
+        }
+        Op::Store(m, src) => {
+            emit_src(a, src);
+            emit_ea(a, m);
+            emit_tlb(a, true, user, miss);
+            dynasm!(a ; .arch x64 ; mov DWORD [r10], esi);
+        }
+        Op::AluRM(alu, d, m) => {
+            let d_off = reg_off(d);
+            emit_ea(a, m);
+            emit_tlb(a, false, user, miss);
+            dynasm!(a
+                ; .arch x64
+                ; mov esi, DWORD [r10]
+                ; mov eax, DWORD [rdi + d_off]
+            );
+            emit_alu_op(a, alu);
+            if !matches!(alu, Alu::Cmp | Alu::Test) {
+                dynasm!(a ; .arch x64 ; mov DWORD [rdi + d_off], eax);
+            }
+        }
+        Op::AluMR(alu, m, src) => {
+            let rmw = !matches!(alu, Alu::Cmp | Alu::Test);
+            emit_ea(a, m);
+            // A written operand needs a write tag (write permission implies
+            // read permission on x86 pages).
+            emit_tlb(a, rmw, user, miss);
+            emit_src(a, src);
+            dynasm!(a ; .arch x64 ; mov eax, DWORD [r10]);
+            emit_alu_op(a, alu);
+            if rmw {
+                dynasm!(a ; .arch x64 ; mov DWORD [r10], eax);
+            }
+        }
+        Op::Push(r) => {
+            let r = reg_off(r);
+            dynasm!(a
+                ; .arch x64
+                ; mov r8d, DWORD [rdi + sp_off]
+                ; sub r8d, 4
+            );
+            emit_tlb(a, true, user, miss);
+            dynasm!(a
+                ; .arch x64
+                ; mov eax, DWORD [rdi + r]
+                ; mov DWORD [r10], eax
+                ; mov DWORD [rdi + sp_off], r8d
+            );
+        }
+        Op::Pop(r) => {
+            let r = reg_off(r);
+            dynasm!(a ; .arch x64 ; mov r8d, DWORD [rdi + sp_off]);
+            emit_tlb(a, false, user, miss);
+            dynasm!(a
+                ; .arch x64
+                ; mov eax, DWORD [r10]
+                ; add DWORD [rdi + sp_off], 4
+                ; mov DWORD [rdi + r], eax
+            );
+        }
+        _ => unreachable!("not a memory op"),
+    }
+}
+
+/// True for ops that access memory (and so may leave the block early).
+fn touches_memory(op: Op) -> bool {
+    matches!(
+        op,
+        Op::Load(..) | Op::Store(..) | Op::AluRM(..) | Op::AluMR(..) | Op::Push(_) | Op::Pop(_)
+    )
+}
+
 fn emit(a: &mut Assembler, op: Op) {
     match op {
         Op::Nop => {}
         Op::Jcc(..) | Op::Jmp(_) => unreachable!("branches end blocks: see translate"),
+        Op::Load(..) | Op::Store(..) | Op::AluRM(..) | Op::AluMR(..) | Op::Push(_) | Op::Pop(_) => {
+            unreachable!("memory ops: see emit_mem")
+        }
         Op::MovRR(d, s) => {
             let (d, s) = (reg_off(d), reg_off(s));
             dynasm!(a
@@ -354,9 +609,14 @@ fn emit(a: &mut Assembler, op: Op) {
 }
 
 /// Translates the block whose code starts `code` (its bytes to the end of
-/// the page) at guest EIP `eip` into `a`. A block of 0 instructions emits
-/// nothing: its first instruction is not on the allow-list.
-pub fn translate(a: &mut Assembler, code: &[u8], eip: u32) -> BlockInfo {
+/// the page) at guest EIP `eip`, for code running at user level (`user`:
+/// the TLB tags its accesses check), into `a`. A block of 0 instructions
+/// emits nothing: its first instruction is not on the allow-list.
+///
+/// The host function returns the guest instructions it completed: all of
+/// them, or fewer when an access left the block early (EIP then points at
+/// the instruction that did not run).
+pub fn translate(a: &mut Assembler, code: &[u8], eip: u32, user: bool) -> BlockInfo {
     let ops = scan(code, eip);
     let entry = a.offset();
     if ops.is_empty() {
@@ -368,36 +628,40 @@ pub fn translate(a: &mut Assembler, code: &[u8], eip: u32) -> BlockInfo {
     }
     let mut bytes = 0u32;
     let n = ops.len() as u32;
-    for &(op, len) in &ops {
+    let mut exits = Vec::new();
+    let mut ended = false;
+    for (k, &(op, len)) in ops.iter().enumerate() {
+        let here = eip.wrapping_add(bytes);
         bytes += u32::from(len);
         let next = eip.wrapping_add(bytes);
         match op {
             Op::Jcc(cc, target) => {
-                return done(a, entry, n, bytes, |a| emit_jcc(a, cc, target, next, n))
+                emit_jcc(a, cc, target, next, n);
+                ended = true;
             }
-            Op::Jmp(target) => return done(a, entry, n, bytes, |a| exit(a, target, n)),
+            Op::Jmp(target) => {
+                exit(a, target, n);
+                ended = true;
+            }
+            op if touches_memory(op) => {
+                let miss = a.new_dynamic_label();
+                exits.push((miss, here, k as u32));
+                emit_mem(a, op, user, miss);
+            }
             _ => emit(a, op),
         }
     }
-    exit(a, eip.wrapping_add(bytes), n);
+    if !ended {
+        exit(a, eip.wrapping_add(bytes), n);
+    }
+    // Early exits: EIP on the instruction whose access missed, and the
+    // count of those before it.
+    for (label, at, k) in exits {
+        dynasm!(a ; .arch x64 ; =>label);
+        exit(a, at, k);
+    }
     BlockInfo {
         insns: n,
-        bytes,
-        entry,
-    }
-}
-
-/// Emits a block's final branch and describes the block.
-fn done(
-    a: &mut Assembler,
-    entry: AssemblyOffset,
-    insns: u32,
-    bytes: u32,
-    last: impl FnOnce(&mut Assembler),
-) -> BlockInfo {
-    last(a);
-    BlockInfo {
-        insns,
         bytes,
         entry,
     }
@@ -409,8 +673,8 @@ mod tests {
 
     #[test]
     fn the_allow_list_stops_at_memory_and_control() {
-        // add eax,ebx; inc ecx; mov edx,5; mov [eax],ecx; ...
-        let code = [0x01, 0xD8, 0x41, 0xBA, 5, 0, 0, 0, 0x89, 0x08, 0x90];
+        // add eax,ebx; inc ecx; mov edx,5; mov fs:[eax],ecx; ...
+        let code = [0x01, 0xD8, 0x41, 0xBA, 5, 0, 0, 0, 0x64, 0x89, 0x08, 0x90];
         let ops = scan(&code, 0x1000);
         assert_eq!(
             ops.iter().map(|o| o.0).collect::<Vec<_>>(),
