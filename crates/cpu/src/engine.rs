@@ -78,6 +78,11 @@ pub trait Engine<B: Bus> {
     fn name(&self) -> &'static str;
     /// Runs `cpu` on `bus` under the contract of the module docs.
     fn run(&mut self, cpu: &mut Cpu, bus: &mut B, req: RunRequest) -> EngineExit;
+    /// What the engine has to say about its work so far (`--stats`), one
+    /// item a line; empty for none.
+    fn report(&self) -> String {
+        String::new()
+    }
 }
 
 /// The reference interpreter as an engine: [`Cpu::step`] in a loop.

@@ -53,6 +53,8 @@ pub struct JitStats {
     /// Blocks left before their end by an access the inline TLB check
     /// sent to the interpreter.
     pub early_exits: u64,
+    /// Host time spent translating, in nanoseconds.
+    pub translate_ns: u64,
 }
 
 /// True when CS, DS, ES and SS are flat 4 GiB segments (the data ones
@@ -96,6 +98,8 @@ pub struct JitEngine {
     bus_epoch: u64,
     /// Counters.
     pub stats: JitStats,
+    /// Interpreter fallbacks by the mnemonic that was not translated.
+    fallbacks: HashMap<iced_x86::Mnemonic, u64>,
 }
 
 impl Default for JitEngine {
@@ -114,6 +118,7 @@ impl JitEngine {
             cap: cap.max(4096),
             bus_epoch: u64::MAX,
             stats: JitStats::default(),
+            fallbacks: HashMap::new(),
         }
     }
 
@@ -149,6 +154,7 @@ impl JitEngine {
         if self.cache_bytes() > self.cap {
             self.flush();
         }
+        let t0 = std::time::Instant::now();
         let page_end = (phys | 0xFFF) + 1;
         let code: Vec<u8> = (phys..page_end).map(|a| bus.read_u8(a)).collect();
         let mut asm = match self.asm.take() {
@@ -166,6 +172,7 @@ impl JitEngine {
         bus.mark_code_page(phys >> 12);
         self.blocks.insert((phys, user), Block { gen, info });
         self.stats.blocks += 1;
+        self.stats.translate_ns += t0.elapsed().as_nanos() as u64;
         Some(info)
     }
 }
@@ -173,6 +180,31 @@ impl JitEngine {
 impl<B: Bus> Engine<B> for JitEngine {
     fn name(&self) -> &'static str {
         "jit"
+    }
+
+    fn report(&self) -> String {
+        let s = &self.stats;
+        let total = (s.native_insns + s.interp_insns).max(1);
+        let mut out = format!(
+            "jit: {:.2} % of {} instructions ran as translated code\n\
+             jit: {} block runs, mean {:.1} instructions; {} early exits\n\
+             jit: {} blocks translated in {:.3} s, {} invalidated, {} cache flushes, {} KiB of code\n",
+            100.0 * s.native_insns as f64 / total as f64,
+            total,
+            s.block_runs,
+            s.native_insns as f64 / s.block_runs.max(1) as f64,
+            s.early_exits,
+            s.blocks,
+            s.translate_ns as f64 / 1e9,
+            s.invalidations,
+            s.flushes,
+            self.cache_bytes() / 1024
+        );
+        let mut by: Vec<_> = self.fallbacks.iter().collect();
+        by.sort_by(|a, b| b.1.cmp(a.1));
+        let top: Vec<String> = by.iter().take(20).map(|(m, n)| format!("{m:?} {n}")).collect();
+        out += &format!("jit: interpreter fallbacks by mnemonic (top 20): {}\n", top.join(", "));
+        out
     }
 
     fn run(&mut self, cpu: &mut Cpu, bus: &mut B, req: RunRequest) -> EngineExit {
@@ -236,7 +268,13 @@ impl JitEngine {
         let user = cpu.state.cpl() == 3;
         let info = self.block(bus, phys, gen, eip, user)?;
         let n = u64::from(info.insns);
-        if n == 0 || cpu.icount + n > end {
+        if n == 0 {
+            if let Some(m) = info.stop {
+                *self.fallbacks.entry(m).or_default() += 1;
+            }
+            return None;
+        }
+        if cpu.icount + n > end {
             return None;
         }
         let code = self.code.as_ref()?.lock();

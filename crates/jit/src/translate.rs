@@ -72,6 +72,9 @@ pub struct BlockInfo {
     pub bytes: u32,
     /// Where its host code starts.
     pub entry: AssemblyOffset,
+    /// The instruction that ended the block, when it is not on the
+    /// allow-list (the interpreter runs it).
+    pub stop: Option<Mnemonic>,
 }
 
 /// One guest instruction the translator accepts, with its operands.
@@ -282,8 +285,9 @@ fn classify(d: &Decoded, eip: u32) -> Option<Op> {
 /// Decodes the allow-listed run of instructions at the start of `code`
 /// (the bytes from the block's first instruction, at guest `eip`, to the
 /// end of its page). A branch ends the run.
-fn scan(code: &[u8], eip: u32) -> Vec<(Op, u8)> {
+fn scan(code: &[u8], eip: u32) -> (Vec<(Op, u8)>, Option<Mnemonic>) {
     let mut ops = Vec::new();
+    let mut stop = None;
     let mut at = 0usize;
     while ops.len() < MAX_BLOCK && at < code.len() {
         let Ok(d) = decode(CpuModel::P6, true, &code[at..]) else {
@@ -292,14 +296,17 @@ fn scan(code: &[u8], eip: u32) -> Vec<(Op, u8)> {
         let here = eip.wrapping_add(at as u32);
         match classify(&d, here) {
             Some(op) => ops.push((op, d.len)),
-            None => break,
+            None => {
+                stop = Some(d.insn.mnemonic());
+                break;
+            }
         }
         at += usize::from(d.len);
         if matches!(ops.last(), Some((Op::Jcc(..) | Op::Jmp(_), _))) {
             break;
         }
     }
-    ops
+    (ops, stop)
 }
 
 /// Register `r`'s byte offset in the context.
@@ -617,13 +624,14 @@ fn emit(a: &mut Assembler, op: Op) {
 /// them, or fewer when an access left the block early (EIP then points at
 /// the instruction that did not run).
 pub fn translate(a: &mut Assembler, code: &[u8], eip: u32, user: bool) -> BlockInfo {
-    let ops = scan(code, eip);
+    let (ops, stop) = scan(code, eip);
     let entry = a.offset();
     if ops.is_empty() {
         return BlockInfo {
             insns: 0,
             bytes: 0,
             entry,
+            stop,
         };
     }
     let mut bytes = 0u32;
@@ -664,6 +672,7 @@ pub fn translate(a: &mut Assembler, code: &[u8], eip: u32, user: bool) -> BlockI
         insns: n,
         bytes,
         entry,
+        stop,
     }
 }
 
@@ -675,7 +684,7 @@ mod tests {
     fn the_allow_list_stops_at_memory_and_control() {
         // add eax,ebx; inc ecx; mov edx,5; mov fs:[eax],ecx; ...
         let code = [0x01, 0xD8, 0x41, 0xBA, 5, 0, 0, 0, 0x64, 0x89, 0x08, 0x90];
-        let ops = scan(&code, 0x1000);
+        let ops = scan(&code, 0x1000).0;
         assert_eq!(
             ops.iter().map(|o| o.0).collect::<Vec<_>>(),
             vec![
@@ -691,10 +700,10 @@ mod tests {
             &[0xE3, 0x00],
             &[0xFF, 0x28],
         ] {
-            assert!(scan(code, 0x1000).is_empty(), "{code:02x?}");
+            assert!(scan(code, 0x1000).0.is_empty(), "{code:02x?}");
         }
         // A branch ends the block, with its target.
-        let ops = scan(&[0x40, 0x75, 0xFD, 0x40], 0x1000);
+        let ops = scan(&[0x40, 0x75, 0xFD, 0x40], 0x1000).0;
         assert_eq!(
             ops.iter().map(|o| o.0).collect::<Vec<_>>(),
             vec![Op::IncDec(true, 0), Op::Jcc(Cond::Ne, 0x1000)]

@@ -743,6 +743,11 @@ impl Machine {
     pub fn engine_name(&self) -> &'static str {
         self.engine.name()
     }
+
+    /// The engine's account of its work (`--stats`).
+    pub fn engine_report(&self) -> String {
+        self.engine.report()
+    }
 }
 
 #[cfg(test)]

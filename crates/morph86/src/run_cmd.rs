@@ -79,6 +79,11 @@ pub struct RunArgs {
     /// the same for every value; small values check that.
     #[arg(long, default_value_t = 65536, value_parser = clap::value_parser!(u64).range(1..=65536))]
     pub batch: u64,
+    /// Print the engine's figures at the end of the run (for the JIT: the
+    /// share of translated instructions, blocks, invalidations, cache size,
+    /// translation time, interpreter fallbacks by mnemonic).
+    #[arg(long, short = 'v', alias = "stats")]
+    pub verbose: bool,
 }
 
 fn parse_clock(s: &str) -> Result<ClockMode, String> {
@@ -236,6 +241,9 @@ pub fn run(a: RunArgs) -> Result<ExitCode> {
     // Give the terminal back before reporting.
     drop(raw);
     eprintln!("morph86: {exit}");
+    if a.verbose {
+        eprint!("{}", m.engine_report());
+    }
     if let Err(e) = logged {
         eprintln!("morph86: writing the event log failed: {e}");
         return Ok(ExitCode::from(2));
