@@ -25,6 +25,9 @@
 //! | `MOV r32, m32`, `MOV m32, r32 / imm32` | `tests::memory_blocks_agree_with_the_interpreter` |
 //! | `ADD ... TEST r32, m32` and `m32, r32 / imm` (read-modify-write) | the same |
 //! | `PUSH r32`, `POP r32` (not ESP) | the same |
+//! | `LEA r32, m` (32-bit addressing) | `tests::calls_shifts_and_lea_agree_with_the_interpreter` |
+//! | `SHL SHR SAR r32, imm8 / 1` (AF := 1 and OF for counts above 1 as the interpreter) | the same |
+//! | `CALL rel32`, `RET`, `RET imm16` (they end the block) | the same |
 //!
 //! Memory operands use 32-bit addressing in flat segments (the engine runs
 //! a block only while CS, DS, ES and SS are flat 4 GiB segments, and the
@@ -101,6 +104,22 @@ enum Op {
     Push(usize),
     /// `POP r32`.
     Pop(usize),
+    /// `LEA r32, m`.
+    Lea(usize, Mem),
+    /// A shift of a register by a count of 1 to 31.
+    Shift(ShiftKind, usize, u8),
+    /// `CALL rel32` to a target (it ends the block).
+    Call(u32),
+    /// `RET` releasing `n` more bytes (it ends the block).
+    Ret(u16),
+}
+
+/// A shift.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum ShiftKind {
+    Shl,
+    Shr,
+    Sar,
 }
 
 /// A 32-bit memory operand: `[base + index * scale + disp]`.
@@ -194,6 +213,7 @@ fn classify(d: &Decoded, eip: u32) -> Option<Op> {
         let target = eip.wrapping_add(i.near_branch32());
         return match i.mnemonic() {
             Mnemonic::Jmp => Some(Op::Jmp(target)),
+            Mnemonic::Call => Some(Op::Call(target)),
             m => Cond::of(m).map(|c| Op::Jcc(c, target)),
         };
     }
@@ -259,6 +279,24 @@ fn classify(d: &Decoded, eip: u32) -> Option<Op> {
             Src::Reg(s) => Some(Op::MovRR(reg(0)?, s)),
             Src::Imm(v) => Some(Op::MovRI(reg(0)?, v)),
         },
+        Mnemonic::Ret if i.op_count() == 0 => Some(Op::Ret(0)),
+        Mnemonic::Ret if i.op_kind(0) == OpKind::Immediate16 => Some(Op::Ret(i.immediate16())),
+        Mnemonic::Lea => Some(Op::Lea(reg(0)?, mem(1)?)),
+        Mnemonic::Shl | Mnemonic::Shr | Mnemonic::Sar if i.op_count() == 2 => {
+            let count = match i.op_kind(1) {
+                OpKind::Immediate8 => i.immediate8() & 31,
+                _ => return None, // CL counts: the interpreter
+            };
+            if count == 0 {
+                return None; // no flags change: rare, leave it
+            }
+            let kind = match i.mnemonic() {
+                Mnemonic::Shl => ShiftKind::Shl,
+                Mnemonic::Shr => ShiftKind::Shr,
+                _ => ShiftKind::Sar,
+            };
+            Some(Op::Shift(kind, reg(0)?, count))
+        }
         Mnemonic::Push if i.op_count() == 1 => match reg(0)? {
             4 => None,
             r => Some(Op::Push(r)),
@@ -302,7 +340,10 @@ fn scan(code: &[u8], eip: u32) -> (Vec<(Op, u8)>, Option<Mnemonic>) {
             }
         }
         at += usize::from(d.len);
-        if matches!(ops.last(), Some((Op::Jcc(..) | Op::Jmp(_), _))) {
+        if matches!(
+            ops.last(),
+            Some((Op::Jcc(..) | Op::Jmp(_) | Op::Call(_) | Op::Ret(_), _))
+        ) {
             break;
         }
     }
@@ -535,6 +576,7 @@ fn emit_mem(a: &mut Assembler, op: Op, user: bool, miss: DynamicLabel) {
                 ; mov DWORD [rdi + r], eax
             );
         }
+        Op::Call(_) | Op::Ret(_) => unreachable!("see emit_call and emit_ret"),
         _ => unreachable!("not a memory op"),
     }
 }
@@ -543,17 +585,138 @@ fn emit_mem(a: &mut Assembler, op: Op, user: bool, miss: DynamicLabel) {
 fn touches_memory(op: Op) -> bool {
     matches!(
         op,
-        Op::Load(..) | Op::Store(..) | Op::AluRM(..) | Op::AluMR(..) | Op::Push(_) | Op::Pop(_)
+        Op::Load(..)
+            | Op::Store(..)
+            | Op::AluRM(..)
+            | Op::AluMR(..)
+            | Op::Push(_)
+            | Op::Pop(_)
+            | Op::Call(_)
+            | Op::Ret(_)
     )
+}
+
+/// The target of a CALL (a RET's comes from the stack: 0 here).
+fn target_of(op: Op) -> u32 {
+    match op {
+        Op::Call(t) => t,
+        _ => 0,
+    }
+}
+
+/// `CALL rel32`: pushes the return address `next` (a write checked like
+/// any other) and leaves ESP lowered; `RET`: loads the return address into
+/// eax and releases the stack.
+fn emit_call_ret(a: &mut Assembler, op: Op, next: u32, user: bool, miss: DynamicLabel) {
+    let sp_off = reg_off(4);
+    match op {
+        Op::Call(_) => {
+            dynasm!(a
+                ; .arch x64
+                ; mov r8d, DWORD [rdi + sp_off]
+                ; sub r8d, 4
+            );
+            emit_tlb(a, true, user, miss);
+            dynasm!(a
+                ; .arch x64
+                ; mov DWORD [r10], next as i32
+                ; mov DWORD [rdi + sp_off], r8d
+            );
+        }
+        Op::Ret(extra) => {
+            let release = 4 + i32::from(extra);
+            dynasm!(a ; .arch x64 ; mov r8d, DWORD [rdi + sp_off]);
+            emit_tlb(a, false, user, miss);
+            dynasm!(a
+                ; .arch x64
+                ; mov eax, DWORD [r10]
+                ; add DWORD [rdi + sp_off], release
+            );
+        }
+        _ => unreachable!("not a call or return"),
+    }
+}
+
+/// Ends a block after its CALL (EIP := the target) or RET (EIP := eax).
+fn exit_after_ret(a: &mut Assembler, op: Op, target: u32, n: u32) {
+    match op {
+        Op::Call(_) => exit(a, target, n),
+        _ => {
+            let eip_off = offsets::EIP as i32;
+            dynasm!(a
+                ; .arch x64
+                ; mov DWORD [rdi + eip_off], eax
+                ; mov eax, n as i32
+                ; ret
+            );
+        }
+    }
+}
+
+/// A shift of register `r` by `count` (1 to 31), with the flags the
+/// interpreter gives: CF, PF, ZF, SF from the host, AF set, and OF as the
+/// last one-bit step leaves it (SHL: SF ^ CF; SHR: the old top bit for a
+/// count of 1, else 0; SAR: 0).
+fn emit_shift(a: &mut Assembler, kind: ShiftKind, r: usize, count: u8) {
+    let r = reg_off(r);
+    let fl = offsets::EFLAGS as i32;
+    let c = count as i8;
+    dynasm!(a ; .arch x64 ; mov eax, DWORD [rdi + r]);
+    match kind {
+        ShiftKind::Shl => dynasm!(a ; .arch x64 ; shl eax, c),
+        ShiftKind::Shr => dynasm!(a ; .arch x64 ; shr eax, c),
+        ShiftKind::Sar => dynasm!(a ; .arch x64 ; sar eax, c),
+    }
+    dynasm!(a
+        ; .arch x64
+        ; mov DWORD [rdi + r], eax
+        ; pushfq
+        ; pop rcx
+        ; mov edx, DWORD [rdi + fl]
+        ; and edx, !(ARITH_FLAGS as i32)
+        ; mov esi, ecx
+        ; and ecx, 0xC5
+        ; or edx, ecx
+        ; or edx, AF as i32
+    );
+    match (kind, count) {
+        (ShiftKind::Shl, _) => dynasm!(a
+            ; .arch x64
+            ; mov ecx, edx
+            ; shr ecx, 7
+            ; xor ecx, edx
+            ; and ecx, 1
+            ; shl ecx, 11
+            ; or edx, ecx
+        ),
+        (ShiftKind::Shr, 1) => dynasm!(a
+            ; .arch x64
+            ; and esi, 0x800
+            ; or edx, esi
+        ),
+        _ => {}
+    }
+    dynasm!(a ; .arch x64 ; mov DWORD [rdi + fl], edx);
 }
 
 fn emit(a: &mut Assembler, op: Op) {
     match op {
         Op::Nop => {}
         Op::Jcc(..) | Op::Jmp(_) => unreachable!("branches end blocks: see translate"),
-        Op::Load(..) | Op::Store(..) | Op::AluRM(..) | Op::AluMR(..) | Op::Push(_) | Op::Pop(_) => {
-            unreachable!("memory ops: see emit_mem")
+        Op::Load(..)
+        | Op::Store(..)
+        | Op::AluRM(..)
+        | Op::AluMR(..)
+        | Op::Push(_)
+        | Op::Pop(_)
+        | Op::Call(_)
+        | Op::Ret(_) => unreachable!("memory ops: see emit_mem"),
+        Op::Lea(d, m) => {
+            let d = reg_off(d);
+            emit_ea(a, m);
+            dynasm!(a ; .arch x64 ; mov DWORD [rdi + d], r8d);
         }
+        Op::Shift(kind, r, count) => emit_shift(a, kind, r, count),
         Op::MovRR(d, s) => {
             let (d, s) = (reg_off(d), reg_off(s));
             dynasm!(a
@@ -649,6 +812,13 @@ pub fn translate(a: &mut Assembler, code: &[u8], eip: u32, user: bool) -> BlockI
             }
             Op::Jmp(target) => {
                 exit(a, target, n);
+                ended = true;
+            }
+            Op::Call(_) | Op::Ret(_) => {
+                let miss = a.new_dynamic_label();
+                exits.push((miss, here, k as u32));
+                emit_call_ret(a, op, next, user, miss);
+                exit_after_ret(a, op, target_of(op), n);
                 ended = true;
             }
             op if touches_memory(op) => {
