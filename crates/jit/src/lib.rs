@@ -27,7 +27,7 @@
 pub mod translate;
 
 use dynasmrt::x64::Assembler;
-use dynasmrt::{DynasmApi, Executor};
+use dynasmrt::{AssemblyOffset, DynasmApi};
 use morph86_cpu::{Bus, Cpu, Engine, EngineExit, RunRequest, StepOutcome};
 use std::collections::HashMap;
 use translate::BlockInfo;
@@ -78,22 +78,47 @@ fn flat(cpu: &Cpu) -> bool {
         })
 }
 
-/// A translated block and the page generation it belongs to.
+/// A slot of the block table: a translated block, the address and
+/// privilege it was translated for, and the page generation it belongs to.
 #[derive(Clone, Copy, Debug)]
 struct Block {
+    /// `phys | user << 32`, or `u64::MAX` when empty.
+    key: u64,
     gen: u32,
     info: BlockInfo,
+}
+
+/// Slots in the direct-mapped block table (a power of two).
+const TABLE_SIZE: usize = 1 << 16;
+
+const EMPTY_BLOCK: Block = Block {
+    key: u64::MAX,
+    gen: 0,
+    info: BlockInfo {
+        insns: 0,
+        bytes: 0,
+        entry: AssemblyOffset(0),
+        stop: None,
+    },
+};
+
+/// The table slot of a block key.
+#[inline]
+fn table_slot(key: u64) -> usize {
+    ((key ^ (key >> 12) ^ (key >> 32)) as usize) & (TABLE_SIZE - 1)
 }
 
 /// The translator as an engine.
 pub struct JitEngine {
     /// Translated code being built.
     asm: Option<Assembler>,
-    /// The committed code, executable.
-    code: Option<Executor>,
+    /// The address of the committed, executable code (valid until the next
+    /// commit, which refreshes it, or flush, which clears it; 0: none).
+    code_base: usize,
     /// Blocks by guest physical address and privilege (user or not: the
-    /// TLB tags their accesses check).
-    blocks: HashMap<(u32, bool), Block>,
+    /// TLB tags their accesses check), direct-mapped: a block that loses
+    /// its slot is translated again when next needed.
+    blocks: Vec<Block>,
     cap: usize,
     /// The bus mapping the blocks were translated against (another bus, or
     /// RAM replaced wholesale, flushes them).
@@ -115,8 +140,8 @@ impl JitEngine {
     pub fn new(cap: usize) -> JitEngine {
         JitEngine {
             asm: None,
-            code: None,
-            blocks: HashMap::new(),
+            code_base: 0,
+            blocks: vec![EMPTY_BLOCK; TABLE_SIZE],
             cap: cap.max(4096),
             bus_epoch: u64::MAX,
             stats: JitStats::default(),
@@ -131,9 +156,9 @@ impl JitEngine {
 
     /// Drops every block.
     pub fn flush(&mut self) {
-        self.blocks.clear();
+        self.blocks.fill(EMPTY_BLOCK);
         self.asm = None;
-        self.code = None;
+        self.code_base = 0;
         self.stats.flushes += 1;
     }
 
@@ -147,7 +172,10 @@ impl JitEngine {
         eip: u32,
         user: bool,
     ) -> Option<BlockInfo> {
-        if let Some(b) = self.blocks.get(&(phys, user)) {
+        let key = u64::from(phys) | u64::from(user) << 32;
+        let slot = table_slot(key);
+        let b = &self.blocks[slot];
+        if b.key == key {
             if b.gen == gen {
                 return Some(b.info);
             }
@@ -169,10 +197,10 @@ impl JitEngine {
         if asm.commit().is_err() {
             return None;
         }
-        self.code = Some(asm.reader());
+        self.code_base = asm.reader().lock().as_ptr() as usize;
         self.asm = Some(asm);
         bus.mark_code_page(phys >> 12);
-        self.blocks.insert((phys, user), Block { gen, info });
+        self.blocks[slot] = Block { key, gen, info };
         self.stats.blocks += 1;
         self.stats.translate_ns += t0.elapsed().as_nanos() as u64;
         Some(info)
@@ -286,19 +314,24 @@ impl JitEngine {
         if cpu.icount + n > end {
             return None;
         }
-        let code = self.code.as_ref()?.lock();
+        if self.code_base == 0 {
+            return None;
+        }
         let ran;
-        // SAFETY: `info.entry` is the start of a function this engine's
-        // translator emitted and committed (the read lock keeps the buffer
-        // mapped and unchanged during the call). It follows the System V
-        // ABI, takes the CPU's context in rdi, touches only the context's
-        // registers, EIP and EFLAGS at their fixed offsets (see
+        // SAFETY: `info.entry` is the offset of a function this engine's
+        // translator emitted and committed into the assembler's buffer,
+        // whose executable mapping starts at `code_base` until the next
+        // commit or flush (both refresh or clear `code_base`; neither can
+        // happen during the call). The function follows the System V ABI,
+        // takes the CPU's context in rdi, touches only the context's
+        // registers, EIP and EFLAGS at their fixed offsets and guest RAM
+        // through host addresses that the TLB's tags vouch for (see
         // `translate`), and returns the instructions it ran.
         unsafe {
-            let f: extern "sysv64" fn(*mut Cpu) -> u32 = std::mem::transmute(code.ptr(info.entry));
+            let f: extern "sysv64" fn(*mut Cpu) -> u32 =
+                std::mem::transmute(self.code_base + info.entry.0);
             ran = u64::from(f(cpu));
         }
-        drop(code);
         self.stats.block_runs += 1;
         if ran == 0 {
             // The first access left the block: the interpreter runs it.
