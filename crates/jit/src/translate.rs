@@ -28,6 +28,8 @@
 //! | `LEA r32, m` (32-bit addressing) | `tests::calls_shifts_and_lea_agree_with_the_interpreter` |
 //! | `SHL SHR SAR r32, imm8 / 1` (AF := 1 and OF for counts above 1 as the interpreter) | the same |
 //! | `CALL rel32`, `RET`, `RET imm16` (they end the block) | the same |
+//! | `MOV` and `ADD ... TEST` on bytes (registers incl. AH..BH, memory, immediates) | `tests::byte_ops_agree_with_the_interpreter` |
+//! | `MOVZX`, `MOVSX r32, r/m8 / r/m16` | the same |
 //!
 //! Memory operands use 32-bit addressing in flat segments (the engine runs
 //! a block only while CS, DS, ES and SS are flat 4 GiB segments, and the
@@ -112,6 +114,32 @@ enum Op {
     Call(u32),
     /// `RET` releasing `n` more bytes (it ends the block).
     Ret(u16),
+    /// A byte operation: `MOV` or an ALU op on an 8-bit register or memory.
+    Byte(ByteOp, Loc8, Src8),
+    /// `MOVZX` / `MOVSX r32, r/m8` or `r/m16` (`signed`, source bytes).
+    Movx(usize, Loc8, bool, u8),
+}
+
+/// What a byte operation does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum ByteOp {
+    Mov,
+    Alu(Alu),
+}
+
+/// An 8-bit (or, as a MOVZX/MOVSX source, 16-bit) operand location: a
+/// register's byte (`hi`: AH, CH, DH, BH; 16-bit: the low half) or memory.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Loc8 {
+    Reg(usize, bool),
+    Mem(Mem),
+}
+
+/// A byte source.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Src8 {
+    Loc(Loc8),
+    Imm(u8),
 }
 
 /// A shift.
@@ -259,6 +287,76 @@ fn classify(d: &Decoded, eip: u32) -> Option<Op> {
             disp: i.memory_displacement32(),
         })
     };
+    // 8-bit and 16-bit locations (MOVZX/MOVSX sources, byte ops).
+    let loc8 = |k: u32| -> Option<Loc8> {
+        match i.op_kind(k) {
+            OpKind::Register => {
+                let r = i.op_register(k);
+                let n = (r as usize).checked_sub(Register::AL as usize);
+                if let Some(n) = n.filter(|&n| n < 8) {
+                    return Some(Loc8::Reg(n & 3, n >= 4));
+                }
+                let n = (r as usize).checked_sub(Register::AX as usize)?;
+                (n < 8).then_some(Loc8::Reg(n, false))
+            }
+            OpKind::Memory => Some(Loc8::Mem(mem(k)?)),
+            _ => None,
+        }
+    };
+    if matches!(i.mnemonic(), Mnemonic::Movzx | Mnemonic::Movsx) && i.op_count() == 2 {
+        let bytes = match i.memory_size() {
+            iced_x86::MemorySize::UInt8 | iced_x86::MemorySize::Int8 => 1,
+            iced_x86::MemorySize::UInt16 | iced_x86::MemorySize::Int16 => 2,
+            _ if i.op_kind(1) == OpKind::Register => {
+                if (i.op_register(1) as usize) < Register::AX as usize {
+                    1
+                } else {
+                    2
+                }
+            }
+            _ => return None,
+        };
+        return Some(Op::Movx(
+            reg(0)?,
+            loc8(1)?,
+            i.mnemonic() == Mnemonic::Movsx,
+            bytes,
+        ));
+    }
+    let is_byte = |k: u32| match i.op_kind(k) {
+        OpKind::Register => {
+            let r = i.op_register(k) as usize;
+            (Register::AL as usize..Register::AL as usize + 8).contains(&r)
+        }
+        OpKind::Memory => matches!(
+            i.memory_size(),
+            iced_x86::MemorySize::UInt8 | iced_x86::MemorySize::Int8
+        ),
+        _ => false,
+    };
+    if i.op_count() == 2 && is_byte(0) {
+        let op = match i.mnemonic() {
+            Mnemonic::Mov => ByteOp::Mov,
+            Mnemonic::Add => ByteOp::Alu(Alu::Add),
+            Mnemonic::Adc => ByteOp::Alu(Alu::Adc),
+            Mnemonic::Sub => ByteOp::Alu(Alu::Sub),
+            Mnemonic::Sbb => ByteOp::Alu(Alu::Sbb),
+            Mnemonic::Cmp => ByteOp::Alu(Alu::Cmp),
+            Mnemonic::And => ByteOp::Alu(Alu::And),
+            Mnemonic::Or => ByteOp::Alu(Alu::Or),
+            Mnemonic::Xor => ByteOp::Alu(Alu::Xor),
+            Mnemonic::Test => ByteOp::Alu(Alu::Test),
+            _ => return None,
+        };
+        let dst = loc8(0)?;
+        let src = match i.op_kind(1) {
+            OpKind::Immediate8 => Src8::Imm(i.immediate8()),
+            _ if is_byte(1) => Src8::Loc(loc8(1)?),
+            _ => return None,
+        };
+        // At most one memory operand (x86 encodings guarantee it).
+        return Some(Op::Byte(op, dst, src));
+    }
     let alu = |a| {
         if i.op_kind(0) == OpKind::Memory {
             return Some(Op::AluMR(a, mem(0)?, src()?));
@@ -445,6 +543,12 @@ fn emit_ea(a: &mut Assembler, m: Mem) {
 /// on a match r10 holds the host address; otherwise control goes to
 /// `miss` (the block's exit before this instruction).
 fn emit_tlb(a: &mut Assembler, write: bool, user: bool, miss: DynamicLabel) {
+    emit_tlb_sized(a, 4, write, user, miss);
+}
+
+/// The inline TLB check for an access of `size` bytes (1, 2 or 4) at the
+/// linear address in r8d; see [`emit_tlb`].
+fn emit_tlb_sized(a: &mut Assembler, size_bytes: u8, write: bool, user: bool, miss: DynamicLabel) {
     let entries = context_offsets::TLB_ENTRIES as i32;
     let tag = (if write {
         entry_offsets::WRITE_TAG
@@ -454,6 +558,7 @@ fn emit_tlb(a: &mut Assembler, write: bool, user: bool, miss: DynamicLabel) {
     let addend = entry_offsets::ADDEND as i32;
     let size = entry_offsets::SIZE as i32;
     let mask = (TLB_SIZE - 1) as i32;
+    let align = !0xFFF_i32 | (i32::from(size_bytes) - 1);
     dynasm!(a
         ; .arch x64
         ; mov r10, QWORD [rdi + entries]
@@ -463,7 +568,7 @@ fn emit_tlb(a: &mut Assembler, write: bool, user: bool, miss: DynamicLabel) {
         ; imul r11d, r11d, size
         ; add r10, r11
         ; mov r11d, r8d
-        ; and r11d, !0xFFC_i32 // page | the low two bits (4-byte alignment)
+        ; and r11d, align // the page | the bits a misaligned access sets
         ; cmp r11d, DWORD [r10 + tag]
         ; jne =>miss
         ; mov r10, QWORD [r10 + addend]
@@ -577,12 +682,136 @@ fn emit_mem(a: &mut Assembler, op: Op, user: bool, miss: DynamicLabel) {
             );
         }
         Op::Call(_) | Op::Ret(_) => unreachable!("see emit_call and emit_ret"),
+        Op::Byte(..) | Op::Movx(..) => emit_byte(a, op, user, Some(miss)),
         _ => unreachable!("not a memory op"),
+    }
+}
+
+/// Loads a byte (or, for `bytes` = 2, a word) location into eax, zero- or
+/// sign-extended. A memory location is checked in the TLB first; for a
+/// location that is also written, the check is for a write.
+fn load8(
+    a: &mut Assembler,
+    l: Loc8,
+    bytes: u8,
+    signed: bool,
+    write: bool,
+    user: bool,
+    miss: Option<DynamicLabel>,
+) {
+    match l {
+        Loc8::Reg(r, hi) => {
+            let off = reg_off(r) + i32::from(hi);
+            match (bytes, signed) {
+                (1, false) => dynasm!(a ; .arch x64 ; movzx eax, BYTE [rdi + off]),
+                (1, true) => dynasm!(a ; .arch x64 ; movsx eax, BYTE [rdi + off]),
+                (_, false) => dynasm!(a ; .arch x64 ; movzx eax, WORD [rdi + off]),
+                (_, true) => dynasm!(a ; .arch x64 ; movsx eax, WORD [rdi + off]),
+            }
+        }
+        Loc8::Mem(m) => {
+            emit_ea(a, m);
+            emit_tlb_sized(
+                a,
+                bytes,
+                write,
+                user,
+                miss.expect("a memory operand has an exit"),
+            );
+            match (bytes, signed) {
+                (1, false) => dynasm!(a ; .arch x64 ; movzx eax, BYTE [r10]),
+                (1, true) => dynasm!(a ; .arch x64 ; movsx eax, BYTE [r10]),
+                (_, false) => dynasm!(a ; .arch x64 ; movzx eax, WORD [r10]),
+                (_, true) => dynasm!(a ; .arch x64 ; movsx eax, WORD [r10]),
+            }
+        }
+    }
+}
+
+/// Stores al to a byte location (memory: to the host address in r10 that
+/// `load8` or the store's own check left).
+fn store8(a: &mut Assembler, l: Loc8) {
+    match l {
+        Loc8::Reg(r, hi) => {
+            let off = reg_off(r) + i32::from(hi);
+            dynasm!(a ; .arch x64 ; mov BYTE [rdi + off], al);
+        }
+        Loc8::Mem(_) => dynasm!(a ; .arch x64 ; mov BYTE [r10], al),
+    }
+}
+
+/// Emits a byte operation or a MOVZX/MOVSX.
+fn emit_byte(a: &mut Assembler, op: Op, user: bool, miss: Option<DynamicLabel>) {
+    match op {
+        Op::Movx(d, src, signed, bytes) => {
+            load8(a, src, bytes, signed, false, user, miss);
+            let d = reg_off(d);
+            dynasm!(a ; .arch x64 ; mov DWORD [rdi + d], eax);
+        }
+        Op::Byte(ByteOp::Mov, dst, src) => {
+            // The source first (a register or an immediate when the
+            // destination is memory: one memory operand at most).
+            match src {
+                Src8::Imm(v) => dynasm!(a ; .arch x64 ; mov eax, i32::from(v)),
+                Src8::Loc(l) => load8(a, l, 1, false, false, user, miss),
+            }
+            if let Loc8::Mem(m) = dst {
+                emit_ea(a, m);
+                emit_tlb_sized(
+                    a,
+                    1,
+                    true,
+                    user,
+                    miss.expect("a memory operand has an exit"),
+                );
+            }
+            store8(a, dst);
+        }
+        Op::Byte(ByteOp::Alu(alu), dst, src) => {
+            // esi := the source byte; eax := the destination byte.
+            match src {
+                Src8::Imm(v) => dynasm!(a ; .arch x64 ; mov esi, i32::from(v)),
+                Src8::Loc(l) => {
+                    load8(a, l, 1, false, false, user, miss);
+                    dynasm!(a ; .arch x64 ; mov esi, eax);
+                }
+            }
+            let writes = !matches!(alu, Alu::Cmp | Alu::Test);
+            load8(a, dst, 1, false, writes, user, miss);
+            if matches!(alu, Alu::Adc | Alu::Sbb) {
+                load_carry(a);
+            }
+            match alu {
+                Alu::Add => dynasm!(a ; .arch x64 ; add al, sil),
+                Alu::Adc => dynasm!(a ; .arch x64 ; adc al, sil),
+                Alu::Sub | Alu::Cmp => dynasm!(a ; .arch x64 ; sub al, sil),
+                Alu::Sbb => dynasm!(a ; .arch x64 ; sbb al, sil),
+                Alu::And | Alu::Test => dynasm!(a ; .arch x64 ; and al, sil),
+                Alu::Or => dynasm!(a ; .arch x64 ; or al, sil),
+                Alu::Xor => dynasm!(a ; .arch x64 ; xor al, sil),
+            }
+            if matches!(alu, Alu::And | Alu::Or | Alu::Xor | Alu::Test) {
+                merge_flags(a, LOGIC_FLAGS, AF);
+            } else {
+                merge_flags(a, ARITH_FLAGS, 0);
+            }
+            if writes {
+                store8(a, dst);
+            }
+        }
+        _ => unreachable!("not a byte op"),
     }
 }
 
 /// True for ops that access memory (and so may leave the block early).
 fn touches_memory(op: Op) -> bool {
+    let mem8 = |l: Loc8| matches!(l, Loc8::Mem(_));
+    match op {
+        Op::Byte(_, d, Src8::Loc(s)) if mem8(d) || mem8(s) => return true,
+        Op::Byte(_, d, _) if mem8(d) => return true,
+        Op::Movx(_, s, _, _) if mem8(s) => return true,
+        _ => {}
+    }
     matches!(
         op,
         Op::Load(..)
@@ -717,6 +946,7 @@ fn emit(a: &mut Assembler, op: Op) {
             dynasm!(a ; .arch x64 ; mov DWORD [rdi + d], r8d);
         }
         Op::Shift(kind, r, count) => emit_shift(a, kind, r, count),
+        Op::Byte(..) | Op::Movx(..) => emit_byte(a, op, false, None),
         Op::MovRR(d, s) => {
             let (d, s) = (reg_off(d), reg_off(s));
             dynasm!(a
