@@ -46,8 +46,10 @@ pub mod pte {
     pub const G: u32 = 0x100;
 }
 
-/// A fast-path tag that never matches: the access takes the slow path.
-pub const TAG_SLOW: u32 = 1;
+/// A fast-path tag that never matches: the access takes the slow path. A
+/// masked address (`lin & (!0xFFF | (size - 1))`, size at most 8) never
+/// has bit 11 set, and a page address never has any of bits 0-11.
+pub const TAG_SLOW: u32 = 0x800;
 
 /// One cached translation, laid out for an inline check in generated code.
 ///
@@ -469,6 +471,13 @@ mod tests {
         let mmio = TlbEntry::new(0xFEE0_0000, 0xFEE0_0000, 0xF, false, None, None);
         assert!(mmio.host(0xFEE0_0030, false, false).is_none());
         assert_eq!(TlbEntry::EMPTY.read_tag, [TAG_SLOW; 2]);
+        // No masked address of any size matches the slow tag (page 0 too).
+        for lin in [0u32, 1, 2, 3, 0x291, 0x7FF, 0x800, 0xFFF] {
+            for size in [1u32, 2, 4, 8] {
+                assert!(fast(&TlbEntry::EMPTY, lin, size, false, false).is_none());
+                assert!(fast(&mmio, lin, size, true, true).is_none());
+            }
+        }
         assert_eq!(entry_offsets::WRITE_TAG - entry_offsets::READ_TAG, 8);
     }
 

@@ -20,14 +20,15 @@
 //!   valid only at the code generation its page had when it was translated
 //!   (`morph86_cpu::Bus::code_generation`), so a write to the page, through
 //!   any alias or by DMA, retires its blocks and nothing else.
-//! - The code cache is one `dynasmrt` assembler: its buffer is never
-//!   writable and executable at once (W^X); it is dropped whole when it
-//!   grows past its cap.
+//! - The code cache ([`cache`]) is one region seen through a writable and
+//!   an executable view of the same memory (W^X for every mapping); it is
+//!   emptied whole when full.
 
+pub mod cache;
 pub mod translate;
 
-use dynasmrt::x64::Assembler;
-use dynasmrt::{AssemblyOffset, DynasmApi};
+use cache::CodeCache;
+use dynasmrt::AssemblyOffset;
 use morph86_cpu::{Bus, Cpu, Engine, EngineExit, RunRequest, StepOutcome};
 use translate::BlockInfo;
 
@@ -112,16 +113,13 @@ fn table_slot(key: u64) -> usize {
 
 /// The translator as an engine.
 pub struct JitEngine {
-    /// Translated code being built.
-    asm: Option<Assembler>,
-    /// The address of the committed, executable code (valid until the next
-    /// commit, which refreshes it, or flush, which clears it; 0: none).
-    code_base: usize,
+    /// Translated code (`None` if the host refused the mapping: then
+    /// everything runs in the interpreter).
+    cache: Option<CodeCache>,
     /// Blocks by guest physical address and privilege (user or not: the
     /// TLB tags their accesses check), direct-mapped: a block that loses
     /// its slot is translated again when next needed.
     blocks: Vec<Block>,
-    cap: usize,
     /// The bus mapping the blocks were translated against (another bus, or
     /// RAM replaced wholesale, flushes them).
     bus_epoch: u64,
@@ -142,10 +140,10 @@ impl JitEngine {
     /// An engine whose code cache holds at most `cap` bytes.
     pub fn new(cap: usize) -> JitEngine {
         JitEngine {
-            asm: None,
-            code_base: 0,
+            cache: CodeCache::new(cap.max(4096))
+                .map_err(|e| tracing::warn!("no JIT code cache ({e}); interpreting"))
+                .ok(),
             blocks: vec![EMPTY_BLOCK; TABLE_SIZE],
-            cap: cap.max(4096),
             bus_epoch: u64::MAX,
             stats: JitStats::default(),
             fallbacks: vec![0; MNEMONICS],
@@ -154,14 +152,15 @@ impl JitEngine {
 
     /// Host bytes of translated code.
     pub fn cache_bytes(&self) -> usize {
-        self.asm.as_ref().map_or(0, |a| a.offset().0)
+        self.cache.as_ref().map_or(0, CodeCache::used)
     }
 
     /// Drops every block.
     pub fn flush(&mut self) {
         self.blocks.fill(EMPTY_BLOCK);
-        self.asm = None;
-        self.code_base = 0;
+        if let Some(c) = &mut self.cache {
+            c.clear();
+        }
         self.stats.flushes += 1;
     }
 
@@ -184,24 +183,24 @@ impl JitEngine {
             }
             self.stats.invalidations += 1;
         }
-        if self.cache_bytes() > self.cap {
-            self.flush();
-        }
+        self.cache.as_ref()?;
         let t0 = std::time::Instant::now();
         let page_end = (phys | 0xFFF) + 1;
         let code: Vec<u8> = (phys..page_end).map(|a| bus.read_u8(a)).collect();
-        let mut asm = match self.asm.take() {
-            Some(a) => a,
-            None => Assembler::new().ok()?,
-        };
-        let info = translate::translate(&mut asm, &code, eip, user);
-        // Committing makes the new code executable (and the buffer never
-        // writable and executable at once).
-        if asm.commit().is_err() {
-            return None;
+        let mut asm = translate::Assembler::new(0);
+        let mut info = translate::translate(&mut asm, &code, eip, user);
+        if info.insns > 0 {
+            let bytes = asm.finalize().ok()?;
+            let at = match self.cache.as_mut()?.push(&bytes) {
+                Some(at) => at,
+                None => {
+                    // Full: start again (every block goes).
+                    self.flush();
+                    self.cache.as_mut()?.push(&bytes)?
+                }
+            };
+            info.entry = AssemblyOffset(at);
         }
-        self.code_base = asm.reader().lock().as_ptr() as usize;
-        self.asm = Some(asm);
         bus.mark_code_page(phys >> 12);
         self.blocks[slot] = Block { key, gen, info };
         self.stats.blocks += 1;
@@ -309,7 +308,13 @@ impl JitEngine {
         let gen = bus.code_generation(phys >> 12);
         let eip = cpu.state.eip;
         let user = cpu.state.cpl() == 3;
+        let before = self.stats.blocks;
         let info = self.block(bus, phys, gen, eip, user)?;
+        if self.stats.blocks != before {
+            // Translating marked the page as code: its write pointers go
+            // before the block runs, so that a store into it is seen.
+            cpu.sync_memory(bus);
+        }
         let n = u64::from(info.insns);
         if n == 0 {
             if let Some(slot) = info.stop.and_then(|m| self.fallbacks.get_mut(m as usize)) {
@@ -320,22 +325,18 @@ impl JitEngine {
         if cpu.icount + n > end {
             return None;
         }
-        if self.code_base == 0 {
-            return None;
-        }
+        let entry = self.cache.as_ref()?.entry(info.entry.0);
         let ran;
-        // SAFETY: `info.entry` is the offset of a function this engine's
-        // translator emitted and committed into the assembler's buffer,
-        // whose executable mapping starts at `code_base` until the next
-        // commit or flush (both refresh or clear `code_base`; neither can
-        // happen during the call). The function follows the System V ABI,
-        // takes the CPU's context in rdi, touches only the context's
-        // registers, EIP and EFLAGS at their fixed offsets and guest RAM
-        // through host addresses that the TLB's tags vouch for (see
-        // `translate`), and returns the instructions it ran.
+        // SAFETY: `entry` is the executable address of a complete function
+        // this engine's translator emitted and copied whole into the code
+        // cache, which still holds it: a flush empties the block table with
+        // the cache, so no block outlives its code. The function follows
+        // the System V ABI, takes the CPU's context in rdi, touches only
+        // the context's registers, EIP and EFLAGS at their fixed offsets and
+        // guest RAM through host addresses that the TLB's tags vouch for
+        // (see `translate`), and returns the instructions it ran.
         unsafe {
-            let f: extern "sysv64" fn(*mut Cpu) -> u32 =
-                std::mem::transmute(self.code_base + info.entry.0);
+            let f: extern "sysv64" fn(*mut Cpu) -> u32 = std::mem::transmute(entry);
             ran = u64::from(f(cpu));
         }
         self.stats.block_runs += 1;

@@ -46,7 +46,11 @@
 //! operands, control transfers and the forms without a 64-bit encoding are
 //! handled today: none of them ever runs natively.
 
-use dynasmrt::{dynasm, x64::Assembler, AssemblyOffset, DynamicLabel, DynasmApi, DynasmLabelApi};
+use dynasmrt::{dynasm, AssemblyOffset, DynamicLabel, DynasmApi, DynasmLabelApi};
+
+/// The assembler blocks are built with: into a plain vector, then copied
+/// into the code cache (blocks are position-independent).
+pub type Assembler = dynasmrt::VecAssembler<dynasmrt::x64::X64Relocation>;
 use iced_x86::{Mnemonic, OpKind, Register};
 use morph86_cpu::decode::{decode, Decoded};
 use morph86_cpu::interp::context_offsets;

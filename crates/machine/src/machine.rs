@@ -119,6 +119,8 @@ pub struct MachineConfig {
     /// Where the RTC's date starts (`None`: a fixed date under the virtual
     /// clock, the host's date under the host clock).
     pub rtc_base: Option<RtcDateTime>,
+    /// The JIT's code cache in MiB (0: the default, 64).
+    pub jit_cache_mb: u32,
     /// Leave out QEMU's fw_cfg device (fitted by default, as in QEMU).
     pub no_fw_cfg: bool,
 }
@@ -315,7 +317,10 @@ impl Machine {
             resets: 0,
             engine: match cfg.engine {
                 EngineKind::Interp => Box::new(Interpreter),
-                EngineKind::Jit => Box::new(morph86_jit::JitEngine::default()),
+                EngineKind::Jit => Box::new(morph86_jit::JitEngine::new(match cfg.jit_cache_mb {
+                    0 => morph86_jit::DEFAULT_CACHE_BYTES,
+                    mb => mb as usize * 1024 * 1024,
+                })),
             },
             batch,
             devices_touched: true,

@@ -1,4 +1,4 @@
-//! `morph86 difftest host`.
+//! `morph86 difftest host` and `morph86 difftest engines`.
 
 use anyhow::{anyhow, Result};
 use std::process::ExitCode;
@@ -36,4 +36,25 @@ pub fn host(count: u64, seed: u64, show: usize) -> Result<ExitCode> {
 #[cfg(not(all(target_arch = "x86_64", target_os = "linux")))]
 pub fn host(_count: u64, _seed: u64, _show: usize) -> Result<ExitCode> {
     Err(anyhow!("the host-CPU oracle needs an x86-64 Linux host"))
+}
+
+/// `difftest engines`: the JIT against the interpreter in lockstep.
+pub fn engines(count: u64, seed: u64, show: usize) -> Result<ExitCode> {
+    let start = std::time::Instant::now();
+    let rep = morph86_difftest::engines::run(count, seed, show);
+    for f in &rep.failures {
+        println!("{}", f.what);
+    }
+    eprintln!(
+        "{count} cases in {:.1}s, seed {seed}; {:.1} % of the JIT's {} instructions ran translated",
+        start.elapsed().as_secs_f64(),
+        100.0 * rep.native as f64 / rep.total.max(1) as f64,
+        rep.total
+    );
+    println!("difftest: {} passed, {} failed", rep.passed, rep.failed);
+    Ok(if rep.failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }

@@ -68,6 +68,19 @@ enum DifftestOracle {
         #[arg(long, default_value_t = 20)]
         show: usize,
     },
+    /// Random programs run by the JIT and by the interpreter in lockstep,
+    /// the whole CPU state compared after every slice and RAM at the end.
+    Engines {
+        /// Number of cases.
+        #[arg(long, default_value_t = 10_000)]
+        count: u64,
+        /// Seed of the case generator.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Print up to this many failing cases.
+        #[arg(long, default_value_t = 20)]
+        show: usize,
+    },
 }
 
 fn main() -> ExitCode {
@@ -134,5 +147,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Difftest {
             oracle: DifftestOracle::Host { count, seed, show },
         } => difftest_cmd::host(count, seed, show),
+        Command::Difftest {
+            oracle: DifftestOracle::Engines { count, seed, show },
+        } => difftest_cmd::engines(count, seed, show),
     }
 }

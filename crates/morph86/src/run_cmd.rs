@@ -79,6 +79,9 @@ pub struct RunArgs {
     /// the same for every value; small values check that.
     #[arg(long, default_value_t = 65536, value_parser = clap::value_parser!(u64).range(1..=65536))]
     pub batch: u64,
+    /// The JIT's code cache in MiB; when full it is emptied whole.
+    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=1024))]
+    pub jit_cache_mb: u32,
     /// Print the engine's figures at the end of the run (for the JIT: the
     /// share of translated instructions, blocks, invalidations, cache size,
     /// translation time, interpreter fallbacks by mnemonic).
@@ -204,6 +207,7 @@ pub fn run(a: RunArgs) -> Result<ExitCode> {
         batch: a.batch,
         rtc_base: a.rtc_base,
         no_fw_cfg: a.no_fw_cfg,
+        jit_cache_mb: a.jit_cache_mb,
     })?;
     if let Some(p) = &a.event_log {
         let log =

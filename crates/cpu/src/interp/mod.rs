@@ -300,6 +300,12 @@ impl Cpu {
         self.shadow = Shadow::None;
     }
 
+    /// Brings the TLB in line with the bus now (a page that just became
+    /// code loses its write pointers before translated code can use them).
+    pub fn sync_memory<B: Bus>(&mut self, bus: &mut B) {
+        self.sync_tlb(bus);
+    }
+
     /// The physical address of the instruction at CS:EIP, if it can be
     /// fetched from RAM without a fault (the interpreter takes any fault).
     pub fn code_address<B: Bus>(&mut self, bus: &mut B) -> Option<u32> {
