@@ -84,6 +84,11 @@ fn flat(cpu: &Cpu) -> bool {
 struct Block {
     /// `phys | user << 32`, or `u64::MAX` when empty.
     key: u64,
+    /// The EIP it was translated at: its code holds EIP-relative values
+    /// (fall-through and branch targets, exit points), so the same
+    /// physical code reached at another linear address (the kernel's
+    /// identity mapping, then its high mapping) needs its own block.
+    eip: u32,
     gen: u32,
     info: BlockInfo,
 }
@@ -96,6 +101,7 @@ const TABLE_SIZE: usize = 1 << 16;
 
 const EMPTY_BLOCK: Block = Block {
     key: u64::MAX,
+    eip: 0,
     gen: 0,
     info: BlockInfo {
         insns: 0,
@@ -107,8 +113,8 @@ const EMPTY_BLOCK: Block = Block {
 
 /// The table slot of a block key.
 #[inline]
-fn table_slot(key: u64) -> usize {
-    ((key ^ (key >> 12) ^ (key >> 32)) as usize) & (TABLE_SIZE - 1)
+fn table_slot(key: u64, eip: u32) -> usize {
+    ((key ^ (key >> 12) ^ (key >> 32) ^ u64::from(eip >> 16)) as usize) & (TABLE_SIZE - 1)
 }
 
 /// The translator as an engine.
@@ -175,9 +181,9 @@ impl JitEngine {
         user: bool,
     ) -> Option<BlockInfo> {
         let key = u64::from(phys) | u64::from(user) << 32;
-        let slot = table_slot(key);
+        let slot = table_slot(key, eip);
         let b = &self.blocks[slot];
-        if b.key == key {
+        if b.key == key && b.eip == eip {
             if b.gen == gen {
                 return Some(b.info);
             }
@@ -202,7 +208,12 @@ impl JitEngine {
             info.entry = AssemblyOffset(at);
         }
         bus.mark_code_page(phys >> 12);
-        self.blocks[slot] = Block { key, gen, info };
+        self.blocks[slot] = Block {
+            key,
+            eip,
+            gen,
+            info,
+        };
         self.stats.blocks += 1;
         self.stats.translate_ns += t0.elapsed().as_nanos() as u64;
         Some(info)
@@ -773,6 +784,40 @@ mod tests {
             "{:?}",
             jit.stats
         );
+    }
+
+    /// The same physical code run at two linear addresses (as the kernel
+    /// runs first identity-mapped, then high) gets a block for each: a
+    /// block's EIP-relative values belong to the address it was made at.
+    #[test]
+    fn one_physical_block_at_two_linear_addresses() {
+        // inc eax; jmp +0 (to the next instruction); hlt
+        let code = [0x40, 0xEB, 0x00, 0xF4];
+        let (mut b, mut ram) = machine(&code, 1);
+        let mut jit = JitEngine::default();
+        run(&mut jit, &mut b, &mut ram);
+        assert_eq!(b.state.eip, 0x1004);
+        // Paging maps linear 0x40001000 to physical 0x1000 as well.
+        let (mut c, mut ram2) = machine(&code, 1);
+        let pd = 0x6000usize;
+        let pt = 0x7000usize;
+        let bytes = ram2.bytes_mut();
+        bytes[pd..pd + 4].copy_from_slice(&(pt as u32 | 3).to_le_bytes());
+        bytes[pd + 4 * 0x100..pd + 4 * 0x100 + 4].copy_from_slice(&(pt as u32 | 3).to_le_bytes());
+        for k in 0..16u32 {
+            let at = pt + 4 * k as usize;
+            bytes[at..at + 4].copy_from_slice(&(k << 12 | 3).to_le_bytes());
+        }
+        c.state.cr3 = pd as u32;
+        c.state.cr0 |= 0x8000_0000;
+        c.state.regs[4] = 0x8000;
+        // First at 0x1000 (identity), then at 0x40001000 (the alias).
+        run(&mut jit, &mut c, &mut ram2);
+        assert_eq!(c.state.eip, 0x1004);
+        c.state.eip = 0x4000_1000;
+        c.state.halted = false;
+        run(&mut jit, &mut c, &mut ram2);
+        assert_eq!(c.state.eip, 0x4000_1004, "the alias's own EIPs");
     }
 
     /// A block that rewrites its own page between runs is translated again.

@@ -242,7 +242,7 @@ fn classify(d: &Decoded, eip: u32) -> Option<Op> {
     }
     if d.op32 && i.op_count() == 1 && i.op_kind(0) == OpKind::NearBranch32 {
         // Decoded at IP 0, so the branch target is relative to `eip`.
-        let target = eip.wrapping_add(i.near_branch32());
+        let target = eip.wrapping_add(i.near_branch_target() as u32);
         return match i.mnemonic() {
             Mnemonic::Jmp => Some(Op::Jmp(target)),
             Mnemonic::Call => Some(Op::Call(target)),
@@ -1106,6 +1106,10 @@ mod tests {
         ] {
             assert!(scan(code, 0x1000).0.is_empty(), "{code:02x?}");
         }
+        // A call far back: the target wraps modulo 4 GiB (in the kernel,
+        // c58cd1b0: call c50596e0).
+        let ops = scan(&[0xE8, 0x2B, 0xC5, 0x78, 0xFF], 0xC58C_D1B0).0;
+        assert_eq!(ops[0].0, Op::Call(0xC505_96E0));
         // A branch ends the block, with its target.
         let ops = scan(&[0x40, 0x75, 0xFD, 0x40], 0x1000).0;
         assert_eq!(

@@ -29,9 +29,15 @@ pub fn boot(kernel: &str, initrd: Option<&str>, cmdline: &str) -> Result<Session
     };
     let out = SharedBuffer::new();
     let (input, rx) = std::sync::mpsc::channel();
+    // MORPH86_ENGINE=jit picks the engine for these debugging aids.
+    let engine = std::env::var("MORPH86_ENGINE")
+        .ok()
+        .and_then(|e| e.parse().ok())
+        .unwrap_or_default();
     let mut m = Machine::new(MachineConfig {
         no_reboot: true,
         serial: SerialBackend::buffer(out.clone(), Some(rx)),
+        engine,
         ..Default::default()
     })
     .map_err(|e| e.to_string())?;
