@@ -105,22 +105,41 @@ impl<B: Bus> Engine<B> for Interpreter {
         // Anything an earlier caller left behind is not this run's.
         bus.take_device_access();
         loop {
-            match cpu.step(bus) {
-                StepOutcome::Executed | StepOutcome::Exception(_) => {}
-                StepOutcome::Halted => return EngineExit::Halted,
-                StepOutcome::TripleFault(f) => return EngineExit::Shutdown(f),
-            }
-            if bus.take_device_access() {
-                return EngineExit::Device;
-            }
-            if req.interrupt_pending && cpu.interrupts_enabled() {
-                return EngineExit::InterruptWindow;
-            }
-            if cpu.icount >= end {
-                return EngineExit::Budget;
+            if let Some(exit) = interpret_one(cpu, bus, req, end) {
+                return exit;
             }
         }
     }
+}
+
+/// Runs one instruction in the interpreter and applies the contract's stop
+/// rules: the exit to return after it, if any. Every engine's interpreter
+/// path goes through here, so they cannot disagree on when to stop.
+pub fn interpret_one<B: Bus>(
+    cpu: &mut Cpu,
+    bus: &mut B,
+    req: RunRequest,
+    end: u64,
+) -> Option<EngineExit> {
+    match cpu.step(bus) {
+        StepOutcome::Executed | StepOutcome::Exception(_) => {}
+        StepOutcome::Halted => return Some(EngineExit::Halted),
+        StepOutcome::TripleFault(f) => return Some(EngineExit::Shutdown(f)),
+    }
+    if bus.take_device_access() {
+        return Some(EngineExit::Device);
+    }
+    after_instructions(cpu, req, end)
+}
+
+/// The stop rules that follow any instruction that touched no device:
+/// an interrupt that became deliverable, or the budget's end.
+#[inline]
+pub fn after_instructions(cpu: &Cpu, req: RunRequest, end: u64) -> Option<EngineExit> {
+    if req.interrupt_pending && cpu.interrupts_enabled() {
+        return Some(EngineExit::InterruptWindow);
+    }
+    (cpu.icount >= end).then_some(EngineExit::Budget)
 }
 
 #[cfg(test)]

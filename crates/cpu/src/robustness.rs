@@ -20,14 +20,25 @@ pub struct RobustnessReport {
     pub halts: u64,
 }
 
-struct Xorshift(u64);
+/// xorshift64: the seeded source of the random programs and states that
+/// the robustness run and the engine lockstep tests use.
+#[derive(Clone, Debug)]
+pub struct Xorshift(pub u64);
 
 impl Xorshift {
-    fn next(&mut self) -> u64 {
+    /// The next value (the state must not be 0). Not an `Iterator`: the
+    /// sequence never ends and callers want values, not options.
+    #[allow(clippy::should_implement_trait)]
+    pub fn next(&mut self) -> u64 {
         self.0 ^= self.0 << 13;
         self.0 ^= self.0 >> 7;
         self.0 ^= self.0 << 17;
         self.0
+    }
+
+    /// A value below `n` (n > 0).
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
     }
 }
 

@@ -28,20 +28,7 @@ const HOLE: u32 = 0x5_0000;
 /// (the instruction after the one that faulted).
 const HANDLER: u32 = 0x8000;
 
-/// xorshift64.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
+use morph86_cpu::robustness::Xorshift as Rng;
 
 /// Registers a random op may write (never ESP, ESI, EDI, EBP).
 const FREE: [u8; 4] = [0, 1, 2, 3];

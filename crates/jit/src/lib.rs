@@ -29,7 +29,7 @@ pub mod translate;
 
 use cache::CodeCache;
 use dynasmrt::AssemblyOffset;
-use morph86_cpu::{Bus, Cpu, Engine, EngineExit, RunRequest, StepOutcome};
+use morph86_cpu::{Bus, Cpu, Engine, EngineExit, RunRequest};
 use translate::BlockInfo;
 
 /// The default code-cache cap in bytes.
@@ -281,28 +281,14 @@ impl<B: Bus> Engine<B> for JitEngine {
                 .flatten()
             {
                 self.stats.native_insns += n;
-                if req.interrupt_pending && cpu.interrupts_enabled() {
-                    return EngineExit::InterruptWindow;
-                }
-                if cpu.icount >= end {
-                    return EngineExit::Budget;
+                if let Some(exit) = morph86_cpu::engine::after_instructions(cpu, req, end) {
+                    return exit;
                 }
                 continue;
             }
             self.stats.interp_insns += 1;
-            match cpu.step(bus) {
-                StepOutcome::Executed | StepOutcome::Exception(_) => {}
-                StepOutcome::Halted => return EngineExit::Halted,
-                StepOutcome::TripleFault(f) => return EngineExit::Shutdown(f),
-            }
-            if bus.take_device_access() {
-                return EngineExit::Device;
-            }
-            if req.interrupt_pending && cpu.interrupts_enabled() {
-                return EngineExit::InterruptWindow;
-            }
-            if cpu.icount >= end {
-                return EngineExit::Budget;
+            if let Some(exit) = morph86_cpu::engine::interpret_one(cpu, bus, req, end) {
+                return exit;
             }
         }
     }
@@ -369,19 +355,7 @@ mod tests {
     use super::*;
     use morph86_cpu::{CpuModel, FlatRam, Interpreter};
 
-    /// xorshift64: a fixed, seeded source for the random programs.
-    struct Rng(u64);
-    impl Rng {
-        fn next(&mut self) -> u64 {
-            self.0 ^= self.0 << 13;
-            self.0 ^= self.0 >> 7;
-            self.0 ^= self.0 << 17;
-            self.0
-        }
-        fn below(&mut self, n: u64) -> u64 {
-            self.next() % n
-        }
-    }
+    use morph86_cpu::robustness::Xorshift as Rng;
 
     /// A random program mixing allow-listed forms with ones the interpreter
     /// runs (stack and memory accesses, shifts, flag reads), ending in HLT.

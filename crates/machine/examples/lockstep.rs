@@ -11,7 +11,11 @@ use morph86_machine::{EngineKind, Machine, RunLimits};
 fn boot(a: &[String], engine: EngineKind) -> Machine {
     std::env::set_var(
         "MORPH86_ENGINE",
-        if engine == EngineKind::Jit { "jit" } else { "interp" },
+        if engine == EngineKind::Jit {
+            "jit"
+        } else {
+            "interp"
+        },
     );
     common::boot(&a[1], Some(&a[2]), &a[3])
         .unwrap_or_else(|e| panic!("{e}"))
@@ -55,11 +59,18 @@ fn main() {
         run_to(&mut i, n);
         run_to(&mut j, n);
         if i.cpu.state != j.cpu.state || i.cpu.icount != j.cpu.icount {
-            println!("first difference after instruction {} at {:08x} (linear {lin:08x})", n - 1, s.eip);
+            println!(
+                "first difference after instruction {} at {:08x} (linear {lin:08x})",
+                n - 1,
+                s.eip
+            );
             println!("before: regs {:08x?} eflags {:08x}", s.regs, s.eflags);
             for (name, m) in [("interp", &i), ("jit", &j)] {
                 let t = &m.cpu.state;
-                println!("{name}: icount {} eip {:08x} regs {:08x?} eflags {:08x} cr2 {:08x}", m.cpu.icount, t.eip, t.regs, t.eflags, t.cr2);
+                println!(
+                    "{name}: icount {} eip {:08x} regs {:08x?} eflags {:08x} cr2 {:08x}",
+                    m.cpu.icount, t.eip, t.regs, t.eflags, t.cr2
+                );
             }
             return;
         }
