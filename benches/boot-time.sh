@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# Boot time to the guest's marker line: morph86's interpreter against QEMU's
-# TCG on the same kernel and initramfs (built by scripts/build-guest.sh).
-# Several runs each, the median is reported, and the ratio. A benchmark,
-# not a test: nothing here asserts a time.
+# Boot time to the guest's marker line: morph86's JIT and interpreter against
+# QEMU's TCG on the same kernel and initramfs (built by scripts/build-guest.sh).
+# Several runs each, in turn, the medians are reported, and the ratios. A
+# benchmark, not a test: nothing here asserts a time.
 #
 #   benches/boot-time.sh [RUNS]      (default 3)
 set -euo pipefail
@@ -38,15 +38,20 @@ time_to_marker() {
 
 median() { sort -n | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
 
-m=(); q=()
+m=(); j=(); q=()
 for i in $(seq "$runs"); do
+  j+=("$(time_to_marker ./target/release/morph86 run --engine jit --kernel "$kernel" --initrd "$initrd" \
+        --append console=ttyS0 --serial file:@LOG@ --no-reboot --exit-on-serial "$marker")")
   m+=("$(time_to_marker ./target/release/morph86 run --kernel "$kernel" --initrd "$initrd" \
         --append console=ttyS0 --serial file:@LOG@ --no-reboot --exit-on-serial "$marker")")
   q+=("$(time_to_marker qemu-system-i386 -accel tcg -m 128 -kernel "$kernel" -initrd "$initrd" \
         -append console=ttyS0 -display none -no-reboot -monitor none -serial file:@LOG@)")
 done
 mm=$(printf '%s\n' "${m[@]}" | median)
+jm=$(printf '%s\n' "${j[@]}" | median)
 qm=$(printf '%s\n' "${q[@]}" | median)
+echo "morph86 (JIT): ${j[*]} s, median $jm s"
 echo "morph86 (interpreter): ${m[*]} s, median $mm s"
 echo "qemu-system-i386 -accel tcg: ${q[*]} s, median $qm s"
-echo "ratio morph86/qemu: $(echo "scale=2; $mm / $qm" | bc)"
+echo "ratio morph86 JIT/qemu: $(echo "scale=2; $jm / $qm" | bc)"
+echo "ratio morph86 interpreter/qemu: $(echo "scale=2; $mm / $qm" | bc)"
