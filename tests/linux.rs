@@ -5,7 +5,8 @@
 //! `poweroff -f` ends the run with a power-off.
 //!
 //! The boot takes minutes on the interpreter, so the test is ignored by a
-//! plain `cargo test`; `.ci/run` runs it with `--ignored` in release mode.
+//! plain `cargo test`; `.ci/run` runs it with `--ignored` in release mode,
+//! under the interpreter and again under the JIT (`MORPH86_ENGINE=jit`).
 
 use morph86_devices::{SerialBackend, SharedBuffer};
 use morph86_machine::{Machine, MachineConfig, RunExit, RunLimits};
@@ -92,12 +93,19 @@ fn debian_kernel_boots_to_a_shell_and_powers_off() {
     let initrd = std::fs::read(guest("initramfs.cpio.gz")).expect("guest/initramfs.cpio.gz");
     let out = SharedBuffer::new();
     let (tx, rx) = mpsc::channel();
+    // MORPH86_ENGINE=jit runs the same test under the binary translator.
+    let engine = match std::env::var("MORPH86_ENGINE") {
+        Ok(e) => e.parse().expect("MORPH86_ENGINE: interp or jit"),
+        Err(_) => Default::default(),
+    };
     let mut m = Machine::new(MachineConfig {
         serial: SerialBackend::buffer(out.clone(), Some(rx)),
         no_reboot: true,
+        engine,
         ..Default::default()
     })
     .expect("machine");
+    eprintln!("linux test: engine {}", m.engine_name());
     m.boot_linux(kernel, Some(initrd), "console=ttyS0")
         .expect("kernel loads");
     let mut g = Guest { m, out, input: tx };
