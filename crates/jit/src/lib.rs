@@ -426,6 +426,28 @@ mod tests {
         panic!("no HLT");
     }
 
+    /// Runs `code` from the same start under the interpreter and under
+    /// `jit`, after `setup` on both machines, and checks that the CPU
+    /// state, the instruction count and RAM agree; returns the JIT's CPU.
+    fn agree(
+        jit: &mut JitEngine,
+        code: &[u8],
+        seed: u64,
+        what: &str,
+        setup: impl Fn(&mut Cpu, &mut FlatRam),
+    ) -> Cpu {
+        let (mut a, mut ram_a) = machine(code, seed);
+        let (mut b, mut ram_b) = machine(code, seed);
+        setup(&mut a, &mut ram_a);
+        setup(&mut b, &mut ram_b);
+        run(&mut Interpreter, &mut a, &mut ram_a);
+        run(jit, &mut b, &mut ram_b);
+        assert_eq!(a.state, b.state, "{what}: {code:02x?}");
+        assert_eq!(a.icount, b.icount, "{what}");
+        assert_eq!(ram_a.bytes(), ram_b.bytes(), "{what}");
+        b
+    }
+
     #[test]
     fn mov_and_alu_agree_with_the_interpreter() {
         // mov eax,-1; add eax,1; adc ebx,ecx; sbb edx,eax; and esi,edi;
@@ -451,13 +473,7 @@ mod tests {
         for case in 0..300 {
             let code = program(&mut rng, 40);
             let seed = rng.next();
-            let (mut a, mut ram_a) = machine(&code, seed);
-            let (mut b, mut ram_b) = machine(&code, seed);
-            run(&mut Interpreter, &mut a, &mut ram_a);
-            run(&mut jit, &mut b, &mut ram_b);
-            assert_eq!(a.state, b.state, "case {case}: {code:02x?}");
-            assert_eq!(a.icount, b.icount, "case {case}");
-            assert_eq!(ram_a.bytes(), ram_b.bytes(), "case {case}");
+            agree(&mut jit, &code, seed, &format!("case {case}"), |_, _| {});
         }
         // About half of these programs is on the allow-list.
         assert!(
@@ -584,20 +600,19 @@ mod tests {
         for case in 0..300 {
             let code = memory_program(&mut rng, 30);
             let seed = rng.next();
-            let (mut a, mut ram_a) = machine(&code, seed);
-            let (mut b, mut ram_b) = machine(&code, seed);
-            for (cpu, ram) in [(&mut a, &mut ram_a), (&mut b, &mut ram_b)] {
-                cpu.state.regs[6] = 0x3000 + (seed as u32 & 0x3C);
-                cpu.state.regs[7] = (seed >> 8) as u32 & 3;
-                for k in 0..0x2000 {
-                    ram.bytes_mut()[0x3000 + k] = (seed >> (k % 56)) as u8;
-                }
-            }
-            run(&mut Interpreter, &mut a, &mut ram_a);
-            run(&mut jit, &mut b, &mut ram_b);
-            assert_eq!(a.state, b.state, "case {case}: {code:02x?}");
-            assert_eq!(a.icount, b.icount, "case {case}");
-            assert_eq!(ram_a.bytes(), ram_b.bytes(), "case {case}");
+            agree(
+                &mut jit,
+                &code,
+                seed,
+                &format!("case {case}"),
+                |cpu, ram| {
+                    cpu.state.regs[6] = 0x3000 + (seed as u32 & 0x3C);
+                    cpu.state.regs[7] = (seed >> 8) as u32 & 3;
+                    for k in 0..0x2000 {
+                        ram.bytes_mut()[0x3000 + k] = (seed >> (k % 56)) as u8;
+                    }
+                },
+            );
         }
         // Each program runs once, so first touches of a page miss the TLB
         // and leave the block; a third of the accesses are meant to.
@@ -675,13 +690,7 @@ mod tests {
                 code[o..o + b.len()].copy_from_slice(&b);
             }
             let seed = rng.next();
-            let (mut a, mut ram_a) = machine(&code, seed);
-            let (mut b, mut ram_b) = machine(&code, seed);
-            run(&mut Interpreter, &mut a, &mut ram_a);
-            run(&mut jit, &mut b, &mut ram_b);
-            assert_eq!(a.state, b.state, "case {case}");
-            assert_eq!(a.icount, b.icount, "case {case}");
-            assert_eq!(ram_a.bytes(), ram_b.bytes(), "case {case}");
+            agree(&mut jit, &code, seed, &format!("case {case}"), |_, _| {});
         }
         assert!(
             jit.stats.native_insns > 2 * jit.stats.interp_insns,
@@ -739,19 +748,12 @@ mod tests {
             }
             p.push(0xF4);
             let seed = rng.next();
-            let (mut a, mut ram_a) = machine(&p, seed);
-            let (mut b, mut ram_b) = machine(&p, seed);
-            for (cpu, ram) in [(&mut a, &mut ram_a), (&mut b, &mut ram_b)] {
+            agree(&mut jit, &p, seed, &format!("case {case}"), |cpu, ram| {
                 cpu.state.regs[6] = 0x3000;
                 for k in 0..0x100 {
                     ram.bytes_mut()[0x3000 + k] = (seed >> (k % 57)) as u8;
                 }
-            }
-            run(&mut Interpreter, &mut a, &mut ram_a);
-            run(&mut jit, &mut b, &mut ram_b);
-            assert_eq!(a.state, b.state, "case {case}: {p:02x?}");
-            assert_eq!(a.icount, b.icount, "case {case}");
-            assert_eq!(ram_a.bytes(), ram_b.bytes(), "case {case}");
+            });
         }
         assert!(
             jit.stats.native_insns > jit.stats.interp_insns,

@@ -580,19 +580,31 @@ fn emit_tlb_sized(a: &mut Assembler, size_bytes: u8, write: bool, user: bool, mi
     );
 }
 
-/// Applies `alu` to eax and esi and merges its flags.
+/// Applies `alu` to eax and esi (`byte`: to al and sil) and merges its
+/// flags.
 fn emit_alu_op(a: &mut Assembler, alu: Alu) {
+    emit_alu_sized(a, alu, false);
+}
+
+fn emit_alu_sized(a: &mut Assembler, alu: Alu, byte: bool) {
     if matches!(alu, Alu::Adc | Alu::Sbb) {
         load_carry(a);
     }
-    match alu {
-        Alu::Add => dynasm!(a ; .arch x64 ; add eax, esi),
-        Alu::Adc => dynasm!(a ; .arch x64 ; adc eax, esi),
-        Alu::Sub | Alu::Cmp => dynasm!(a ; .arch x64 ; sub eax, esi),
-        Alu::Sbb => dynasm!(a ; .arch x64 ; sbb eax, esi),
-        Alu::And | Alu::Test => dynasm!(a ; .arch x64 ; and eax, esi),
-        Alu::Or => dynasm!(a ; .arch x64 ; or eax, esi),
-        Alu::Xor => dynasm!(a ; .arch x64 ; xor eax, esi),
+    match (alu, byte) {
+        (Alu::Add, false) => dynasm!(a ; .arch x64 ; add eax, esi),
+        (Alu::Adc, false) => dynasm!(a ; .arch x64 ; adc eax, esi),
+        (Alu::Sub | Alu::Cmp, false) => dynasm!(a ; .arch x64 ; sub eax, esi),
+        (Alu::Sbb, false) => dynasm!(a ; .arch x64 ; sbb eax, esi),
+        (Alu::And | Alu::Test, false) => dynasm!(a ; .arch x64 ; and eax, esi),
+        (Alu::Or, false) => dynasm!(a ; .arch x64 ; or eax, esi),
+        (Alu::Xor, false) => dynasm!(a ; .arch x64 ; xor eax, esi),
+        (Alu::Add, true) => dynasm!(a ; .arch x64 ; add al, sil),
+        (Alu::Adc, true) => dynasm!(a ; .arch x64 ; adc al, sil),
+        (Alu::Sub | Alu::Cmp, true) => dynasm!(a ; .arch x64 ; sub al, sil),
+        (Alu::Sbb, true) => dynasm!(a ; .arch x64 ; sbb al, sil),
+        (Alu::And | Alu::Test, true) => dynasm!(a ; .arch x64 ; and al, sil),
+        (Alu::Or, true) => dynasm!(a ; .arch x64 ; or al, sil),
+        (Alu::Xor, true) => dynasm!(a ; .arch x64 ; xor al, sil),
     }
     if matches!(alu, Alu::And | Alu::Or | Alu::Xor | Alu::Test) {
         merge_flags(a, LOGIC_FLAGS, AF);
@@ -782,23 +794,7 @@ fn emit_byte(a: &mut Assembler, op: Op, user: bool, miss: Option<DynamicLabel>) 
             }
             let writes = !matches!(alu, Alu::Cmp | Alu::Test);
             load8(a, dst, 1, false, writes, user, miss);
-            if matches!(alu, Alu::Adc | Alu::Sbb) {
-                load_carry(a);
-            }
-            match alu {
-                Alu::Add => dynasm!(a ; .arch x64 ; add al, sil),
-                Alu::Adc => dynasm!(a ; .arch x64 ; adc al, sil),
-                Alu::Sub | Alu::Cmp => dynasm!(a ; .arch x64 ; sub al, sil),
-                Alu::Sbb => dynasm!(a ; .arch x64 ; sbb al, sil),
-                Alu::And | Alu::Test => dynasm!(a ; .arch x64 ; and al, sil),
-                Alu::Or => dynasm!(a ; .arch x64 ; or al, sil),
-                Alu::Xor => dynasm!(a ; .arch x64 ; xor al, sil),
-            }
-            if matches!(alu, Alu::And | Alu::Or | Alu::Xor | Alu::Test) {
-                merge_flags(a, LOGIC_FLAGS, AF);
-            } else {
-                merge_flags(a, ARITH_FLAGS, 0);
-            }
+            emit_alu_sized(a, alu, true);
             if writes {
                 store8(a, dst);
             }
@@ -978,33 +974,8 @@ fn emit(a: &mut Assembler, op: Op) {
         Op::Alu(alu, d, src) => {
             let d_off = reg_off(d);
             dynasm!(a ; .arch x64 ; mov eax, DWORD [rdi + d_off]);
-            match src {
-                Src::Reg(s) => {
-                    let s = reg_off(s);
-                    dynasm!(a ; .arch x64 ; mov esi, DWORD [rdi + s]);
-                }
-                Src::Imm(v) => {
-                    dynasm!(a ; .arch x64 ; mov esi, v as i32);
-                }
-            }
-            if matches!(alu, Alu::Adc | Alu::Sbb) {
-                load_carry(a);
-            }
-            match alu {
-                Alu::Add => dynasm!(a ; .arch x64 ; add eax, esi),
-                Alu::Adc => dynasm!(a ; .arch x64 ; adc eax, esi),
-                Alu::Sub | Alu::Cmp => dynasm!(a ; .arch x64 ; sub eax, esi),
-                Alu::Sbb => dynasm!(a ; .arch x64 ; sbb eax, esi),
-                Alu::And | Alu::Test => dynasm!(a ; .arch x64 ; and eax, esi),
-                Alu::Or => dynasm!(a ; .arch x64 ; or eax, esi),
-                Alu::Xor => dynasm!(a ; .arch x64 ; xor eax, esi),
-            }
-            let logic = matches!(alu, Alu::And | Alu::Or | Alu::Xor | Alu::Test);
-            if logic {
-                merge_flags(a, LOGIC_FLAGS, AF);
-            } else {
-                merge_flags(a, ARITH_FLAGS, 0);
-            }
+            emit_src(a, src);
+            emit_alu_op(a, alu);
             if !matches!(alu, Alu::Cmp | Alu::Test) {
                 dynasm!(a ; .arch x64 ; mov DWORD [rdi + d_off], eax);
             }
