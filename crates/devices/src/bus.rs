@@ -72,7 +72,7 @@ pub trait Device: Send {
     /// Reads `size` bytes of the memory window at `base`.
     fn mmio_read(&mut self, base: u64, offset: u64, size: u8) -> u64 {
         let _ = (base, offset, size);
-        u64::MAX >> (64 - 8 * u32::from(size.clamp(1, 8)))
+        crate::all_ones64(size)
     }
 
     /// Writes the low `size` bytes of `value` to the memory window at `base`.

@@ -47,6 +47,12 @@ pub use rtc::{Rtc146818, RtcDateTime, RtcStart};
 pub use sysctl::{ResetControl, SystemControlA};
 pub use uart::{SerialBackend, Uart16550};
 
+/// All ones of a memory access of `size` bytes (1 to 8; what open bus reads).
+#[inline]
+pub fn all_ones64(size: u8) -> u64 {
+    u64::MAX >> (64 - 8 * u32::from(size.clamp(1, 8)))
+}
+
 /// All ones of an access of `size` bytes (what an unclaimed port reads).
 #[inline]
 pub fn all_ones(size: u8) -> u32 {

@@ -673,12 +673,7 @@ fn emit_mem(a: &mut Assembler, op: Op, user: bool, miss: DynamicLabel) {
         }
         Op::Push(r) => {
             let r = reg_off(r);
-            dynasm!(a
-                ; .arch x64
-                ; mov r8d, DWORD [rdi + sp_off]
-                ; sub r8d, 4
-            );
-            emit_tlb(a, true, user, miss);
+            emit_stack_slot(a, user, miss);
             dynasm!(a
                 ; .arch x64
                 ; mov eax, DWORD [rdi + r]
@@ -803,6 +798,18 @@ fn emit_byte(a: &mut Assembler, op: Op, user: bool, miss: Option<DynamicLabel>) 
     }
 }
 
+/// The slot a push writes: r8d := ESP - 4 (ESP itself unchanged until the
+/// store is done), checked for a write; r10 is its host address.
+fn emit_stack_slot(a: &mut Assembler, user: bool, miss: DynamicLabel) {
+    let sp_off = reg_off(4);
+    dynasm!(a
+        ; .arch x64
+        ; mov r8d, DWORD [rdi + sp_off]
+        ; sub r8d, 4
+    );
+    emit_tlb(a, true, user, miss);
+}
+
 /// True for ops that access memory (and so may leave the block early).
 fn touches_memory(op: Op) -> bool {
     let mem8 = |l: Loc8| matches!(l, Loc8::Mem(_));
@@ -840,12 +847,7 @@ fn emit_call_ret(a: &mut Assembler, op: Op, next: u32, user: bool, miss: Dynamic
     let sp_off = reg_off(4);
     match op {
         Op::Call(_) => {
-            dynasm!(a
-                ; .arch x64
-                ; mov r8d, DWORD [rdi + sp_off]
-                ; sub r8d, 4
-            );
-            emit_tlb(a, true, user, miss);
+            emit_stack_slot(a, user, miss);
             dynasm!(a
                 ; .arch x64
                 ; mov DWORD [r10], next as i32

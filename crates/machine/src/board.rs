@@ -65,7 +65,7 @@ impl Board {
     #[inline]
     fn log_access(&mut self, kind: Access, addr: u32, size: u8, value: u64) {
         if let Some(log) = &mut self.log {
-            let mask = u64::MAX >> (64 - 8 * u32::from(size.clamp(1, 8)));
+            let mask = morph86_devices::all_ones64(size);
             log.access(self.clock.icount, kind, addr, size, value & mask);
         }
     }
