@@ -55,7 +55,7 @@ use iced_x86::{Mnemonic, OpKind, Register};
 use morph86_cpu::decode::{decode, Decoded};
 use morph86_cpu::interp::context_offsets;
 use morph86_cpu::mmu::{entry_offsets, TLB_SIZE};
-use morph86_cpu::state::offsets;
+use morph86_cpu::state::{offsets, SegReg};
 use morph86_cpu::CpuModel;
 
 /// The longest block, in guest instructions.
@@ -84,6 +84,9 @@ pub struct BlockInfo {
     /// The instruction that ended the block, when it is not on the
     /// allow-list (the interpreter runs it).
     pub stop: Option<Mnemonic>,
+    /// What the block assumes beyond flat CS, DS, ES and SS
+    /// ([`NEEDS_FS`], [`NEEDS_GS`]); the engine runs it only then.
+    pub needs: u8,
 }
 
 /// One guest instruction the translator accepts, with its operands.
@@ -122,6 +125,23 @@ enum Op {
     Byte(ByteOp, Loc8, Src8),
     /// `MOVZX` / `MOVSX r32, r/m8` or `r/m16` (`signed`, source bytes).
     Movx(usize, Loc8, bool, u8),
+    /// `IMUL r32, r/m32` or `IMUL r32, r/m32, imm`.
+    Imul(usize, Rm, Option<u32>),
+    /// `SETcc r/m8`.
+    Setcc(Cond, Loc8),
+    /// `CMOVcc r32, r/m32`.
+    Cmov(Cond, usize, Rm),
+    /// `NOT`, `NEG`, `INC`, `DEC` of a 32-bit operand (INC/DEC of a
+    /// register: [`Op::IncDec`]).
+    Unary(Unary, Rm),
+    /// `ROL` (`true`) / `ROR r32, imm` by 1 to 31.
+    Rotate(bool, usize, u8),
+    /// `SHL` / `SHR` / `SAR r32, CL`.
+    ShiftCl(ShiftKind, usize),
+    /// A 16-bit shift of a register by 1 to 15.
+    Shift16(ShiftKind, usize, u8),
+    /// `MOV` of a 16-bit register, memory word or immediate.
+    Word(Loc8, Src8),
 }
 
 /// What a byte operation does.
@@ -143,7 +163,8 @@ enum Loc8 {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Src8 {
     Loc(Loc8),
-    Imm(u8),
+    /// An immediate byte (or word, for [`Op::Word`]).
+    Imm(u16),
 }
 
 /// A shift.
@@ -154,13 +175,38 @@ enum ShiftKind {
     Sar,
 }
 
-/// A 32-bit memory operand: `[base + index * scale + disp]`.
+/// A 32-bit memory operand: `[base + index * scale + disp]`, in a flat
+/// segment (`seg` = None) or at FS's or GS's base (`Some(SegReg)`: the
+/// block then needs that segment to have a 4 GiB limit, see
+/// [`BlockInfo::needs`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct Mem {
     base: Option<usize>,
     index: Option<usize>,
     scale: u8,
     disp: u32,
+    seg: Option<SegReg>,
+}
+
+/// [`BlockInfo::needs`]: FS is a 4 GiB writable data segment.
+pub const NEEDS_FS: u8 = 1;
+/// [`BlockInfo::needs`]: GS is a 4 GiB writable data segment.
+pub const NEEDS_GS: u8 = 2;
+
+/// A 32-bit register or memory operand.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Rm {
+    Reg(usize),
+    Mem(Mem),
+}
+
+/// One-operand arithmetic.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Unary {
+    Not,
+    Neg,
+    Inc,
+    Dec,
 }
 
 /// A branch condition (the mnemonic's, as the host's Jcc tests it).
@@ -185,6 +231,34 @@ enum Cond {
 }
 
 impl Cond {
+    /// The condition a SETcc tests.
+    fn of_setcc(m: Mnemonic) -> Option<Cond> {
+        use Mnemonic::*;
+        let all = [
+            Seto, Setno, Setb, Setae, Sete, Setne, Setbe, Seta, Sets, Setns, Setp, Setnp, Setl,
+            Setge, Setle, Setg,
+        ];
+        Self::nth(all.iter().position(|&x| x == m)?)
+    }
+
+    /// The condition a CMOVcc tests.
+    fn of_cmov(m: Mnemonic) -> Option<Cond> {
+        use Mnemonic::*;
+        let all = [
+            Cmovo, Cmovno, Cmovb, Cmovae, Cmove, Cmovne, Cmovbe, Cmova, Cmovs, Cmovns, Cmovp,
+            Cmovnp, Cmovl, Cmovge, Cmovle, Cmovg,
+        ];
+        Self::nth(all.iter().position(|&x| x == m)?)
+    }
+
+    /// Conditions in their encoding order (0 = O ... 15 = G).
+    fn nth(k: usize) -> Option<Cond> {
+        use Cond::*;
+        [O, No, B, Ae, E, Ne, Be, A, S, Ns, P, Np, L, Ge, Le, G]
+            .get(k)
+            .copied()
+    }
+
     fn of(m: Mnemonic) -> Option<Cond> {
         Some(match m {
             Mnemonic::Jo => Cond::O,
@@ -237,7 +311,14 @@ fn gpr32(r: Register) -> Option<usize> {
 /// form.
 fn classify(d: &Decoded, eip: u32) -> Option<Op> {
     let i = &d.insn;
-    if d.invalid || d.too_long || d.rep != 0 || i.has_lock_prefix() {
+    if d.invalid || d.too_long || i.has_lock_prefix() {
+        return None;
+    }
+    // PAUSE is a hint with no architectural effect (F3 90).
+    if i.mnemonic() == Mnemonic::Pause {
+        return Some(Op::Nop);
+    }
+    if d.rep != 0 {
         return None;
     }
     if d.op32 && i.op_count() == 1 && i.op_kind(0) == OpKind::NearBranch32 {
@@ -251,9 +332,6 @@ fn classify(d: &Decoded, eip: u32) -> Option<Op> {
     }
     if i.mnemonic() == Mnemonic::Nop && i.op_count() == 0 {
         return Some(Op::Nop);
-    }
-    if !d.op32 {
-        return None;
     }
     let reg = |k: u32| {
         (i.op_kind(k) == OpKind::Register)
@@ -270,12 +348,12 @@ fn classify(d: &Decoded, eip: u32) -> Option<Op> {
         if i.op_kind(k) != OpKind::Memory || !d.addr32 {
             return None;
         }
-        if !matches!(
-            i.memory_segment(),
-            Register::DS | Register::SS | Register::ES
-        ) {
-            return None;
-        }
+        let seg = match i.memory_segment() {
+            Register::DS | Register::SS | Register::ES => None,
+            Register::FS => Some(SegReg::Fs),
+            Register::GS => Some(SegReg::Gs),
+            _ => return None,
+        };
         let base = match i.memory_base() {
             Register::None => None,
             r => Some(gpr32(r)?),
@@ -289,7 +367,12 @@ fn classify(d: &Decoded, eip: u32) -> Option<Op> {
             index,
             scale: i.memory_index_scale() as u8,
             disp: i.memory_displacement32(),
+            seg,
         })
+    };
+    let rm = |k: u32| match i.op_kind(k) {
+        OpKind::Memory => mem(k).map(Rm::Mem),
+        _ => reg(k).map(Rm::Reg),
     };
     // 8-bit and 16-bit locations (MOVZX/MOVSX sources, byte ops).
     let loc8 = |k: u32| -> Option<Loc8> {
@@ -327,6 +410,9 @@ fn classify(d: &Decoded, eip: u32) -> Option<Op> {
             bytes,
         ));
     }
+    if !d.op32 {
+        return classify16(d, loc8);
+    }
     let is_byte = |k: u32| match i.op_kind(k) {
         OpKind::Register => {
             let r = i.op_register(k) as usize;
@@ -354,7 +440,7 @@ fn classify(d: &Decoded, eip: u32) -> Option<Op> {
         };
         let dst = loc8(0)?;
         let src = match i.op_kind(1) {
-            OpKind::Immediate8 => Src8::Imm(i.immediate8()),
+            OpKind::Immediate8 => Src8::Imm(u16::from(i.immediate8())),
             _ if is_byte(1) => Src8::Loc(loc8(1)?),
             _ => return None,
         };
@@ -385,18 +471,21 @@ fn classify(d: &Decoded, eip: u32) -> Option<Op> {
         Mnemonic::Ret if i.op_kind(0) == OpKind::Immediate16 => Some(Op::Ret(i.immediate16())),
         Mnemonic::Lea => Some(Op::Lea(reg(0)?, mem(1)?)),
         Mnemonic::Shl | Mnemonic::Shr | Mnemonic::Sar if i.op_count() == 2 => {
-            let count = match i.op_kind(1) {
-                OpKind::Immediate8 => i.immediate8() & 31,
-                _ => return None, // CL counts: the interpreter
-            };
-            if count == 0 {
-                return None; // no flags change: rare, leave it
-            }
             let kind = match i.mnemonic() {
                 Mnemonic::Shl => ShiftKind::Shl,
                 Mnemonic::Shr => ShiftKind::Shr,
                 _ => ShiftKind::Sar,
             };
+            let count = match i.op_kind(1) {
+                OpKind::Immediate8 => i.immediate8() & 31,
+                OpKind::Register if i.op_register(1) == Register::CL => {
+                    return Some(Op::ShiftCl(kind, reg(0)?));
+                }
+                _ => return None,
+            };
+            if count == 0 {
+                return None; // no flags change: rare, leave it
+            }
             Some(Op::Shift(kind, reg(0)?, count))
         }
         Mnemonic::Push if i.op_count() == 1 => match reg(0)? {
@@ -416,8 +505,82 @@ fn classify(d: &Decoded, eip: u32) -> Option<Op> {
         Mnemonic::Or => alu(Alu::Or),
         Mnemonic::Xor => alu(Alu::Xor),
         Mnemonic::Test => alu(Alu::Test),
-        Mnemonic::Inc if i.op_count() == 1 => Some(Op::IncDec(true, reg(0)?)),
-        Mnemonic::Dec if i.op_count() == 1 => Some(Op::IncDec(false, reg(0)?)),
+        Mnemonic::Inc | Mnemonic::Dec if i.op_count() == 1 && i.op_kind(0) == OpKind::Register => {
+            Some(Op::IncDec(i.mnemonic() == Mnemonic::Inc, reg(0)?))
+        }
+        Mnemonic::Inc if i.op_count() == 1 => Some(Op::Unary(Unary::Inc, Rm::Mem(mem(0)?))),
+        Mnemonic::Dec if i.op_count() == 1 => Some(Op::Unary(Unary::Dec, Rm::Mem(mem(0)?))),
+        Mnemonic::Not if i.op_count() == 1 => Some(Op::Unary(Unary::Not, rm(0)?)),
+        Mnemonic::Neg if i.op_count() == 1 => Some(Op::Unary(Unary::Neg, rm(0)?)),
+        Mnemonic::Imul if i.op_count() == 2 => Some(Op::Imul(reg(0)?, rm(1)?, None)),
+        Mnemonic::Imul if i.op_count() == 3 => {
+            Some(Op::Imul(reg(0)?, rm(1)?, Some(i.immediate(2) as u32)))
+        }
+        Mnemonic::Rol | Mnemonic::Ror
+            if i.op_count() == 2 && i.op_kind(1) == OpKind::Immediate8 =>
+        {
+            match i.immediate8() & 31 {
+                0 => None,
+                c => Some(Op::Rotate(i.mnemonic() == Mnemonic::Rol, reg(0)?, c)),
+            }
+        }
+        m => {
+            if let Some(c) = Cond::of_setcc(m) {
+                return Some(Op::Setcc(c, loc8(0)?));
+            }
+            if let Some(c) = Cond::of_cmov(m) {
+                return Some(Op::Cmov(c, reg(0)?, rm(1)?));
+            }
+            None
+        }
+    }
+}
+
+/// The 16-bit forms on the allow-list (operand-size prefix in 32-bit
+/// code): `MOV` and shifts by an immediate below 16.
+fn classify16(d: &Decoded, loc8: impl Fn(u32) -> Option<Loc8>) -> Option<Op> {
+    let i = &d.insn;
+    let word = |k: u32| match i.op_kind(k) {
+        OpKind::Register => {
+            let r = i.op_register(k) as usize;
+            (Register::AX as usize..Register::AX as usize + 8).contains(&r)
+        }
+        OpKind::Memory => matches!(
+            i.memory_size(),
+            iced_x86::MemorySize::UInt16 | iced_x86::MemorySize::Int16
+        ),
+        _ => false,
+    };
+    if i.op_count() != 2 || !word(0) {
+        return None;
+    }
+    match i.mnemonic() {
+        Mnemonic::Mov => {
+            let src = match i.op_kind(1) {
+                OpKind::Immediate16 => Src8::Imm(i.immediate16()),
+                _ if word(1) => Src8::Loc(loc8(1)?),
+                _ => return None,
+            };
+            Some(Op::Word(loc8(0)?, src))
+        }
+        Mnemonic::Shl | Mnemonic::Shr | Mnemonic::Sar => {
+            let Loc8::Reg(r, _) = loc8(0)? else {
+                return None;
+            };
+            if i.op_kind(1) != OpKind::Immediate8 {
+                return None;
+            }
+            let count = i.immediate8() & 31;
+            if count == 0 || count >= 16 {
+                return None; // no change, or a count the host leaves undefined
+            }
+            let kind = match i.mnemonic() {
+                Mnemonic::Shl => ShiftKind::Shl,
+                Mnemonic::Shr => ShiftKind::Shr,
+                _ => ShiftKind::Sar,
+            };
+            Some(Op::Shift16(kind, r, count))
+        }
         _ => None,
     }
 }
@@ -484,13 +647,67 @@ fn load_carry(a: &mut Assembler) {
     );
 }
 
-/// Ends the block: EIP := `eip`, and returns `n` (instructions run).
-fn exit(a: &mut Assembler, eip: u32, n: u32) {
+/// What a block's host function returns when it cannot be chained from
+/// (a return, or the budget check at its entry).
+pub const EXIT_UNLINKED: u32 = 0;
+/// What it returns when an access left it before its end.
+pub const EXIT_EARLY: u32 = u32::MAX;
+
+/// A place where a block ends with a direct jump to a guest address: a
+/// `jmp rel32` that first points at the return just after it, and that the
+/// engine may patch to go straight to the target's block ("chaining").
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LinkSite {
+    /// The offset of the rel32 field, from the block's start.
+    pub at: usize,
+    /// The guest EIP the exit goes to.
+    pub target: u32,
+    /// What the function returns when it leaves through this exit.
+    pub id: u32,
+}
+
+/// Adds `n` to the context's instruction count.
+fn count(a: &mut Assembler, n: u32) {
+    let icount = context_offsets::ICOUNT as i32;
+    if n > 0 {
+        dynasm!(a ; .arch x64 ; add QWORD [rdi + icount], n as i32);
+    }
+}
+
+/// Ends the block: EIP := `eip`, `n` instructions retired, returns `code`.
+fn exit_with(a: &mut Assembler, eip: u32, n: u32, code: u32) {
     let eip_off = offsets::EIP as i32;
+    dynasm!(a ; .arch x64 ; mov DWORD [rdi + eip_off], eip as i32);
+    count(a, n);
     dynasm!(a
         ; .arch x64
-        ; mov DWORD [rdi + eip_off], eip as i32
-        ; mov eax, n as i32
+        ; mov eax, code as i32
+        ; ret
+    );
+}
+
+/// Ends the block early, before an access the inline check refused.
+fn exit(a: &mut Assembler, eip: u32, n: u32) {
+    exit_with(a, eip, n, EXIT_EARLY);
+}
+
+/// Ends the block with a direct transfer to `target`, through a patchable
+/// jump recorded in `sites`.
+fn link_exit(a: &mut Assembler, target: u32, n: u32, sites: &mut Vec<LinkSite>, first_id: u32) {
+    let eip_off = offsets::EIP as i32;
+    let id = first_id + sites.len() as u32;
+    dynasm!(a ; .arch x64 ; mov DWORD [rdi + eip_off], target as i32);
+    count(a, n);
+    // jmp rel32 to the next instruction until it is linked.
+    dynasm!(a ; .arch x64 ; .bytes [0xE9u8, 0, 0, 0, 0]);
+    sites.push(LinkSite {
+        at: a.offset().0 - 4,
+        target,
+        id,
+    });
+    dynasm!(a
+        ; .arch x64
+        ; mov eax, id as i32
         ; ret
     );
 }
@@ -498,7 +715,14 @@ fn exit(a: &mut Assembler, eip: u32, n: u32) {
 /// A conditional branch at the end of a block of `n` instructions: the
 /// guest's arithmetic flags go into the host's, and the host's Jcc picks
 /// the next EIP.
-fn emit_jcc(a: &mut Assembler, cc: Cond, target: u32, fallthrough: u32, n: u32) {
+fn emit_jcc(
+    a: &mut Assembler,
+    cc: Cond,
+    (target, fallthrough): (u32, u32),
+    n: u32,
+    sites: &mut Vec<LinkSite>,
+    first_id: u32,
+) {
     let fl = offsets::EFLAGS as i32;
     dynasm!(a
         ; .arch x64
@@ -516,14 +740,23 @@ fn emit_jcc(a: &mut Assembler, cc: Cond, target: u32, fallthrough: u32, n: u32) 
     }
     jump!(O => jo, No => jno, B => jb, Ae => jae, E => je, Ne => jne, Be => jbe, A => ja,
           S => js, Ns => jns, P => jp, Np => jnp, L => jl, Ge => jge, Le => jle, G => jg);
-    exit(a, fallthrough, n);
+    link_exit(a, fallthrough, n, sites, first_id);
     dynasm!(a ; .arch x64 ; taken:);
-    exit(a, target, n);
+    link_exit(a, target, n, sites, first_id);
 }
 
 /// Computes the linear address of `m` into r8d (flat segments: the
-/// effective address, modulo 4 GiB).
+/// effective address, modulo 4 GiB; FS and GS: plus their base).
 fn emit_ea(a: &mut Assembler, m: Mem) {
+    emit_offset(a, m);
+    if let Some(seg) = m.seg {
+        let base = (offsets::SEGS + 12 * seg as usize) as i32;
+        dynasm!(a ; .arch x64 ; add r8d, DWORD [rdi + base]);
+    }
+}
+
+/// The effective address of `m` into r8d.
+fn emit_offset(a: &mut Assembler, m: Mem) {
     let disp = m.disp as i32;
     dynasm!(a ; .arch x64 ; mov r8d, disp);
     if let Some(b) = m.base {
@@ -694,6 +927,9 @@ fn emit_mem(a: &mut Assembler, op: Op, user: bool, miss: DynamicLabel) {
         }
         Op::Call(_) | Op::Ret(_) => unreachable!("see emit_call and emit_ret"),
         Op::Byte(..) | Op::Movx(..) => emit_byte(a, op, user, Some(miss)),
+        Op::Imul(..) | Op::Setcc(..) | Op::Cmov(..) | Op::Unary(..) | Op::Word(..) => {
+            emit_more(a, op, user, Some(miss))
+        }
         _ => unreachable!("not a memory op"),
     }
 }
@@ -817,6 +1053,12 @@ fn touches_memory(op: Op) -> bool {
         Op::Byte(_, d, Src8::Loc(s)) if mem8(d) || mem8(s) => return true,
         Op::Byte(_, d, _) if mem8(d) => return true,
         Op::Movx(_, s, _, _) if mem8(s) => return true,
+        Op::Setcc(_, d) => return mem8(d),
+        Op::Word(d, Src8::Loc(s)) => return mem8(d) || mem8(s),
+        Op::Word(d, _) => return mem8(d),
+        Op::Imul(_, r, _) | Op::Cmov(_, _, r) | Op::Unary(_, r) => {
+            return matches!(r, Rm::Mem(_))
+        }
         _ => {}
     }
     matches!(
@@ -830,14 +1072,6 @@ fn touches_memory(op: Op) -> bool {
             | Op::Call(_)
             | Op::Ret(_)
     )
-}
-
-/// The target of a CALL (a RET's comes from the stack: 0 here).
-fn target_of(op: Op) -> u32 {
-    match op {
-        Op::Call(t) => t,
-        _ => 0,
-    }
 }
 
 /// `CALL rel32`: pushes the return address `next` (a write checked like
@@ -869,15 +1103,16 @@ fn emit_call_ret(a: &mut Assembler, op: Op, next: u32, user: bool, miss: Dynamic
 }
 
 /// Ends a block after its CALL (EIP := the target) or RET (EIP := eax).
-fn exit_after_ret(a: &mut Assembler, op: Op, target: u32, n: u32) {
+fn exit_after_ret(a: &mut Assembler, op: Op, n: u32, sites: &mut Vec<LinkSite>, first_id: u32) {
     match op {
-        Op::Call(_) => exit(a, target, n),
+        Op::Call(target) => link_exit(a, target, n, sites, first_id),
         _ => {
             let eip_off = offsets::EIP as i32;
+            dynasm!(a ; .arch x64 ; mov DWORD [rdi + eip_off], eax);
+            count(a, n);
             dynasm!(a
                 ; .arch x64
-                ; mov DWORD [rdi + eip_off], eax
-                ; mov eax, n as i32
+                ; mov eax, EXIT_UNLINKED as i32
                 ; ret
             );
         }
@@ -889,14 +1124,22 @@ fn exit_after_ret(a: &mut Assembler, op: Op, target: u32, n: u32) {
 /// last one-bit step leaves it (SHL: SF ^ CF; SHR: the old top bit for a
 /// count of 1, else 0; SAR: 0).
 fn emit_shift(a: &mut Assembler, kind: ShiftKind, r: usize, count: u8) {
+    emit_shift_sized(a, kind, r, count, false);
+}
+
+/// [`emit_shift`] of a register's low 16 bits (`word`; count below 16).
+fn emit_shift_sized(a: &mut Assembler, kind: ShiftKind, r: usize, count: u8, word: bool) {
     let r = reg_off(r);
     let fl = offsets::EFLAGS as i32;
     let c = count as i8;
     dynasm!(a ; .arch x64 ; mov eax, DWORD [rdi + r]);
-    match kind {
-        ShiftKind::Shl => dynasm!(a ; .arch x64 ; shl eax, c),
-        ShiftKind::Shr => dynasm!(a ; .arch x64 ; shr eax, c),
-        ShiftKind::Sar => dynasm!(a ; .arch x64 ; sar eax, c),
+    match (kind, word) {
+        (ShiftKind::Shl, false) => dynasm!(a ; .arch x64 ; shl eax, c),
+        (ShiftKind::Shr, false) => dynasm!(a ; .arch x64 ; shr eax, c),
+        (ShiftKind::Sar, false) => dynasm!(a ; .arch x64 ; sar eax, c),
+        (ShiftKind::Shl, true) => dynasm!(a ; .arch x64 ; shl ax, c),
+        (ShiftKind::Shr, true) => dynasm!(a ; .arch x64 ; shr ax, c),
+        (ShiftKind::Sar, true) => dynasm!(a ; .arch x64 ; sar ax, c),
     }
     dynasm!(a
         ; .arch x64
@@ -930,6 +1173,312 @@ fn emit_shift(a: &mut Assembler, kind: ShiftKind, r: usize, count: u8) {
     dynasm!(a ; .arch x64 ; mov DWORD [rdi + fl], edx);
 }
 
+/// The segments `op` needs usable ([`BlockInfo::needs`]).
+fn needs_of(op: Op) -> u8 {
+    let seg = |m: Mem| match m.seg {
+        Some(SegReg::Fs) => NEEDS_FS,
+        Some(SegReg::Gs) => NEEDS_GS,
+        _ => 0,
+    };
+    let loc = |l: Loc8| match l {
+        Loc8::Mem(m) => seg(m),
+        Loc8::Reg(..) => 0,
+    };
+    let src = |s: Src8| match s {
+        Src8::Loc(l) => loc(l),
+        Src8::Imm(_) => 0,
+    };
+    match op {
+        Op::Load(_, m)
+        | Op::Store(m, _)
+        | Op::AluRM(_, _, m)
+        | Op::AluMR(_, m, _)
+        | Op::Lea(_, m) => seg(m),
+        Op::Byte(_, d, s) | Op::Word(d, s) => loc(d) | src(s),
+        Op::Movx(_, l, _, _) | Op::Setcc(_, l) => loc(l),
+        Op::Imul(_, Rm::Mem(m), _) | Op::Cmov(_, _, Rm::Mem(m)) | Op::Unary(_, Rm::Mem(m)) => {
+            seg(m)
+        }
+        _ => 0,
+    }
+}
+
+/// Loads the guest's arithmetic flags into the host's (through rcx).
+fn load_guest_flags(a: &mut Assembler) {
+    let fl = offsets::EFLAGS as i32;
+    dynasm!(a
+        ; .arch x64
+        ; mov ecx, DWORD [rdi + fl]
+        ; and ecx, ARITH_FLAGS as i32
+        ; push rcx
+        ; popfq
+    );
+}
+
+/// Emits the host's SETcc for `cc` into al (the host flags hold the
+/// guest's).
+fn emit_setcc(a: &mut Assembler, cc: Cond) {
+    macro_rules! set {
+        ($($cc:ident => $s:ident),*) => {
+            match cc {
+                $(Cond::$cc => dynasm!(a ; .arch x64 ; $s al),)*
+            }
+        };
+    }
+    set!(O => seto, No => setno, B => setb, Ae => setae, E => sete, Ne => setne,
+         Be => setbe, A => seta, S => sets, Ns => setns, P => setp, Np => setnp,
+         L => setl, Ge => setge, Le => setle, G => setg);
+}
+
+/// Replaces the guest's six arithmetic flags with those in edx.
+fn set_arith_flags(a: &mut Assembler) {
+    let fl = offsets::EFLAGS as i32;
+    dynasm!(a
+        ; .arch x64
+        ; mov ecx, DWORD [rdi + fl]
+        ; and ecx, !(ARITH_FLAGS as i32)
+        ; or ecx, edx
+        ; mov DWORD [rdi + fl], ecx
+    );
+}
+
+/// Checks memory operand `m` for an access of `size` bytes (a write when
+/// `write`): r10 := its host address, or control goes to `miss`.
+fn emit_access(
+    a: &mut Assembler,
+    m: Mem,
+    size: u8,
+    write: bool,
+    user: bool,
+    miss: Option<DynamicLabel>,
+) {
+    emit_ea(a, m);
+    emit_tlb_sized(
+        a,
+        size,
+        write,
+        user,
+        miss.expect("a memory operand has an exit"),
+    );
+}
+
+/// Loads a 32-bit operand into esi (memory: through the TLB, checked for a
+/// write when `write`, which leaves r10 pointing at it).
+fn load_rm_esi(a: &mut Assembler, rm: Rm, write: bool, user: bool, miss: Option<DynamicLabel>) {
+    match rm {
+        Rm::Reg(r) => {
+            let r = reg_off(r);
+            dynasm!(a ; .arch x64 ; mov esi, DWORD [rdi + r]);
+        }
+        Rm::Mem(m) => {
+            emit_access(a, m, 4, write, user, miss);
+            dynasm!(a ; .arch x64 ; mov esi, DWORD [r10]);
+        }
+    }
+}
+
+/// Stores esi to a 32-bit operand (memory: at r10, as `load_rm_esi` left).
+fn store_rm_esi(a: &mut Assembler, rm: Rm) {
+    match rm {
+        Rm::Reg(r) => {
+            let r = reg_off(r);
+            dynasm!(a ; .arch x64 ; mov DWORD [rdi + r], esi);
+        }
+        Rm::Mem(_) => dynasm!(a ; .arch x64 ; mov DWORD [r10], esi),
+    }
+}
+
+/// Emits the forms added after the first stage: IMUL, SETcc, CMOVcc,
+/// NOT/NEG/INC/DEC of any operand, rotates, shifts by CL, 16-bit moves and
+/// shifts.
+fn emit_more(a: &mut Assembler, op: Op, user: bool, miss: Option<DynamicLabel>) {
+    let fl = offsets::EFLAGS as i32;
+    match op {
+        Op::Imul(d, src, imm) => {
+            // The interpreter: CF = OF = the product does not fit; SF and
+            // PF from the low half; ZF and AF clear (undefined in the SDM).
+            load_rm_esi(a, src, false, user, miss);
+            let d = reg_off(d);
+            match imm {
+                Some(v) => dynasm!(a ; .arch x64 ; mov eax, v as i32),
+                None => dynasm!(a ; .arch x64 ; mov eax, DWORD [rdi + d]),
+            }
+            dynasm!(a
+                ; .arch x64
+                ; imul eax, esi
+                ; mov DWORD [rdi + d], eax
+                ; seto cl
+                ; movzx esi, cl
+                ; imul esi, esi, 0x801
+                ; test eax, eax
+                ; pushfq
+                ; pop rdx
+                ; and edx, 0x84
+                ; or edx, esi
+            );
+            set_arith_flags(a);
+        }
+        Op::Setcc(cc, dst) => {
+            if let Loc8::Mem(m) = dst {
+                emit_access(a, m, 1, true, user, miss);
+            }
+            load_guest_flags(a);
+            emit_setcc(a, cc);
+            store8(a, dst);
+        }
+        Op::Cmov(cc, d, src) => {
+            // The source is read (and may fault) whatever the condition.
+            load_rm_esi(a, src, false, user, miss);
+            let d = reg_off(d);
+            load_guest_flags(a);
+            emit_setcc(a, cc);
+            dynasm!(a
+                ; .arch x64
+                ; test al, al
+                ; jz >keep
+                ; mov DWORD [rdi + d], esi
+                ; keep:
+            );
+        }
+        Op::Unary(u, rm) => {
+            load_rm_esi(a, rm, true, user, miss);
+            match u {
+                Unary::Not => dynasm!(a ; .arch x64 ; not esi),
+                Unary::Neg => dynasm!(a ; .arch x64 ; neg esi),
+                Unary::Inc => dynasm!(a ; .arch x64 ; inc esi),
+                Unary::Dec => dynasm!(a ; .arch x64 ; dec esi),
+            }
+            // NOT changes no flag; NEG defines all six; INC/DEC keep CF.
+            match u {
+                Unary::Not => {}
+                Unary::Neg => merge_flags(a, ARITH_FLAGS, 0),
+                Unary::Inc | Unary::Dec => merge_flags(a, INC_FLAGS, 0),
+            }
+            store_rm_esi(a, rm);
+        }
+        Op::Rotate(left, r, c) => {
+            // CF and OF come from the result, as the interpreter's bit-by-bit
+            // loop leaves them for any count (ROL: CF = bit 0, OF = bit 31 ^
+            // CF; ROR: CF = bit 31, OF = bit 31 ^ bit 30); the other flags
+            // stay.
+            let r = reg_off(r);
+            let c = c as i8;
+            dynasm!(a ; .arch x64 ; mov eax, DWORD [rdi + r]);
+            if left {
+                dynasm!(a
+                    ; .arch x64
+                    ; rol eax, c
+                    ; mov edx, eax
+                    ; and edx, 1
+                    ; mov esi, eax
+                    ; shr esi, 31
+                    ; xor esi, edx
+                );
+            } else {
+                dynasm!(a
+                    ; .arch x64
+                    ; ror eax, c
+                    ; mov edx, eax
+                    ; shr edx, 31
+                    ; mov esi, eax
+                    ; shr esi, 30
+                    ; and esi, 1
+                    ; xor esi, edx
+                );
+            }
+            dynasm!(a
+                ; .arch x64
+                ; mov DWORD [rdi + r], eax
+                ; shl esi, 11
+                ; or edx, esi
+                ; mov ecx, DWORD [rdi + fl]
+                ; and ecx, !0x801
+                ; or ecx, edx
+                ; mov DWORD [rdi + fl], ecx
+            );
+        }
+        Op::ShiftCl(kind, r) => emit_shift_cl(a, kind, r),
+        Op::Shift16(kind, r, count) => emit_shift_sized(a, kind, r, count, true),
+        Op::Word(dst, src) => {
+            match src {
+                Src8::Imm(v) => dynasm!(a ; .arch x64 ; mov eax, i32::from(v)),
+                Src8::Loc(l) => load8(a, l, 2, false, false, user, miss),
+            }
+            match dst {
+                Loc8::Reg(r, _) => {
+                    let r = reg_off(r);
+                    dynasm!(a ; .arch x64 ; mov WORD [rdi + r], ax);
+                }
+                Loc8::Mem(m) => {
+                    emit_access(a, m, 2, true, user, miss);
+                    dynasm!(a ; .arch x64 ; mov WORD [r10], ax);
+                }
+            }
+        }
+        _ => unreachable!("not one of the later forms"),
+    }
+}
+
+/// `SHL` / `SHR` / `SAR r32, CL`: a count of 0 (after masking to 5 bits)
+/// changes nothing, flags included; otherwise the flags are as for an
+/// immediate count (see [`emit_shift`]), OF of SHR depending on whether
+/// the count is 1.
+fn emit_shift_cl(a: &mut Assembler, kind: ShiftKind, r: usize) {
+    let r = reg_off(r);
+    let count_reg = reg_off(1);
+    let fl = offsets::EFLAGS as i32;
+    dynasm!(a
+        ; .arch x64
+        ; mov ecx, DWORD [rdi + count_reg]
+        ; and ecx, 31
+        ; jz >skip
+        ; mov eax, DWORD [rdi + r]
+        ; mov r9d, eax
+    );
+    match kind {
+        ShiftKind::Shl => dynasm!(a ; .arch x64 ; shl eax, cl),
+        ShiftKind::Shr => dynasm!(a ; .arch x64 ; shr eax, cl),
+        ShiftKind::Sar => dynasm!(a ; .arch x64 ; sar eax, cl),
+    }
+    dynasm!(a
+        ; .arch x64
+        ; mov DWORD [rdi + r], eax
+        ; pushfq
+        ; pop rsi
+        ; and esi, 0xC5
+        ; mov edx, DWORD [rdi + fl]
+        ; and edx, !(ARITH_FLAGS as i32)
+        ; or edx, esi
+        ; or edx, AF as i32
+    );
+    match kind {
+        ShiftKind::Shl => dynasm!(a
+            ; .arch x64
+            ; mov esi, edx
+            ; shr esi, 7
+            ; xor esi, edx
+            ; and esi, 1
+            ; shl esi, 11
+            ; or edx, esi
+        ),
+        ShiftKind::Shr => dynasm!(a
+            ; .arch x64
+            ; cmp ecx, 1
+            ; jne >wide
+            ; shr r9d, 31
+            ; shl r9d, 11
+            ; or edx, r9d
+            ; wide:
+        ),
+        ShiftKind::Sar => {}
+    }
+    dynasm!(a
+        ; .arch x64
+        ; mov DWORD [rdi + fl], edx
+        ; skip:
+    );
+}
+
 fn emit(a: &mut Assembler, op: Op) {
     match op {
         Op::Nop => {}
@@ -949,6 +1498,14 @@ fn emit(a: &mut Assembler, op: Op) {
         }
         Op::Shift(kind, r, count) => emit_shift(a, kind, r, count),
         Op::Byte(..) | Op::Movx(..) => emit_byte(a, op, false, None),
+        Op::Imul(..)
+        | Op::Setcc(..)
+        | Op::Cmov(..)
+        | Op::Unary(..)
+        | Op::Rotate(..)
+        | Op::ShiftCl(..)
+        | Op::Shift16(..)
+        | Op::Word(..) => emit_more(a, op, false, None),
         Op::MovRR(d, s) => {
             let (d, s) = (reg_off(d), reg_off(s));
             dynasm!(a
@@ -990,22 +1547,45 @@ fn emit(a: &mut Assembler, op: Op) {
 /// the TLB tags its accesses check), into `a`. A block of 0 instructions
 /// emits nothing: its first instruction is not on the allow-list.
 ///
-/// The host function returns the guest instructions it completed: all of
-/// them, or fewer when an access left the block early (EIP then points at
-/// the instruction that did not run).
-pub fn translate(a: &mut Assembler, code: &[u8], eip: u32, user: bool) -> BlockInfo {
+/// The host function first checks that the whole block fits in the budget
+/// (`icount + n <= budget_end`; if not it returns [`EXIT_UNLINKED`] having
+/// done nothing). It adds the guest instructions it completes to the
+/// context's `icount`: all of them, or fewer when an access left the block
+/// early ([`EXIT_EARLY`]; EIP then points at the instruction that did not
+/// run). Direct transfers leave through link sites, numbered from
+/// `first_id`, which are returned.
+pub fn translate(
+    a: &mut Assembler,
+    code: &[u8],
+    eip: u32,
+    user: bool,
+    first_id: u32,
+) -> (BlockInfo, Vec<LinkSite>) {
     let (ops, stop) = scan(code, eip);
     let entry = a.offset();
+    let mut sites = Vec::new();
     if ops.is_empty() {
-        return BlockInfo {
+        let info = BlockInfo {
             insns: 0,
             bytes: 0,
             entry,
             stop,
+            needs: 0,
         };
+        return (info, sites);
     }
     let mut bytes = 0u32;
     let n = ops.len() as u32;
+    let bail = a.new_dynamic_label();
+    let icount = context_offsets::ICOUNT as i32;
+    let budget_end = context_offsets::BUDGET_END as i32;
+    dynasm!(a
+        ; .arch x64
+        ; mov rax, QWORD [rdi + icount]
+        ; add rax, n as i32
+        ; cmp rax, QWORD [rdi + budget_end]
+        ; ja =>bail
+    );
     let mut exits = Vec::new();
     let mut ended = false;
     for (k, &(op, len)) in ops.iter().enumerate() {
@@ -1014,18 +1594,18 @@ pub fn translate(a: &mut Assembler, code: &[u8], eip: u32, user: bool) -> BlockI
         let next = eip.wrapping_add(bytes);
         match op {
             Op::Jcc(cc, target) => {
-                emit_jcc(a, cc, target, next, n);
+                emit_jcc(a, cc, (target, next), n, &mut sites, first_id);
                 ended = true;
             }
             Op::Jmp(target) => {
-                exit(a, target, n);
+                link_exit(a, target, n, &mut sites, first_id);
                 ended = true;
             }
             Op::Call(_) | Op::Ret(_) => {
                 let miss = a.new_dynamic_label();
                 exits.push((miss, here, k as u32));
                 emit_call_ret(a, op, next, user, miss);
-                exit_after_ret(a, op, target_of(op), n);
+                exit_after_ret(a, op, n, &mut sites, first_id);
                 ended = true;
             }
             op if touches_memory(op) => {
@@ -1037,7 +1617,7 @@ pub fn translate(a: &mut Assembler, code: &[u8], eip: u32, user: bool) -> BlockI
         }
     }
     if !ended {
-        exit(a, eip.wrapping_add(bytes), n);
+        link_exit(a, eip.wrapping_add(bytes), n, &mut sites, first_id);
     }
     // Early exits: EIP on the instruction whose access missed, and the
     // count of those before it.
@@ -1045,12 +1625,20 @@ pub fn translate(a: &mut Assembler, code: &[u8], eip: u32, user: bool) -> BlockI
         dynasm!(a ; .arch x64 ; =>label);
         exit(a, at, k);
     }
-    BlockInfo {
+    dynasm!(a
+        ; .arch x64
+        ; =>bail
+        ; mov eax, EXIT_UNLINKED as i32
+        ; ret
+    );
+    let info = BlockInfo {
         insns: n,
         bytes,
         entry,
         stop,
-    }
+        needs: ops.iter().fold(0, |acc, &(op, _)| acc | needs_of(op)),
+    };
+    (info, sites)
 }
 
 #[cfg(test)]
@@ -1059,8 +1647,8 @@ mod tests {
 
     #[test]
     fn the_allow_list_stops_at_memory_and_control() {
-        // add eax,ebx; inc ecx; mov edx,5; mov fs:[eax],ecx; ...
-        let code = [0x01, 0xD8, 0x41, 0xBA, 5, 0, 0, 0, 0x64, 0x89, 0x08, 0x90];
+        // add eax,ebx; inc ecx; mov edx,5; mov cs:[eax],ecx; ...
+        let code = [0x01, 0xD8, 0x41, 0xBA, 5, 0, 0, 0, 0x2E, 0x89, 0x08, 0x90];
         let ops = scan(&code, 0x1000).0;
         assert_eq!(
             ops.iter().map(|o| o.0).collect::<Vec<_>>(),
@@ -1070,7 +1658,51 @@ mod tests {
                 Op::MovRI(2, 5)
             ]
         );
-        // 16-bit operand size, LOCK, JECXZ, a far jump: none are taken.
+        // FS and GS overrides are, with the segment.
+        let ops = scan(&[0x64, 0x89, 0x08, 0x65, 0xFF, 0x00], 0x1000).0;
+        let fs = Mem {
+            base: Some(0),
+            index: None,
+            scale: 1,
+            disp: 0,
+            seg: Some(SegReg::Fs),
+        };
+        let gs = Mem {
+            seg: Some(SegReg::Gs),
+            ..fs
+        };
+        assert_eq!(ops[0].0, Op::Store(fs, Src::Reg(1)));
+        assert_eq!(ops[1].0, Op::Unary(Unary::Inc, Rm::Mem(gs)));
+        assert_eq!(needs_of(ops[0].0) | needs_of(ops[1].0), NEEDS_FS | NEEDS_GS);
+        // imul eax,ebx; imul ecx,edx,7; setb al; cmovae esi,edi; neg ebx;
+        // rol eax,3; shl edx,cl; pause; mov [eax],bx; shr cx,4
+        let code = [
+            0x0F, 0xAF, 0xC3, 0x6B, 0xCA, 0x07, 0x0F, 0x92, 0xC0, 0x0F, 0x43, 0xF7, 0xF7, 0xDB,
+            0xC1, 0xC0, 0x03, 0xD3, 0xE2, 0xF3, 0x90, 0x66, 0x89, 0x18, 0x66, 0xC1, 0xE9, 0x04,
+        ];
+        let ops: Vec<Op> = scan(&code, 0x1000).0.iter().map(|o| o.0).collect();
+        assert_eq!(
+            ops,
+            vec![
+                Op::Imul(0, Rm::Reg(3), None),
+                Op::Imul(1, Rm::Reg(2), Some(7)),
+                Op::Setcc(Cond::B, Loc8::Reg(0, false)),
+                Op::Cmov(Cond::Ae, 6, Rm::Reg(7)),
+                Op::Unary(Unary::Neg, Rm::Reg(3)),
+                Op::Rotate(true, 0, 3),
+                Op::ShiftCl(ShiftKind::Shl, 2),
+                Op::Nop,
+                Op::Word(
+                    Loc8::Mem(Mem {
+                        seg: None,
+                        ..fs
+                    }),
+                    Src8::Loc(Loc8::Reg(3, false))
+                ),
+                Op::Shift16(ShiftKind::Shr, 1, 4),
+            ]
+        );
+        // 16-bit ALU operations, LOCK, JECXZ, a far jump: none are taken.
         for code in [
             &[0x66, 0x01, 0xD8][..],
             &[0xF0, 0x01, 0xD8],

@@ -292,11 +292,10 @@ impl Cpu {
             && !self.state.halted
     }
 
-    /// Accounts for `n` (at least 1) instructions that translated code ran:
-    /// they retire like interpreted ones, and the first of them ends any
-    /// interrupt shadow.
-    pub fn retire_native(&mut self, n: u64) {
-        self.icount += n;
+    /// Accounts for instructions that translated code ran (at least one;
+    /// the code has added them to `icount` itself): the first of them ended
+    /// any interrupt shadow.
+    pub fn retired_native(&mut self) {
         self.shadow = Shadow::None;
     }
 
@@ -310,6 +309,14 @@ impl Cpu {
     /// fetched from RAM without a fault (the interpreter takes any fault).
     pub fn code_address<B: Bus>(&mut self, bus: &mut B) -> Option<u32> {
         self.sync_tlb(bus);
+        self.code_address_synced(bus)
+    }
+
+    /// [`Cpu::code_address`] for a caller that knows the TLB has seen every
+    /// change of the bus since its last sync (only translated code ran
+    /// since, and it cannot change mappings or page flags).
+    #[inline]
+    pub fn code_address_synced<B: Bus>(&mut self, bus: &mut B) -> Option<u32> {
         let cs = self.state.segs[SegReg::Cs as usize];
         if self.state.eip > cs.limit {
             return None;
