@@ -105,6 +105,12 @@ pub trait Bus {
         let _ = page;
     }
 
+    /// Physical page `page` is no longer a page table of any cached
+    /// translation: writes to it need no tracking any more.
+    fn unmark_page_table(&mut self, page: u32) {
+        let _ = page;
+    }
+
     /// Moves the marked page-table pages written since the last call into `out`.
     fn take_pt_writes(&mut self, out: &mut Vec<u32>) {
         let _ = out;
@@ -170,6 +176,9 @@ impl Bus for FlatRam {
     #[inline]
     fn mark_page_table(&mut self, page: u32) {
         self.flag_page(page, morph86_memory::PageFlags::PAGE_TABLE);
+    }
+    fn unmark_page_table(&mut self, page: u32) {
+        self.unflag_page(page, morph86_memory::PageFlags::PAGE_TABLE);
     }
     #[inline]
     fn take_pt_writes(&mut self, out: &mut Vec<u32>) {

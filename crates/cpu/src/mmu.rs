@@ -362,6 +362,12 @@ impl Tlb {
         }
     }
 
+    /// True while some cached space has translations built from physical
+    /// page `page` (as a directory or a table).
+    pub fn uses_table(&self, page: u32) -> bool {
+        self.spaces.iter().any(|s| s.tables.contains(&page))
+    }
+
     /// Revokes the write pointers of every entry that maps physical page
     /// `page` (it gained a tracking flag: writes to it must take the slow
     /// path). Scans every entry of every space: pages gain flags rarely.

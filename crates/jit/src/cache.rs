@@ -65,7 +65,10 @@ impl CodeCache {
     /// Points the `jmp rel32` whose 4-byte field is at `field` to the code
     /// at `target` (both offsets in the cache, of code it holds).
     pub fn patch_jump(&mut self, field: usize, target: usize) {
-        assert!(field + 4 <= self.used && target < self.used, "a jump outside the cache");
+        assert!(
+            field + 4 <= self.used && target < self.used,
+            "a jump outside the cache"
+        );
         let rel = target as i64 - (field as i64 + 4);
         let rel = i32::try_from(rel).expect("the cache is smaller than 2 GiB");
         self.write[field..field + 4].copy_from_slice(&rel.to_le_bytes());

@@ -81,8 +81,16 @@ fn flat(cpu: &Cpu) -> Option<u8> {
             .iter()
             .all(|&r| s.seg(r).base == 0 && big_data(r));
     flat.then(|| {
-        let fs = if big_data(SegReg::Fs) { translate::NEEDS_FS } else { 0 };
-        let gs = if big_data(SegReg::Gs) { translate::NEEDS_GS } else { 0 };
+        let fs = if big_data(SegReg::Fs) {
+            translate::NEEDS_FS
+        } else {
+            0
+        };
+        let gs = if big_data(SegReg::Gs) {
+            translate::NEEDS_GS
+        } else {
+            0
+        };
         fs | gs
     })
 }

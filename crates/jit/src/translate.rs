@@ -1056,9 +1056,7 @@ fn touches_memory(op: Op) -> bool {
         Op::Setcc(_, d) => return mem8(d),
         Op::Word(d, Src8::Loc(s)) => return mem8(d) || mem8(s),
         Op::Word(d, _) => return mem8(d),
-        Op::Imul(_, r, _) | Op::Cmov(_, _, r) | Op::Unary(_, r) => {
-            return matches!(r, Rm::Mem(_))
-        }
+        Op::Imul(_, r, _) | Op::Cmov(_, _, r) | Op::Unary(_, r) => return matches!(r, Rm::Mem(_)),
         _ => {}
     }
     matches!(
@@ -1693,10 +1691,7 @@ mod tests {
                 Op::ShiftCl(ShiftKind::Shl, 2),
                 Op::Nop,
                 Op::Word(
-                    Loc8::Mem(Mem {
-                        seg: None,
-                        ..fs
-                    }),
+                    Loc8::Mem(Mem { seg: None, ..fs }),
                     Src8::Loc(Loc8::Reg(3, false))
                 ),
                 Op::Shift16(ShiftKind::Shr, 1, 4),

@@ -277,6 +277,9 @@ impl Bus for Board {
     fn mark_page_table(&mut self, page: u32) {
         Bus::mark_page_table(&mut self.ram, page)
     }
+    fn unmark_page_table(&mut self, page: u32) {
+        Bus::unmark_page_table(&mut self.ram, page)
+    }
     #[inline]
     fn take_pt_writes(&mut self, out: &mut Vec<u32>) {
         Bus::take_pt_writes(&mut self.ram, out)

@@ -184,6 +184,19 @@ impl GuestRam {
         }
     }
 
+    /// Clears `flag` on a page (losing a flag revokes nothing: writes to the
+    /// page simply stop being tracked for it).
+    pub fn unflag_page(&mut self, page: u32, flag: u8) {
+        if let Some(f) = self.flags.get_mut(page as usize) {
+            if *f & flag != 0 {
+                *f &= !flag;
+                if *f == 0 {
+                    self.flagged -= 1;
+                }
+            }
+        }
+    }
+
     /// Moves the page-table pages written since the last call into `out`.
     /// (Called before every instruction: the common empty case is inline.)
     #[inline]

@@ -40,6 +40,15 @@ impl Cpu {
         bus.take_pt_writes(&mut self.pt_writes);
         if !self.pt_writes.is_empty() {
             self.tlb.page_tables_written(&self.pt_writes);
+            // A page that no cached space uses as a table any more (a
+            // page-table page the guest freed and reuses as data) loses its
+            // mark, so that stores to it take the fast path again; a walk
+            // that uses it marks it anew.
+            for &page in &self.pt_writes {
+                if !self.tlb.uses_table(page) {
+                    bus.unmark_page_table(page);
+                }
+            }
             self.pt_writes.clear();
         }
     }
@@ -323,6 +332,15 @@ impl Cpu {
                 1 => bus.write_u8(a, v as u8),
                 2 => bus.write_u16(a, v as u16),
                 _ => bus.write_u32(a, v),
+            }
+            // A code page loses its mark when written (it is decoded afresh
+            // if it runs again), so its write pointer can come back: later
+            // stores, translated ones too, take the fast path again instead
+            // of the slow one for as long as the entry lives.
+            if let Some(w) = bus.page_ptr(e.phys >> 12, true) {
+                let read = bus.page_ptr(e.phys >> 12, false);
+                let fresh = TlbEntry::new(lin & !0xFFF, e.phys, e.perm, e.global, read, Some(w));
+                self.tlb.insert(fresh, &[]);
             }
             return Ok(());
         }
