@@ -622,7 +622,10 @@ fn reg_off(r: usize) -> i32 {
 
 /// Emits the host code merging the host flags (in `rcx` after `pushfq;
 /// pop rcx`) into the guest's EFLAGS under `mask`; `clear` flags are zeroed.
-fn merge_flags(a: &mut Assembler, mask: u32, clear: u32) {
+fn merge_flags(a: &mut Assembler, mask: u32, clear: u32, live: bool) {
+    if !live {
+        return;
+    }
     let fl = offsets::EFLAGS as i32;
     let keep = !(mask | clear) as i32;
     let mask = mask as i32;
@@ -723,23 +726,11 @@ fn emit_jcc(
     sites: &mut Vec<LinkSite>,
     first_id: u32,
 ) {
-    let fl = offsets::EFLAGS as i32;
-    dynasm!(a
-        ; .arch x64
-        ; mov eax, DWORD [rdi + fl]
-        ; and eax, ARITH_FLAGS as i32
-        ; push rax
-        ; popfq
-    );
-    macro_rules! jump {
-        ($($cc:ident => $j:ident),*) => {
-            match cc {
-                $(Cond::$cc => dynasm!(a ; .arch x64 ; $j >taken),)*
-            }
-        };
+    if emit_cond(a, cc) {
+        dynasm!(a ; .arch x64 ; jz >taken);
+    } else {
+        dynasm!(a ; .arch x64 ; jnz >taken);
     }
-    jump!(O => jo, No => jno, B => jb, Ae => jae, E => je, Ne => jne, Be => jbe, A => ja,
-          S => js, Ns => jns, P => jp, Np => jnp, L => jl, Ge => jge, Le => jle, G => jg);
     link_exit(a, fallthrough, n, sites, first_id);
     dynasm!(a ; .arch x64 ; taken:);
     link_exit(a, target, n, sites, first_id);
@@ -815,11 +806,11 @@ fn emit_tlb_sized(a: &mut Assembler, size_bytes: u8, write: bool, user: bool, mi
 
 /// Applies `alu` to eax and esi (`byte`: to al and sil) and merges its
 /// flags.
-fn emit_alu_op(a: &mut Assembler, alu: Alu) {
-    emit_alu_sized(a, alu, false);
+fn emit_alu_op(a: &mut Assembler, alu: Alu, live: bool) {
+    emit_alu_sized(a, alu, false, live);
 }
 
-fn emit_alu_sized(a: &mut Assembler, alu: Alu, byte: bool) {
+fn emit_alu_sized(a: &mut Assembler, alu: Alu, byte: bool, live: bool) {
     if matches!(alu, Alu::Adc | Alu::Sbb) {
         load_carry(a);
     }
@@ -840,9 +831,9 @@ fn emit_alu_sized(a: &mut Assembler, alu: Alu, byte: bool) {
         (Alu::Xor, true) => dynasm!(a ; .arch x64 ; xor al, sil),
     }
     if matches!(alu, Alu::And | Alu::Or | Alu::Xor | Alu::Test) {
-        merge_flags(a, LOGIC_FLAGS, AF);
+        merge_flags(a, LOGIC_FLAGS, AF, live);
     } else {
-        merge_flags(a, ARITH_FLAGS, 0);
+        merge_flags(a, ARITH_FLAGS, 0, live);
     }
 }
 
@@ -858,7 +849,7 @@ fn emit_src(a: &mut Assembler, src: Src) {
 }
 
 /// Emits an instruction with a memory operand; a TLB miss goes to `miss`.
-fn emit_mem(a: &mut Assembler, op: Op, user: bool, miss: DynamicLabel) {
+fn emit_mem(a: &mut Assembler, op: Op, user: bool, miss: DynamicLabel, live: bool) {
     let sp_off = reg_off(4);
     match op {
         Op::Load(d, m) => {
@@ -886,7 +877,7 @@ fn emit_mem(a: &mut Assembler, op: Op, user: bool, miss: DynamicLabel) {
                 ; mov esi, DWORD [r10]
                 ; mov eax, DWORD [rdi + d_off]
             );
-            emit_alu_op(a, alu);
+            emit_alu_op(a, alu, live);
             if !matches!(alu, Alu::Cmp | Alu::Test) {
                 dynasm!(a ; .arch x64 ; mov DWORD [rdi + d_off], eax);
             }
@@ -899,7 +890,7 @@ fn emit_mem(a: &mut Assembler, op: Op, user: bool, miss: DynamicLabel) {
             emit_tlb(a, rmw, user, miss);
             emit_src(a, src);
             dynasm!(a ; .arch x64 ; mov eax, DWORD [r10]);
-            emit_alu_op(a, alu);
+            emit_alu_op(a, alu, live);
             if rmw {
                 dynasm!(a ; .arch x64 ; mov DWORD [r10], eax);
             }
@@ -926,9 +917,9 @@ fn emit_mem(a: &mut Assembler, op: Op, user: bool, miss: DynamicLabel) {
             );
         }
         Op::Call(_) | Op::Ret(_) => unreachable!("see emit_call and emit_ret"),
-        Op::Byte(..) | Op::Movx(..) => emit_byte(a, op, user, Some(miss)),
+        Op::Byte(..) | Op::Movx(..) => emit_byte(a, op, user, Some(miss), live),
         Op::Imul(..) | Op::Setcc(..) | Op::Cmov(..) | Op::Unary(..) | Op::Word(..) => {
-            emit_more(a, op, user, Some(miss))
+            emit_more(a, op, user, Some(miss), live)
         }
         _ => unreachable!("not a memory op"),
     }
@@ -988,7 +979,7 @@ fn store8(a: &mut Assembler, l: Loc8) {
 }
 
 /// Emits a byte operation or a MOVZX/MOVSX.
-fn emit_byte(a: &mut Assembler, op: Op, user: bool, miss: Option<DynamicLabel>) {
+fn emit_byte(a: &mut Assembler, op: Op, user: bool, miss: Option<DynamicLabel>, live: bool) {
     match op {
         Op::Movx(d, src, signed, bytes) => {
             load8(a, src, bytes, signed, false, user, miss);
@@ -1025,7 +1016,7 @@ fn emit_byte(a: &mut Assembler, op: Op, user: bool, miss: Option<DynamicLabel>) 
             }
             let writes = !matches!(alu, Alu::Cmp | Alu::Test);
             load8(a, dst, 1, false, writes, user, miss);
-            emit_alu_sized(a, alu, true);
+            emit_alu_sized(a, alu, true, live);
             if writes {
                 store8(a, dst);
             }
@@ -1121,12 +1112,19 @@ fn exit_after_ret(a: &mut Assembler, op: Op, n: u32, sites: &mut Vec<LinkSite>, 
 /// interpreter gives: CF, PF, ZF, SF from the host, AF set, and OF as the
 /// last one-bit step leaves it (SHL: SF ^ CF; SHR: the old top bit for a
 /// count of 1, else 0; SAR: 0).
-fn emit_shift(a: &mut Assembler, kind: ShiftKind, r: usize, count: u8) {
-    emit_shift_sized(a, kind, r, count, false);
+fn emit_shift(a: &mut Assembler, kind: ShiftKind, r: usize, count: u8, live: bool) {
+    emit_shift_sized(a, kind, r, count, false, live);
 }
 
 /// [`emit_shift`] of a register's low 16 bits (`word`; count below 16).
-fn emit_shift_sized(a: &mut Assembler, kind: ShiftKind, r: usize, count: u8, word: bool) {
+fn emit_shift_sized(
+    a: &mut Assembler,
+    kind: ShiftKind,
+    r: usize,
+    count: u8,
+    word: bool,
+    live: bool,
+) {
     let r = reg_off(r);
     let fl = offsets::EFLAGS as i32;
     let c = count as i8;
@@ -1139,9 +1137,12 @@ fn emit_shift_sized(a: &mut Assembler, kind: ShiftKind, r: usize, count: u8, wor
         (ShiftKind::Shr, true) => dynasm!(a ; .arch x64 ; shr ax, c),
         (ShiftKind::Sar, true) => dynasm!(a ; .arch x64 ; sar ax, c),
     }
+    dynasm!(a ; .arch x64 ; mov DWORD [rdi + r], eax);
+    if !live {
+        return;
+    }
     dynasm!(a
         ; .arch x64
-        ; mov DWORD [rdi + r], eax
         ; pushfq
         ; pop rcx
         ; mov edx, DWORD [rdi + fl]
@@ -1201,35 +1202,67 @@ fn needs_of(op: Op) -> u8 {
     }
 }
 
-/// Loads the guest's arithmetic flags into the host's (through rcx).
-fn load_guest_flags(a: &mut Assembler) {
+/// Tests condition `cc` on the guest's EFLAGS (in the context) with plain
+/// bit operations, leaving the host's ZF clear when the condition's base
+/// form holds (O, B, E, BE, S, P, L, LE); returns true when `cc` is the
+/// negated form, which holds when ZF is set. Clobbers eax and ecx; no
+/// POPF, which is slow on every host.
+fn emit_cond(a: &mut Assembler, cc: Cond) -> bool {
+    use Cond::*;
     let fl = offsets::EFLAGS as i32;
-    dynasm!(a
-        ; .arch x64
-        ; mov ecx, DWORD [rdi + fl]
-        ; and ecx, ARITH_FLAGS as i32
-        ; push rcx
-        ; popfq
-    );
+    let (bits, negated) = match cc {
+        O => (Some(0x800), false),
+        No => (Some(0x800), true),
+        B => (Some(0x1), false),
+        Ae => (Some(0x1), true),
+        E => (Some(0x40), false),
+        Ne => (Some(0x40), true),
+        Be => (Some(0x41), false),
+        A => (Some(0x41), true),
+        S => (Some(0x80), false),
+        Ns => (Some(0x80), true),
+        P => (Some(0x4), false),
+        Np => (Some(0x4), true),
+        L | Ge | Le | G => (None, matches!(cc, Ge | G)),
+    };
+    match bits {
+        Some(b) => dynasm!(a ; .arch x64 ; test DWORD [rdi + fl], b),
+        None => {
+            // SF != OF: OF (bit 11) moved onto SF (bit 7) and compared.
+            dynasm!(a
+                ; .arch x64
+                ; mov eax, DWORD [rdi + fl]
+                ; mov ecx, eax
+                ; shr ecx, 4
+                ; xor ecx, eax
+                ; and ecx, 0x80
+            );
+            if matches!(cc, Le | G) {
+                dynasm!(a
+                    ; .arch x64
+                    ; and eax, 0x40
+                    ; or ecx, eax
+                );
+            }
+        }
+    }
+    negated
 }
 
-/// Emits the host's SETcc for `cc` into al (the host flags hold the
-/// guest's).
+/// al := condition `cc` on the guest's flags (0 or 1).
 fn emit_setcc(a: &mut Assembler, cc: Cond) {
-    macro_rules! set {
-        ($($cc:ident => $s:ident),*) => {
-            match cc {
-                $(Cond::$cc => dynasm!(a ; .arch x64 ; $s al),)*
-            }
-        };
+    if emit_cond(a, cc) {
+        dynasm!(a ; .arch x64 ; setz al);
+    } else {
+        dynasm!(a ; .arch x64 ; setnz al);
     }
-    set!(O => seto, No => setno, B => setb, Ae => setae, E => sete, Ne => setne,
-         Be => setbe, A => seta, S => sets, Ns => setns, P => setp, Np => setnp,
-         L => setl, Ge => setge, Le => setle, G => setg);
 }
 
 /// Replaces the guest's six arithmetic flags with those in edx.
-fn set_arith_flags(a: &mut Assembler) {
+fn set_arith_flags(a: &mut Assembler, live: bool) {
+    if !live {
+        return;
+    }
     let fl = offsets::EFLAGS as i32;
     dynasm!(a
         ; .arch x64
@@ -1289,7 +1322,7 @@ fn store_rm_esi(a: &mut Assembler, rm: Rm) {
 /// Emits the forms added after the first stage: IMUL, SETcc, CMOVcc,
 /// NOT/NEG/INC/DEC of any operand, rotates, shifts by CL, 16-bit moves and
 /// shifts.
-fn emit_more(a: &mut Assembler, op: Op, user: bool, miss: Option<DynamicLabel>) {
+fn emit_more(a: &mut Assembler, op: Op, user: bool, miss: Option<DynamicLabel>, live: bool) {
     let fl = offsets::EFLAGS as i32;
     match op {
         Op::Imul(d, src, imm) => {
@@ -1314,13 +1347,12 @@ fn emit_more(a: &mut Assembler, op: Op, user: bool, miss: Option<DynamicLabel>) 
                 ; and edx, 0x84
                 ; or edx, esi
             );
-            set_arith_flags(a);
+            set_arith_flags(a, live);
         }
         Op::Setcc(cc, dst) => {
             if let Loc8::Mem(m) = dst {
                 emit_access(a, m, 1, true, user, miss);
             }
-            load_guest_flags(a);
             emit_setcc(a, cc);
             store8(a, dst);
         }
@@ -1328,7 +1360,6 @@ fn emit_more(a: &mut Assembler, op: Op, user: bool, miss: Option<DynamicLabel>) 
             // The source is read (and may fault) whatever the condition.
             load_rm_esi(a, src, false, user, miss);
             let d = reg_off(d);
-            load_guest_flags(a);
             emit_setcc(a, cc);
             dynasm!(a
                 ; .arch x64
@@ -1349,8 +1380,8 @@ fn emit_more(a: &mut Assembler, op: Op, user: bool, miss: Option<DynamicLabel>) 
             // NOT changes no flag; NEG defines all six; INC/DEC keep CF.
             match u {
                 Unary::Not => {}
-                Unary::Neg => merge_flags(a, ARITH_FLAGS, 0),
-                Unary::Inc | Unary::Dec => merge_flags(a, INC_FLAGS, 0),
+                Unary::Neg => merge_flags(a, ARITH_FLAGS, 0, live),
+                Unary::Inc | Unary::Dec => merge_flags(a, INC_FLAGS, 0, live),
             }
             store_rm_esi(a, rm);
         }
@@ -1384,9 +1415,12 @@ fn emit_more(a: &mut Assembler, op: Op, user: bool, miss: Option<DynamicLabel>) 
                     ; xor esi, edx
                 );
             }
+            dynasm!(a ; .arch x64 ; mov DWORD [rdi + r], eax);
+            if !live {
+                return;
+            }
             dynasm!(a
                 ; .arch x64
-                ; mov DWORD [rdi + r], eax
                 ; shl esi, 11
                 ; or edx, esi
                 ; mov ecx, DWORD [rdi + fl]
@@ -1395,8 +1429,8 @@ fn emit_more(a: &mut Assembler, op: Op, user: bool, miss: Option<DynamicLabel>) 
                 ; mov DWORD [rdi + fl], ecx
             );
         }
-        Op::ShiftCl(kind, r) => emit_shift_cl(a, kind, r),
-        Op::Shift16(kind, r, count) => emit_shift_sized(a, kind, r, count, true),
+        Op::ShiftCl(kind, r) => emit_shift_cl(a, kind, r, live),
+        Op::Shift16(kind, r, count) => emit_shift_sized(a, kind, r, count, true, live),
         Op::Word(dst, src) => {
             match src {
                 Src8::Imm(v) => dynasm!(a ; .arch x64 ; mov eax, i32::from(v)),
@@ -1421,7 +1455,7 @@ fn emit_more(a: &mut Assembler, op: Op, user: bool, miss: Option<DynamicLabel>) 
 /// changes nothing, flags included; otherwise the flags are as for an
 /// immediate count (see [`emit_shift`]), OF of SHR depending on whether
 /// the count is 1.
-fn emit_shift_cl(a: &mut Assembler, kind: ShiftKind, r: usize) {
+fn emit_shift_cl(a: &mut Assembler, kind: ShiftKind, r: usize, live: bool) {
     let r = reg_off(r);
     let count_reg = reg_off(1);
     let fl = offsets::EFLAGS as i32;
@@ -1438,9 +1472,13 @@ fn emit_shift_cl(a: &mut Assembler, kind: ShiftKind, r: usize) {
         ShiftKind::Shr => dynasm!(a ; .arch x64 ; shr eax, cl),
         ShiftKind::Sar => dynasm!(a ; .arch x64 ; sar eax, cl),
     }
+    dynasm!(a ; .arch x64 ; mov DWORD [rdi + r], eax);
+    if !live {
+        dynasm!(a ; .arch x64 ; skip:);
+        return;
+    }
     dynasm!(a
         ; .arch x64
-        ; mov DWORD [rdi + r], eax
         ; pushfq
         ; pop rsi
         ; and esi, 0xC5
@@ -1477,7 +1515,7 @@ fn emit_shift_cl(a: &mut Assembler, kind: ShiftKind, r: usize) {
     );
 }
 
-fn emit(a: &mut Assembler, op: Op) {
+fn emit(a: &mut Assembler, op: Op, live: bool) {
     match op {
         Op::Nop => {}
         Op::Jcc(..) | Op::Jmp(_) => unreachable!("branches end blocks: see translate"),
@@ -1494,8 +1532,8 @@ fn emit(a: &mut Assembler, op: Op) {
             emit_ea(a, m);
             dynasm!(a ; .arch x64 ; mov DWORD [rdi + d], r8d);
         }
-        Op::Shift(kind, r, count) => emit_shift(a, kind, r, count),
-        Op::Byte(..) | Op::Movx(..) => emit_byte(a, op, false, None),
+        Op::Shift(kind, r, count) => emit_shift(a, kind, r, count, live),
+        Op::Byte(..) | Op::Movx(..) => emit_byte(a, op, false, None, live),
         Op::Imul(..)
         | Op::Setcc(..)
         | Op::Cmov(..)
@@ -1503,7 +1541,7 @@ fn emit(a: &mut Assembler, op: Op) {
         | Op::Rotate(..)
         | Op::ShiftCl(..)
         | Op::Shift16(..)
-        | Op::Word(..) => emit_more(a, op, false, None),
+        | Op::Word(..) => emit_more(a, op, false, None, live),
         Op::MovRR(d, s) => {
             let (d, s) = (reg_off(d), reg_off(s));
             dynasm!(a
@@ -1526,18 +1564,71 @@ fn emit(a: &mut Assembler, op: Op) {
             } else {
                 dynasm!(a ; .arch x64 ; dec DWORD [rdi + r]);
             }
-            merge_flags(a, INC_FLAGS, 0);
+            merge_flags(a, INC_FLAGS, 0, live);
         }
         Op::Alu(alu, d, src) => {
             let d_off = reg_off(d);
             dynasm!(a ; .arch x64 ; mov eax, DWORD [rdi + d_off]);
             emit_src(a, src);
-            emit_alu_op(a, alu);
+            emit_alu_op(a, alu, live);
             if !matches!(alu, Alu::Cmp | Alu::Test) {
                 dynasm!(a ; .arch x64 ; mov DWORD [rdi + d_off], eax);
             }
         }
     }
+}
+
+/// Which guest flags `op` sets in every case (so that earlier values die)
+/// and which it may set.
+fn flags_written(op: Op) -> (u32, u32) {
+    let all = ARITH_FLAGS;
+    let sure = match op {
+        Op::Alu(..)
+        | Op::AluRM(..)
+        | Op::AluMR(..)
+        | Op::Byte(ByteOp::Alu(_), ..)
+        | Op::Shift(..)
+        | Op::Shift16(..)
+        | Op::Imul(..)
+        | Op::Unary(Unary::Neg, _) => all,
+        Op::IncDec(..) | Op::Unary(Unary::Inc | Unary::Dec, _) => INC_FLAGS,
+        Op::Rotate(..) => 0x801,
+        _ => 0,
+    };
+    // A shift by CL of 0 changes nothing.
+    let maybe = if matches!(op, Op::ShiftCl(..)) {
+        all
+    } else {
+        sure
+    };
+    (sure, maybe)
+}
+
+/// Which guest flags must be right in EFLAGS when `op` starts: those it
+/// reads, and all of them before an access that may leave the block.
+fn flags_read(op: Op) -> u32 {
+    if touches_memory(op) {
+        return ARITH_FLAGS;
+    }
+    match op {
+        Op::Alu(Alu::Adc | Alu::Sbb, ..) | Op::Byte(ByteOp::Alu(Alu::Adc | Alu::Sbb), ..) => 0x1,
+        Op::Jcc(..) | Op::Setcc(..) | Op::Cmov(..) => ARITH_FLAGS,
+        _ => 0,
+    }
+}
+
+/// For each op of a block, whether any flag it writes is still needed
+/// (read later in the block, or live at its end, where every flag is): an
+/// op whose flags all die before anyone reads them skips computing them.
+fn flag_liveness(ops: &[(Op, u8)]) -> Vec<bool> {
+    let mut live = ARITH_FLAGS;
+    let mut out = vec![true; ops.len()];
+    for (k, &(op, _)) in ops.iter().enumerate().rev() {
+        let (sure, maybe) = flags_written(op);
+        out[k] = maybe & live != 0;
+        live = (live & !sure) | flags_read(op);
+    }
+    out
 }
 
 /// Translates the block whose code starts `code` (its bytes to the end of
@@ -1584,9 +1675,11 @@ pub fn translate(
         ; cmp rax, QWORD [rdi + budget_end]
         ; ja =>bail
     );
+    let live = flag_liveness(&ops);
     let mut exits = Vec::new();
     let mut ended = false;
     for (k, &(op, len)) in ops.iter().enumerate() {
+        let live = live[k];
         let here = eip.wrapping_add(bytes);
         bytes += u32::from(len);
         let next = eip.wrapping_add(bytes);
@@ -1609,9 +1702,9 @@ pub fn translate(
             op if touches_memory(op) => {
                 let miss = a.new_dynamic_label();
                 exits.push((miss, here, k as u32));
-                emit_mem(a, op, user, miss);
+                emit_mem(a, op, user, miss, live);
             }
-            _ => emit(a, op),
+            _ => emit(a, op, live),
         }
     }
     if !ended {
@@ -1642,6 +1735,33 @@ pub fn translate(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn flags_nobody_reads_are_not_computed() {
+        // add eax,ebx; inc ecx; cmp edx,esi; jne: the ADD's flags die at
+        // the CMP (the INC keeps CF, but the CMP sets it); the CMP's are
+        // read by the branch, which writes none.
+        let m = |ops: &[u8]| flag_liveness(&scan(ops, 0x1000).0);
+        assert_eq!(
+            m(&[0x01, 0xD8, 0x41, 0x39, 0xF2, 0x75, 0x00]),
+            vec![false, false, true, false]
+        );
+        // adc between them reads CF: the ADD's flags are needed.
+        assert_eq!(
+            m(&[0x01, 0xD8, 0x11, 0xC8, 0x39, 0xF2]),
+            vec![true, false, true]
+        );
+        // A memory access may leave the block before it runs: everything
+        // before it is materialised (the load itself writes no flag).
+        assert_eq!(
+            m(&[0x01, 0xD8, 0x8B, 0x06, 0x39, 0xF2]),
+            vec![true, false, true]
+        );
+        // A shift by CL may change nothing: the earlier flags survive it.
+        assert_eq!(m(&[0x01, 0xD8, 0xD3, 0xE0]), vec![true, true]);
+        // The block's last flags are always live.
+        assert_eq!(m(&[0x01, 0xD8]), vec![true]);
+    }
 
     #[test]
     fn the_allow_list_stops_at_memory_and_control() {
