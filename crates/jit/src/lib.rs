@@ -829,6 +829,29 @@ mod tests {
     }
 
     #[test]
+    fn rdtsc_reads_the_virtual_counter() {
+        // l: rdtsc; add ebx,eax; add ecx,1; cmp ecx,200; jne l; hlt -- the
+        // counts the loop reads (summed in EBX) are the interpreter's, block
+        // or not; with CR4.TSD at CPL 0 it still runs, in ring 3 it would
+        // fault (the interpreter's affair).
+        let code = [
+            0x0F, 0x31, 0x01, 0xC3, 0x83, 0xC1, 0x01, 0x81, 0xF9, 200, 0, 0, 0, 0x75, 0xF1, 0xF4,
+        ];
+        let mut jit = JitEngine::default();
+        for tsd in [false, true] {
+            let b = agree(&mut jit, &code, 5, "rdtsc", |cpu, _| {
+                cpu.state.regs[1] = 0;
+                cpu.state.tsc = 0x1234_5678_9000;
+                if tsd {
+                    cpu.state.cr4 |= 4;
+                }
+            });
+            assert_eq!(b.state.regs[1], 200);
+        }
+        assert!(jit.stats.native_insns > 500, "{:?}", jit.stats);
+    }
+
+    #[test]
     fn later_forms_agree_with_the_interpreter() {
         let mut rng = Rng(0x1A7E_F0A5_0000_0003);
         let mut jit = JitEngine::default();

@@ -30,6 +30,8 @@
 //! | `CALL rel32`, `RET`, `RET imm16` (they end the block) | the same |
 //! | `MOV` and `ADD ... TEST` on bytes (registers incl. AH..BH, memory, immediates) | `tests::byte_ops_agree_with_the_interpreter` |
 //! | `MOVZX`, `MOVSX r32, r/m8 / r/m16` | the same |
+//! | `IMUL r32, r/m32 [, imm]`, `SETcc r/m8`, `CMOVcc r32, r/m32`, `NOT NEG r/m32`, `INC DEC m32`, `ROL ROR r32, imm`, `SHL SHR SAR r32, CL`, 16-bit `MOV` and shifts by immediates, `PAUSE`, FS/GS-relative operands | `tests::later_forms_agree_with_the_interpreter`, `translate::tests::the_allow_list_stops_at_memory_and_control` |
+//! | `RDTSC` (a call to `Cpu::native_rdtsc`, the virtual counter; CR4.TSD faults go to the interpreter) | `tests::rdtsc_reads_the_virtual_counter` |
 //!
 //! Memory operands use 32-bit addressing in flat segments (the engine runs
 //! a block only while CS, DS, ES and SS are flat 4 GiB segments, and the
@@ -142,6 +144,9 @@ enum Op {
     Shift16(ShiftKind, usize, u8),
     /// `MOV` of a 16-bit register, memory word or immediate.
     Word(Loc8, Src8),
+    /// `RDTSC`, through a helper on the virtual CPU
+    /// (`Cpu::native_rdtsc`): never the host's counter.
+    Rdtsc,
 }
 
 /// What a byte operation does.
@@ -329,6 +334,9 @@ fn classify(d: &Decoded, eip: u32) -> Option<Op> {
             Mnemonic::Call => Some(Op::Call(target)),
             m => Cond::of(m).map(|c| Op::Jcc(c, target)),
         };
+    }
+    if i.mnemonic() == Mnemonic::Rdtsc {
+        return Some(Op::Rdtsc);
     }
     if i.mnemonic() == Mnemonic::Nop && i.op_count() == 0 {
         return Some(Op::Nop);
@@ -1519,6 +1527,7 @@ fn emit(a: &mut Assembler, op: Op, live: bool) {
     match op {
         Op::Nop => {}
         Op::Jcc(..) | Op::Jmp(_) => unreachable!("branches end blocks: see translate"),
+        Op::Rdtsc => unreachable!("a helper call: see translate"),
         Op::Load(..)
         | Op::Store(..)
         | Op::AluRM(..)
@@ -1578,6 +1587,35 @@ fn emit(a: &mut Assembler, op: Op, live: bool) {
     }
 }
 
+/// The helper behind [`Op::Rdtsc`]: the System V ABI, the context in rdi,
+/// the instruction's place in its block in rsi; 1 when done, 0 when it
+/// would fault.
+extern "sysv64" fn rdtsc_helper(cpu: *mut morph86_cpu::Cpu, ahead: u64) -> u32 {
+    // SAFETY: translated code calls this with the context it was itself
+    // given, a valid `&mut Cpu` that nothing else borrows while the block
+    // runs.
+    let cpu = unsafe { &mut *cpu };
+    u32::from(cpu.native_rdtsc(ahead))
+}
+
+/// Calls [`rdtsc_helper`] for the `k`-th instruction of the block; a fault
+/// goes to `miss` (the exit before the instruction).
+fn emit_rdtsc(a: &mut Assembler, k: u32, miss: DynamicLabel) {
+    let helper = rdtsc_helper as extern "sysv64" fn(*mut morph86_cpu::Cpu, u64) -> u32;
+    dynasm!(a
+        ; .arch x64
+        // Keeps the context and aligns the stack to 16 bytes for the call
+        // (a block is entered by a call, or a jump from one, at 8 mod 16).
+        ; push rdi
+        ; mov esi, k as i32
+        ; mov rax, QWORD helper as usize as i64
+        ; call rax
+        ; pop rdi
+        ; test eax, eax
+        ; jz =>miss
+    );
+}
+
 /// Which guest flags `op` sets in every case (so that earlier values die)
 /// and which it may set.
 fn flags_written(op: Op) -> (u32, u32) {
@@ -1607,7 +1645,7 @@ fn flags_written(op: Op) -> (u32, u32) {
 /// Which guest flags must be right in EFLAGS when `op` starts: those it
 /// reads, and all of them before an access that may leave the block.
 fn flags_read(op: Op) -> u32 {
-    if touches_memory(op) {
+    if touches_memory(op) || op == Op::Rdtsc {
         return ARITH_FLAGS;
     }
     match op {
@@ -1698,6 +1736,11 @@ pub fn translate(
                 emit_call_ret(a, op, next, user, miss);
                 exit_after_ret(a, op, n, &mut sites, first_id);
                 ended = true;
+            }
+            Op::Rdtsc => {
+                let miss = a.new_dynamic_label();
+                exits.push((miss, here, k as u32));
+                emit_rdtsc(a, k as u32, miss);
             }
             op if touches_memory(op) => {
                 let miss = a.new_dynamic_label();

@@ -406,15 +406,7 @@ impl Cpu {
                 self.state.regs[reg::EDX] = dx;
                 Ok(())
             }
-            Mnemonic::Rdtsc if p6 => {
-                if self.state.cr4 & 4 != 0 && self.state.cpl() != 0 {
-                    return Err(Fault::GP0);
-                }
-                let t = self.tsc();
-                self.state.regs[reg::EAX] = t as u32;
-                self.state.regs[reg::EDX] = (t >> 32) as u32;
-                Ok(())
-            }
+            Mnemonic::Rdtsc if p6 => self.rdtsc(0),
             Mnemonic::Rdpmc if p6 => {
                 // CR4.PCE lets other rings read the counters (SDM Vol. 2B
                 // RDPMC); the P6 has two 40-bit counters, 0 and 1.
@@ -600,5 +592,25 @@ impl Cpu {
     /// The time-stamp counter: instructions retired plus the software offset.
     fn tsc(&self) -> u64 {
         self.state.tsc.wrapping_add(self.icount)
+    }
+
+    /// RDTSC, for an instruction `ahead` instructions past `icount` (a
+    /// translated block adds its count at its end): #GP(0) under CR4.TSD
+    /// outside ring 0, else EDX:EAX := the virtual time-stamp counter.
+    fn rdtsc(&mut self, ahead: u64) -> Exec {
+        if self.state.cr4 & 4 != 0 && self.state.cpl() != 0 {
+            return Err(Fault::GP0);
+        }
+        let t = self.tsc().wrapping_add(ahead);
+        self.state.regs[reg::EAX] = t as u32;
+        self.state.regs[reg::EDX] = (t >> 32) as u32;
+        Ok(())
+    }
+
+    /// RDTSC as a helper of translated code, as the instruction `ahead`
+    /// places into its block: false, with nothing changed, when it would
+    /// fault (the block then leaves before it, and the interpreter runs it).
+    pub fn native_rdtsc(&mut self, ahead: u64) -> bool {
+        self.rdtsc(ahead).is_ok()
     }
 }
