@@ -194,4 +194,5 @@ kernel_tests! {
     modules,
     fwcfg,
     smc,
+    sensitive,
 }

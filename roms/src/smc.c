@@ -236,7 +236,7 @@ static u32 run_n(RP u32 (*f)(void), int n)
 	return first;
 }
 
-#define WARM 12
+#define WARM 40
 
 static void same_block(void)
 {
