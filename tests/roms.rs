@@ -151,13 +151,7 @@ fn load(name: &str) -> Kernel {
 /// size nor the engine changes a run).
 fn run_kernel(name: &str) {
     let runs = [
-        (
-            "batch size 1",
-            Run {
-                batch: 1,
-                ..INTERP
-            },
-        ),
+        ("batch size 1", Run { batch: 1, ..INTERP }),
         (
             "the JIT",
             Run {
