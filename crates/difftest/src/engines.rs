@@ -255,9 +255,9 @@ fn disp(rng: &mut Rng) -> u32 {
 }
 
 /// Appends one simple instruction (or a short group that keeps the
-/// reserved registers) to `p`, at guest address `code_at`. `nested` bars
-/// the forms that contain another instruction.
-fn simple(rng: &mut Rng, p: &mut Vec<u8>, code_at: u32, nested: bool) {
+/// reserved registers) to `p`. `nested` bars the forms that contain
+/// another instruction.
+fn simple(rng: &mut Rng, p: &mut Vec<u8>, nested: bool) {
     let r = FREE[rng.below(4) as usize];
     let s = rng.below(8) as u8;
     let imm = (rng.next() as u32).to_le_bytes();
@@ -318,7 +318,7 @@ fn simple(rng: &mut Rng, p: &mut Vec<u8>, code_at: u32, nested: bool) {
         15 if !nested => {
             // A forward Jcc over the next op.
             let mut next = Vec::new();
-            simple(rng, &mut next, code_at + 2, true);
+            simple(rng, &mut next, true);
             p.extend([0x70 + rng.below(16) as u8, next.len() as u8]);
             p.extend(next);
         }
@@ -450,10 +450,7 @@ fn simple(rng: &mut Rng, p: &mut Vec<u8>, code_at: u32, nested: bool) {
 fn group(g: &mut Gen, kind: Kind, seed: u64) {
     let rng = &mut Rng(seed | 1);
     match kind {
-        Kind::Simple => g.guarded(|g| {
-            let at = g.here();
-            simple(rng, &mut g.p, at, false);
-        }),
+        Kind::Simple => g.guarded(|g| simple(rng, &mut g.p, false)),
         Kind::String => {
             // push esi; push edi; mov esi, a; mov edi, b; mov ecx, n; [std];
             // [rep] op; then, where a fault resumes: cld; pop edi; pop esi.
@@ -590,10 +587,7 @@ fn group(g: &mut Gen, kind: Kind, seed: u64) {
             g.u32(n);
             let l = g.here();
             for _ in 0..1 + rng.below(4) {
-                g.guarded(|g| {
-                    let at = g.here();
-                    simple(rng, &mut g.p, at, true);
-                });
+                g.guarded(|g| simple(rng, &mut g.p, true));
             }
             let opcode = rng.below(2) == 0;
             let t = g.here() + 12 + if opcode { 16 } else { 0 };
@@ -637,10 +631,7 @@ fn group(g: &mut Gen, kind: Kind, seed: u64) {
             // the same toggle again.
             let toggle = [0x0F, 0x20, 0xC0, 0x35, 0, 0, 0, 0x80, 0x0F, 0x22, 0xC0];
             g.guarded(|g| g.bytes(&toggle));
-            g.guarded(|g| {
-                let at = g.here();
-                simple(rng, &mut g.p, at, true);
-            });
+            g.guarded(|g| simple(rng, &mut g.p, true));
             g.guarded(|g| g.bytes(&toggle));
         }
         Kind::EnterRing3 => {
