@@ -26,7 +26,7 @@
 //! Both engines run the same program on their own copy of the machine, in
 //! slices of random budgets; after every slice the whole CPU state, the
 //! instruction count and the exit must agree, and so must the memory where
-//! the program's code, data and page tables live; at the end, the whole
+//! the program's code, data, page tables and stacks live; at the end, the whole
 //! RAM. A case is a [`Case`]: a list of groups, each a kind and a seed, so
 //! that a failing case can be shrunk to the few groups that matter
 //! ([`shrink`]); the proptest target in this module's tests does the same
@@ -130,23 +130,6 @@ pub enum Kind {
     /// CLI, STI, or POPF setting IF: windows for injected interrupts.
     InterruptFlag,
 }
-
-/// The kinds, in the order `kind_of` numbers them.
-pub const KINDS: [Kind; 13] = [
-    Kind::Simple,
-    Kind::String,
-    Kind::SegLoad,
-    Kind::Smc,
-    Kind::AliasSmc,
-    Kind::Loop,
-    Kind::PageTable,
-    Kind::TogglePaging,
-    Kind::EnterRing3,
-    Kind::LeaveRing3,
-    Kind::Code16,
-    Kind::Interrupt,
-    Kind::InterruptFlag,
-];
 
 /// A kind from a random number, simple instructions the most likely.
 pub fn kind_of(n: u64) -> Kind {
