@@ -59,20 +59,31 @@ const MODULES_BOOT: Boot = Boot {
     modules: Some("module-a.txt alpha=1 list=x,,y,module-b.txt second arg"),
 };
 
-/// How one run of a kernel ended: its exit, serial output and event log.
+/// How one run of a kernel ended: its exit, serial output and event log,
+/// and the engine's report (`--stats`).
 struct Outcome {
     exit: RunExit,
     serial: String,
     log: String,
+    report: String,
 }
 
-fn run_once(
-    kernel: &[u8],
-    cmdline: &str,
-    modules: &[Module],
+/// How a kernel is run: the engine, its batch size and, for the JIT, the
+/// code cache in KiB (0: the default).
+#[derive(Clone, Copy)]
+struct Run {
     batch: u64,
     engine: EngineKind,
-) -> Outcome {
+    jit_cache_kib: u32,
+}
+
+const INTERP: Run = Run {
+    batch: 0,
+    engine: EngineKind::Interp,
+    jit_cache_kib: 0,
+};
+
+fn run_once(kernel: &[u8], cmdline: &str, modules: &[Module], run: Run) -> Outcome {
     let serial = SharedBuffer::new();
     let log = SharedBuffer::new();
     let mut m = Machine::new(MachineConfig {
@@ -81,8 +92,9 @@ fn run_once(
         debugcon: None,
         no_reboot: true,
         exit_port: Some(EXIT_PORT),
-        batch,
-        engine,
+        batch: run.batch,
+        engine: run.engine,
+        jit_cache_kib: run.jit_cache_kib,
         ..Default::default()
     })
     .expect("machine");
@@ -98,14 +110,18 @@ fn run_once(
         exit,
         serial: serial.text().replace('\r', ""),
         log: log.text(),
+        report: m.engine_report(),
     }
 }
 
-/// Runs a kernel and checks its summary; then runs it again one instruction
-/// per engine call, and under the JIT, and checks that the serial output and
-/// the event log are the same (the machine-core contract: neither the batch
-/// size nor the engine changes a run).
-fn run_kernel(name: &str) {
+/// A built kernel, its command line and modules.
+struct Kernel {
+    image: Vec<u8>,
+    cmdline: String,
+    modules: Vec<Module>,
+}
+
+fn load(name: &str) -> Kernel {
     let boot = match name {
         "modules" => MODULES_BOOT,
         _ => Boot::default(),
@@ -122,11 +138,46 @@ fn run_kernel(name: &str) {
             .unwrap_or_else(|e| panic!("{name}: {e}")),
         None => Vec::new(),
     };
+    Kernel {
+        image: kernel,
+        cmdline,
+        modules,
+    }
+}
+
+/// Runs a kernel and checks its summary; then runs it again one instruction
+/// per engine call, and under the JIT, and checks that the serial output and
+/// the event log are the same (the machine-core contract: neither the batch
+/// size nor the engine changes a run).
+fn run_kernel(name: &str) {
+    let runs = [
+        ("batch size 1", Run { batch: 1, ..INTERP }),
+        (
+            "the JIT",
+            Run {
+                engine: EngineKind::Jit,
+                ..INTERP
+            },
+        ),
+    ];
+    run_and_compare(name, &runs);
+}
+
+/// Runs a kernel under the interpreter and checks its summary, then under
+/// each of `others`, which must give the same exit, serial output and event
+/// log; returns the outcomes of `others`.
+fn run_and_compare(name: &str, others: &[(&str, Run)]) -> Vec<Outcome> {
+    let Kernel {
+        image: kernel,
+        cmdline,
+        modules,
+    } = load(name);
     let Outcome {
         exit,
         serial: text,
         log,
-    } = run_once(&kernel, &cmdline, &modules, 0, EngineKind::Interp);
+        ..
+    } = run_once(&kernel, &cmdline, &modules, INTERP);
     let summary = text.lines().rev().find(|l| l.starts_with("SUMMARY:"));
     let failures: Vec<&str> = text.lines().filter(|l| l.starts_with("FAIL")).collect();
     let ok_end = if name == "faults" {
@@ -140,13 +191,11 @@ fn run_kernel(name: &str) {
         failures.join("\n")
     );
     assert!(!log.is_empty(), "{name}: the event log is empty");
-    // The same run one instruction per engine call, and under the JIT:
-    // neither may change a thing.
-    for (what, batch, engine) in [
-        ("batch size 1", 1, EngineKind::Interp),
-        ("the JIT", 0, EngineKind::Jit),
-    ] {
-        let other = run_once(&kernel, &cmdline, &modules, batch, engine);
+    // The same run under other engines and batch sizes: none may change a
+    // thing.
+    let mut outcomes = Vec::new();
+    for &(what, run) in others {
+        let other = run_once(&kernel, &cmdline, &modules, run);
         assert_eq!(other.exit, exit, "{name}: {what} ends differently");
         assert_eq!(other.serial, text, "{name}: {what} prints differently");
         if other.log != log {
@@ -162,6 +211,40 @@ fn run_kernel(name: &str) {
                 other.log.lines().nth(at)
             );
         }
+        outcomes.push(other);
+    }
+    outcomes
+}
+
+/// The cache flushes a JIT report (`--stats`) counts.
+fn cache_flushes(report: &str) -> u64 {
+    let re = regex::Regex::new(r"(\d+) cache flushes").expect("regex");
+    re.captures(report)
+        .and_then(|c| c[1].parse().ok())
+        .unwrap_or_else(|| panic!("no cache flush count in the JIT's report:\n{report}"))
+}
+
+/// A JIT code cache of a few KiB (one page holds a few dozen blocks) is
+/// flushed over and over while the self-modifying-code and
+/// sensitive-instruction kernels run: their results, serial output and event
+/// logs must not change.
+#[test]
+fn tiny_jit_cache() {
+    for (name, kib) in [("smc", 4), ("sensitive", 16)] {
+        let tiny = Run {
+            engine: EngineKind::Jit,
+            jit_cache_kib: kib,
+            ..INTERP
+        };
+        let what = format!("a {kib} KiB JIT cache");
+        let out = run_and_compare(name, &[(&what, tiny)]);
+        let flushes = cache_flushes(&out[0].report);
+        eprintln!("{name}: {flushes} flushes of {what}");
+        assert!(
+            flushes >= 20,
+            "{name}: only {flushes} cache flushes with {what}:\n{}",
+            out[0].report
+        );
     }
 }
 
@@ -193,4 +276,6 @@ kernel_tests! {
     lowmem,
     modules,
     fwcfg,
+    smc,
+    sensitive,
 }

@@ -121,6 +121,10 @@ pub struct MachineConfig {
     pub rtc_base: Option<RtcDateTime>,
     /// The JIT's code cache in MiB (0: the default, 64).
     pub jit_cache_mb: u32,
+    /// The JIT's code cache in KiB, when nonzero: it overrides
+    /// `jit_cache_mb`. Tests use a few KiB to force many cache flushes in a
+    /// short run (the JIT's floor is one 4 KiB page).
+    pub jit_cache_kib: u32,
     /// Leave out QEMU's fw_cfg device (fitted by default, as in QEMU).
     pub no_fw_cfg: bool,
 }
@@ -317,10 +321,13 @@ impl Machine {
             resets: 0,
             engine: match cfg.engine {
                 EngineKind::Interp => Box::new(Interpreter),
-                EngineKind::Jit => Box::new(morph86_jit::JitEngine::new(match cfg.jit_cache_mb {
-                    0 => morph86_jit::DEFAULT_CACHE_BYTES,
-                    mb => mb as usize * 1024 * 1024,
-                })),
+                EngineKind::Jit => Box::new(morph86_jit::JitEngine::new(
+                    match (cfg.jit_cache_kib, cfg.jit_cache_mb) {
+                        (0, 0) => morph86_jit::DEFAULT_CACHE_BYTES,
+                        (0, mb) => mb as usize * 1024 * 1024,
+                        (kib, _) => kib as usize * 1024,
+                    },
+                )),
             },
             batch,
             devices_touched: true,

@@ -208,6 +208,7 @@ pub fn run(a: RunArgs) -> Result<ExitCode> {
         rtc_base: a.rtc_base,
         no_fw_cfg: a.no_fw_cfg,
         jit_cache_mb: a.jit_cache_mb,
+        jit_cache_kib: 0,
     })?;
     if let Some(p) = &a.event_log {
         let log =
