@@ -240,8 +240,11 @@ impl JitEngine {
         }
         self.cache.as_ref()?;
         let t0 = std::time::Instant::now();
+        // A block ends within its page and is at most MAX_BLOCK
+        // instructions of at most 15 bytes.
         let page_end = (phys | 0xFFF) + 1;
-        let code: Vec<u8> = (phys..page_end).map(|a| bus.read_u8(a)).collect();
+        let end = page_end.min(phys + (translate::MAX_BLOCK * 15) as u32);
+        let code: Vec<u8> = (phys..end).map(|a| bus.read_u8(a)).collect();
         let mut info = None;
         // Twice at most: when the code does not fit, the cache is emptied
         // (with every exit, so the ids start again) and it is assembled anew.
