@@ -148,6 +148,22 @@ echo "MORPH86-GUEST-READY $(uname -r)"
 case " $(cat /proc/cmdline) " in
 *" morph86.poweroff "*) echo "MORPH86-GUEST-POWEROFF"; poweroff -f ;;
 esac
+# With morph86.job=NAME the guest runs one CPU-bound job between two markers
+# and powers off (benches/guest-jobs.sh times it from the serial log).
+for arg in $(cat /proc/cmdline); do
+    case "$arg" in
+    morph86.job=*)
+        job="${arg#morph86.job=}"
+        echo "MORPH86-JOB-START $job"
+        case "$job" in
+        sha256) dd if=/dev/zero bs=1M count=16 2>/dev/null | sha256sum ;;
+        awk) awk 'BEGIN{s=0; for(i=1;i<=300000;i++){s+=(i%7)*1.000001/(i+1.5)}; printf "%.6f\n", s}' ;;
+        *) echo "unknown job $job" ;;
+        esac
+        echo "MORPH86-JOB-END $job"
+        poweroff -f ;;
+    esac
+done
 export HOME=/root PATH=/bin:/sbin:/usr/bin:/usr/sbin PS1='morph86# '
 cd /root
 while :; do
