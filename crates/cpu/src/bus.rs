@@ -131,6 +131,14 @@ pub trait Bus {
     /// a page are trusted only at the generation they were made at, so a
     /// write invalidates that page's and nothing else.
     fn code_generation(&self, page: u32) -> u32;
+
+    /// Where [`Bus::code_generation`] of `page` can be read directly, if it
+    /// can: valid while [`Bus::map_epoch`] is unchanged. Translated code
+    /// checks it before chaining into another page.
+    fn code_generation_ptr(&self, page: u32) -> Option<*const u32> {
+        let _ = page;
+        None
+    }
 }
 
 /// Flat RAM from address 0 with code-page tracking: the mapped guest RAM
@@ -191,6 +199,10 @@ impl Bus for FlatRam {
     #[inline]
     fn code_generation(&self, page: u32) -> u32 {
         morph86_memory::GuestRam::code_generation(self, page)
+    }
+    #[inline]
+    fn code_generation_ptr(&self, page: u32) -> Option<*const u32> {
+        morph86_memory::GuestRam::code_generation_ptr(self, page)
     }
 }
 

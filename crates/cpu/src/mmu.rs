@@ -92,6 +92,8 @@ pub mod entry_offsets {
     pub const WRITE_TAG: usize = offset_of!(TlbEntry, write_tag);
     /// `addend`.
     pub const ADDEND: usize = offset_of!(TlbEntry, addend);
+    /// `phys`.
+    pub const PHYS: usize = offset_of!(TlbEntry, phys);
     /// The entry's size: slot `n` is at `n * SIZE`.
     pub const SIZE: usize = core::mem::size_of::<TlbEntry>();
 }

@@ -178,6 +178,9 @@ struct ExitSite {
     /// it chains to must need no more, since nothing checks them between.
     needs: u8,
     linked: bool,
+    /// Times it was chained into another page (a stub whose checks fail
+    /// returns to the engine, which may chain it again, a few times).
+    relinks: u8,
 }
 
 impl Default for JitEngine {
@@ -270,6 +273,7 @@ impl JitEngine {
                 user,
                 needs: block.needs,
                 linked: false,
+                relinks: 0,
             }));
             self.translated_insns += u64::from(block.insns);
             info = Some(block);
@@ -421,7 +425,8 @@ impl JitEngine {
             return None;
         }
         if let Some(id) = self.pending_link.take() {
-            self.link(id, info, phys, gen, user, eip);
+            let gen_at = bus.code_generation_ptr(phys >> 12);
+            self.link(id, info, (phys, gen, gen_at), user, eip);
         }
         let entry = self.cache.as_ref()?.entry(info.entry.0);
         let start = cpu.icount;
@@ -457,32 +462,67 @@ impl JitEngine {
     }
 
     /// Links exit `id` (the one the last block left through) to the block
-    /// `info` just found at physical `phys` for `eip`, if the link stays
-    /// right for as long as the exit's own block can run: the same
-    /// physical page at the same code generation (a write to the page
-    /// retires both blocks at once; the linear page of a direct jump within
-    /// a page maps to the same physical page), and the same privilege.
-    fn link(&mut self, id: u32, info: BlockInfo, phys: u32, gen: u32, user: bool, eip: u32) {
+    /// `info` just found at physical `phys` (code generation `gen`, readable
+    /// at `gen_at`) for `eip`, if the link stays right for as long as the
+    /// exit's own block can run with the same privilege and segments.
+    ///
+    /// Within one physical page at one generation a plain jump does: a
+    /// write to the page retires both blocks at once, and the linear page
+    /// of a direct jump within a page maps to the same physical page. Into
+    /// another page the jump goes through a stub ([`translate::chain_stub`])
+    /// that checks the mapping in the TLB and the page's generation first.
+    fn link(
+        &mut self,
+        id: u32,
+        info: BlockInfo,
+        (phys, gen, gen_at): (u32, u32, Option<*const u32>),
+        user: bool,
+        eip: u32,
+    ) {
         let Some(site) = id
             .checked_sub(1)
             .and_then(|k| self.exits.get_mut(k as usize))
         else {
             return;
         };
-        if site.linked
-            || site.target != eip
-            || site.page != phys >> 12
-            || site.gen != gen
+        let cross = site.page != phys >> 12;
+        if site.target != eip
             || site.user != user
             || info.needs & !site.needs != 0
+            || (!cross && (site.linked || site.gen != gen))
+            || (cross && site.relinks >= 4)
         {
             return;
         }
-        if let Some(cache) = self.cache.as_mut() {
+        let Some(cache) = self.cache.as_mut() else {
+            return;
+        };
+        if !cross {
             cache.patch_jump(site.at, info.entry.0);
             site.linked = true;
             self.stats.links += 1;
+            return;
         }
+        let Some(gen_at) = gen_at else {
+            return;
+        };
+        let (stub, back, jump) = translate::chain_stub(eip, phys & !0xFFF, user, gen_at, gen);
+        if stub.is_empty() {
+            return;
+        }
+        // No room: the exit stays unlinked (a flush here would take the
+        // block about to run with it).
+        let Some(at) = cache.push(&stub) else {
+            return;
+        };
+        for field in back {
+            cache.patch_jump(at + field, site.at + 4);
+        }
+        cache.patch_jump(at + jump, info.entry.0);
+        cache.patch_jump(site.at, at);
+        site.linked = true;
+        site.relinks += 1;
+        self.stats.links += 1;
     }
 }
 

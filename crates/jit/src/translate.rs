@@ -677,6 +677,52 @@ pub struct LinkSite {
     pub id: u32,
 }
 
+/// A stub that chains an exit into a block on another page: the jump to
+/// `target` (at physical page address `phys_page`) is taken only while the
+/// active TLB maps `target`'s linear page there with read permission for
+/// this privilege, and the page's code generation (at `gen_at`) is still
+/// `gen`; otherwise the exit returns to the engine as before. The stub's
+/// rel32 fields are left zero and returned (the ones to point back at the
+/// exit's own return path, and the one to point at the block), for the
+/// engine to patch once it knows where the stub lands.
+pub fn chain_stub(
+    target: u32,
+    phys_page: u32,
+    user: bool,
+    gen_at: *const u32,
+    gen: u32,
+) -> (Vec<u8>, Vec<usize>, usize) {
+    let mut a = Assembler::new(0);
+    let entries = context_offsets::TLB_ENTRIES as i32;
+    let slot = ((target >> 12) as usize & (TLB_SIZE - 1)) * entry_offsets::SIZE;
+    let tag = (slot + entry_offsets::READ_TAG + 4 * usize::from(user)) as i32;
+    let phys = (slot + entry_offsets::PHYS) as i32;
+    let mut back = Vec::new();
+    dynasm!(a
+        ; .arch x64
+        ; mov r10, QWORD [rdi + entries]
+        ; cmp DWORD [r10 + tag], (target & !0xFFF) as i32
+        ; .bytes [0x0Fu8, 0x85, 0, 0, 0, 0]
+    );
+    back.push(a.offset().0 - 4);
+    dynasm!(a
+        ; .arch x64
+        ; cmp DWORD [r10 + phys], phys_page as i32
+        ; .bytes [0x0Fu8, 0x85, 0, 0, 0, 0]
+    );
+    back.push(a.offset().0 - 4);
+    dynasm!(a
+        ; .arch x64
+        ; mov r10, QWORD gen_at as usize as i64
+        ; cmp DWORD [r10], gen as i32
+        ; .bytes [0x0Fu8, 0x85, 0, 0, 0, 0]
+    );
+    back.push(a.offset().0 - 4);
+    dynasm!(a ; .arch x64 ; .bytes [0xE9u8, 0, 0, 0, 0]);
+    let jump = a.offset().0 - 4;
+    (a.finalize().unwrap_or_default(), back, jump)
+}
+
 /// Adds `n` to the context's instruction count.
 fn count(a: &mut Assembler, n: u32) {
     let icount = context_offsets::ICOUNT as i32;

@@ -293,6 +293,10 @@ impl Bus for Board {
         Bus::code_generation(&self.ram, page)
     }
     #[inline]
+    fn code_generation_ptr(&self, page: u32) -> Option<*const u32> {
+        Bus::code_generation_ptr(&self.ram, page)
+    }
+    #[inline]
     fn take_new_flags(&mut self, out: &mut Vec<u32>) {
         Bus::take_new_flags(&mut self.ram, out)
     }

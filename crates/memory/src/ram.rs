@@ -148,6 +148,13 @@ impl GuestRam {
         self.code_gen.get(page as usize).copied().unwrap_or(0)
     }
 
+    /// Where page `page`'s code generation lives (None beyond RAM), for
+    /// generated code that checks it: the address stays valid, and keeps
+    /// the page's current generation, for as long as this `GuestRam` lives.
+    pub fn code_generation_ptr(&self, page: u32) -> Option<*const u32> {
+        self.code_gen.get(page as usize).map(|g| g as *const u32)
+    }
+
     /// Moves the pages that gained a flag since the last call into `out`:
     /// a holder of write pointers (a TLB) must revoke those to these pages.
     #[inline]
