@@ -1,0 +1,426 @@
+//! morph86's BIOS from power-on: POST to the boot attempt and its message
+//! on the screen and the debug port; the services, called by an option ROM
+//! (roms/bios/services.S) that POST runs, checked against the machine's
+//! own description of itself (e820 map, ACPI/MP/SMBIOS tables); resets
+//! through POST; PAM shadowing as the guest leaves it; the two engines
+//! agreeing; and `--bios` with a bare ROM (roms/bios/bare.S).
+
+use morph86_cpu::{Bus, SegReg};
+use morph86_devices::{Device, OutputSink, SharedBuffer};
+use morph86_machine::bios::{BootDevice, DEFAULT_BOOT_ORDER};
+use morph86_machine::firmware::{build_tables, BoardDescription};
+use morph86_machine::{EngineKind, EventLog, Machine, MachineConfig, RunExit, RunLimits};
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::OnceLock;
+
+const RAM_MIB: u32 = 32;
+const NO_BOOT: &str = "No bootable device.";
+
+fn roms_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../roms")
+}
+
+/// Builds roms/ once per test process (the BIOS test ROMs are among them).
+fn build() {
+    static BUILT: OnceLock<Result<(), String>> = OnceLock::new();
+    let r = BUILT.get_or_init(|| {
+        let out = Command::new("sh")
+            .arg(roms_dir().join("build.sh"))
+            .output()
+            .map_err(|e| format!("running roms/build.sh: {e}"))?;
+        if out.status.success() {
+            Ok(())
+        } else {
+            Err(format!(
+                "roms/build.sh failed (needs gcc and binutils):\n{}",
+                String::from_utf8_lossy(&out.stderr)
+            ))
+        }
+    });
+    if let Err(e) = r {
+        panic!("{e}");
+    }
+}
+
+fn rom_file(name: &str) -> Vec<u8> {
+    build();
+    let p = roms_dir().join("build").join(name);
+    std::fs::read(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+}
+
+/// The services option ROM with its mode byte, size byte and checksum set.
+fn services_rom(mode: u8) -> Vec<u8> {
+    let mut r = rom_file("services.bin");
+    r.resize((r.len() + 1).div_ceil(512) * 512, 0);
+    r[2] = (r.len() / 512) as u8;
+    r[6] = mode;
+    let sum = r.iter().fold(0u8, |s, &b| s.wrapping_add(b));
+    let last = r.len() - 1;
+    r[last] = r[last].wrapping_sub(sum);
+    r
+}
+
+/// Plain memory standing in for the VGA's text buffer at 0xB8000 until a
+/// VGA device maps the legacy window.
+struct TextBuffer(Vec<u8>);
+
+impl Device for TextBuffer {
+    fn name(&self) -> &str {
+        "text-buffer"
+    }
+    fn mmio_read(&mut self, _: u64, off: u64, size: u8) -> u64 {
+        (0..u64::from(size)).fold(0, |v, i| {
+            v | u64::from(*self.0.get((off + i) as usize).unwrap_or(&0xFF)) << (8 * i)
+        })
+    }
+    fn mmio_write(&mut self, _: u64, off: u64, size: u8, v: u64) {
+        for i in 0..u64::from(size) {
+            if let Some(b) = self.0.get_mut((off + i) as usize) {
+                *b = (v >> (8 * i)) as u8;
+            }
+        }
+    }
+}
+
+struct Run {
+    m: Machine,
+    e9: SharedBuffer,
+    log: Option<SharedBuffer>,
+}
+
+fn machine(engine: EngineKind, batch: u64, no_reboot: bool, event_log: bool) -> Run {
+    let e9 = SharedBuffer::new();
+    let mut m = Machine::new(MachineConfig {
+        memory_mib: RAM_MIB,
+        debugcon: Some(OutputSink::Buffer(e9.clone())),
+        no_reboot,
+        engine,
+        batch,
+        ..Default::default()
+    })
+    .expect("machine");
+    if !m.board.io.claims_mmio(0xB_8000) {
+        let id = m.board.io.add(TextBuffer(vec![0; 0x8000]));
+        m.board
+            .io
+            .map_mmio(id, 0xB_8000, 0x8000)
+            .expect("text buffer");
+    }
+    let log = event_log.then(|| {
+        let b = SharedBuffer::new();
+        m.set_event_log(EventLog::new(Box::new(b.clone())));
+        b
+    });
+    Run { m, e9, log }
+}
+
+impl Run {
+    /// Runs until the debug port has printed `pattern` `count` times (or
+    /// the budget is spent); returns how the last run ended.
+    fn until(&mut self, pattern: &str, count: usize, budget: u64) -> RunExit {
+        let mut exit = RunExit::InstructionLimit;
+        while self.e9.text().matches(pattern).count() < count && self.m.cpu.icount < budget {
+            exit = self.m.run(RunLimits {
+                max_insns: Some((self.m.cpu.icount + 100_000).min(budget)),
+                timeout: None,
+            });
+            if exit != RunExit::InstructionLimit {
+                break;
+            }
+        }
+        exit
+    }
+
+    /// The text screen (page 0, 80x25), as read through the bus.
+    fn screen(&mut self) -> String {
+        let mut s = String::new();
+        for row in 0..25u32 {
+            for col in 0..80u32 {
+                let c = self.m.board.read_u8(0xB_8000 + 2 * (row * 80 + col));
+                s.push(if (0x20..0x7F).contains(&c) {
+                    c as char
+                } else {
+                    ' '
+                });
+            }
+            s.push('\n');
+        }
+        s
+    }
+}
+
+/// The fields of a `LABEL eax ebx ecx edx flags` line the ROM printed.
+fn report(e9: &str, label: &str) -> [u32; 5] {
+    let line = e9
+        .lines()
+        .find(|l| {
+            let f: Vec<&str> = l.split(' ').collect();
+            f.len() == 6 && f[0] == label && f[1..].iter().all(|h| h.len() == 8)
+        })
+        .unwrap_or_else(|| panic!("no {label} line in:\n{e9}"));
+    let v: Vec<u32> = line
+        .split(' ')
+        .skip(1)
+        .map(|h| u32::from_str_radix(h, 16).unwrap())
+        .collect();
+    v.try_into().unwrap_or_else(|_| panic!("bad line {line:?}"))
+}
+
+#[test]
+fn power_on_post_reaches_the_boot_attempt_and_says_there_is_nothing_to_boot() {
+    let mut r = machine(EngineKind::Interp, 0, true, false);
+    r.m.boot_bios(None, &DEFAULT_BOOT_ORDER).unwrap();
+    assert_eq!(r.m.cpu.state.seg(SegReg::Cs).selector, 0xF000);
+    assert_eq!(r.m.cpu.state.eip, 0xFFF0);
+    r.until(NO_BOOT, 1, 5_000_000);
+    let e9 = r.e9.text();
+    assert!(e9.contains("morph86 BIOS: POST"), "{e9}");
+    for line in [
+        "Booting from Hard Disk...",
+        "Booting from Floppy...",
+        "Booting from DVD/CD...",
+        NO_BOOT,
+    ] {
+        assert!(e9.contains(line), "{line:?} not on the debug port:\n{e9}");
+    }
+    let screen = r.screen();
+    assert!(screen.contains("morph86 BIOS"), "{screen}");
+    assert!(screen.contains(NO_BOOT), "{screen}");
+    // The BIOS waits for a key with interrupts on: the timer keeps ticking.
+    let t0 = r.m.board.read_u32(0x46C);
+    let exit = r.m.run(RunLimits {
+        max_insns: Some(r.m.cpu.icount + 200_000),
+        timeout: None,
+    });
+    assert_eq!(exit, RunExit::InstructionLimit);
+    assert!(
+        r.m.board.read_u32(0x46C) > t0,
+        "no timer ticks while waiting"
+    );
+}
+
+/// The services ROM's run: returns the debug port's text.
+fn services_run(engine: EngineKind, batch: u64, event_log: bool) -> (String, Option<String>, Run) {
+    let mut r = machine(engine, batch, true, event_log);
+    r.m.map_option_rom(0xC_8000, services_rom(0)).unwrap();
+    r.m.boot_bios(None, &[BootDevice::HardDisk]).unwrap();
+    r.until(NO_BOOT, 1, 5_000_000);
+    r.m.finish_event_log().unwrap();
+    let log = r.log.as_ref().map(SharedBuffer::text);
+    (r.e9.text(), log, r)
+}
+
+#[test]
+fn services_answer_as_the_machine_describes_itself() {
+    let (e9, _, mut r) = services_run(EngineKind::Interp, 0, false);
+    assert!(e9.contains("DONE"), "{e9}");
+    let ram = u64::from(RAM_MIB) << 20;
+    let tables = build_tables(
+        ram,
+        &BoardDescription {
+            pm_io_base: morph86_machine::machine::ACPI_PM_BASE,
+        },
+    )
+    .unwrap();
+    // INT 15h E820h gives the machine's map, entry for entry.
+    let map: Vec<(u64, u64, u32)> = e9
+        .lines()
+        .filter_map(|l| l.strip_prefix("E820 "))
+        .filter(|l| *l != "end")
+        .map(|l| {
+            let f: Vec<&str> = l.split(' ').collect();
+            (
+                u64::from_str_radix(f[0], 16).unwrap(),
+                u64::from_str_radix(f[1], 16).unwrap(),
+                u32::from_str_radix(f[2], 16).unwrap(),
+            )
+        })
+        .collect();
+    let want: Vec<(u64, u64, u32)> = tables
+        .e820
+        .iter()
+        .map(|e| (e.addr, e.size, e.kind as u32))
+        .collect();
+    assert_eq!(map, want);
+    const CF: u32 = 1;
+    const ZF: u32 = 1 << 6;
+    assert_eq!(report(&e9, "INT12")[0] & 0xFFFF, 639);
+    let eq = report(&e9, "INT11")[0] & 0xFFFF;
+    assert_eq!(eq & 0x30, 0x20, "80x25 colour: {eq:#x}");
+    assert_eq!(eq & 2, 2, "an FPU: {eq:#x}");
+    assert_eq!(eq >> 9 & 7, 4, "four serial ports: {eq:#x}");
+    let e801 = report(&e9, "E801");
+    assert_eq!(e801[0] & 0xFFFF, 0x3C00);
+    assert_eq!(e801[1] & 0xFFFF, (RAM_MIB - 16) * 16);
+    assert_eq!(e801[4] & CF, 0);
+    assert_eq!(report(&e9, "INT1588")[0] & 0xFFFF, (RAM_MIB - 1) * 1024);
+    // The RTC's date under the virtual clock: 2024-01-01, just after midnight.
+    let date = report(&e9, "DATE");
+    assert_eq!((date[2] & 0xFFFF, date[3] & 0xFFFF), (0x2024, 0x0101));
+    assert_eq!(report(&e9, "TIME")[2] & 0xFF00, 0);
+    let pci = report(&e9, "PCI");
+    assert_eq!(
+        (pci[0] & 0xFFFF, pci[1] & 0xFFFF, pci[3]),
+        (0x0001, 0x0210, 0x2049_4350)
+    );
+    let find = report(&e9, "PCIFIND");
+    assert_eq!(
+        (find[1] & 0xFFFF, find[4] & CF),
+        (0x0008, 0),
+        "PIIX3 at 00:01.0"
+    );
+    assert_eq!(report(&e9, "C0")[2] & 0xFF, 0xFC, "model byte");
+    assert_eq!(report(&e9, "A20")[0] & 0xFF, 1);
+    assert_eq!(report(&e9, "KBD")[4] & ZF, ZF, "no key waiting");
+    let wait = report(&e9, "WAIT");
+    assert_eq!(wait[2], 0, "INT 15h 86h failed");
+    assert!(
+        (1..=3).contains(&(wait[1] & 0xFFFF)),
+        "100 ms took {} ticks",
+        wait[1] & 0xFFFF
+    );
+    assert_eq!(report(&e9, "INT13")[4] & CF, CF, "no hard disk yet");
+    // The tables, where a guest's scan finds them, and byte for byte what
+    // the machine's firmware module built.
+    assert_eq!(report(&e9, "RSDP")[1], tables.acpi_images[0].addr);
+    assert_eq!(report(&e9, "MP")[1], 0xF_0100);
+    assert_eq!(report(&e9, "SMBIOS")[1], tables.smbios_images[0].addr);
+    for p in tables.images() {
+        let got: Vec<u8> = (0..p.bytes.len() as u32)
+            .map(|i| r.m.board.read_u8(p.addr + i))
+            .collect();
+        assert!(got == p.bytes, "the table at {:#x} differs", p.addr);
+    }
+    let screen = r.screen();
+    assert!(screen.contains("Hello from the option ROM"), "{screen}");
+}
+
+#[test]
+fn shadow_ram_is_left_as_the_pam_registers_say() {
+    let (_, _, mut r) = services_run(EngineKind::Interp, 0, false);
+    let b = &mut r.m.board;
+    // F segment: shadow RAM, read-only; E segment: the BIOS's RAM;
+    // C0000 (the VGA BIOS) and C8000 (the test ROM): shadowed, read-only.
+    let pam = b.upper.pam();
+    assert_eq!(pam[0], 0x10, "{pam:x?}");
+    assert_eq!(pam[1] & 0x0F, 0x01, "{pam:x?}");
+    assert_eq!(pam[2] & 0x0F, 0x01, "{pam:x?}");
+    assert_eq!((pam[5], pam[6]), (0x33, 0x33), "{pam:x?}");
+    // The tables sit in shadow RAM where the ROM image has nothing.
+    let image = b.upper.bios().unwrap().to_vec();
+    assert!(image[..8].iter().all(|&x| x == 0));
+    let rsdp: Vec<u8> = (0..8).map(|i| b.read_u8(0xF_0000 + i)).collect();
+    assert_eq!(&rsdp, b"RSD PTR ");
+    b.write_u8(0xF_0000, 0);
+    assert_eq!(
+        b.read_u8(0xF_0000),
+        b'R',
+        "the F segment is write-protected"
+    );
+    b.write_u8(0xC_0000, 0);
+    assert_eq!(
+        b.read_u16(0xC_0000),
+        0xAA55,
+        "the VGA BIOS is write-protected"
+    );
+    let e = b.read_u8(0xE_8000);
+    b.write_u8(0xE_8000, !e);
+    assert_eq!(b.read_u8(0xE_8000), !e, "the E segment is RAM");
+    b.write_u8(0xE_8000, e);
+    // The reset vector, through the alias below 4 GiB.
+    let v: Vec<u8> = (0..5).map(|i| b.read_u8(0xFFFF_FFF0 + i)).collect();
+    assert_eq!(v, [0xEA, 0x5B, 0xE0, 0x00, 0xF0]);
+    assert_eq!(&image[0xFFF0..0xFFF5], &v[..]);
+}
+
+#[test]
+fn a_reset_goes_through_post_again_and_shutdown_code_0a_resumes() {
+    let mut r = machine(EngineKind::Interp, 0, false, false);
+    r.m.map_option_rom(0xC_8000, services_rom(1)).unwrap();
+    r.m.boot_bios(None, &[BootDevice::HardDisk]).unwrap();
+    r.until(NO_BOOT, 1, 10_000_000);
+    let e9 = r.e9.text();
+    let order: Vec<&str> = e9
+        .lines()
+        .filter(|l| l.starts_with("RESET TEST") || l.starts_with("morph86 BIOS: POST"))
+        .collect();
+    assert_eq!(
+        order,
+        [
+            "morph86 BIOS: POST",
+            "RESET TEST: first POST",
+            "RESET TEST: resumed through 40:67",
+            "morph86 BIOS: POST",
+            "RESET TEST: POST after the cold reset",
+        ],
+        "{e9}"
+    );
+    assert_eq!(r.m.resets(), 2);
+    assert!(
+        e9.ends_with(&format!("{NO_BOOT}\nPress a key to try again.\n")),
+        "{e9}"
+    );
+}
+
+#[test]
+fn both_engines_and_any_batch_size_run_the_bios_alike() {
+    let (e9, log, _) = services_run(EngineKind::Interp, 0, true);
+    let log = log.unwrap();
+    assert!(e9.contains("DONE") && !log.is_empty());
+    for (what, engine, batch) in [
+        ("batch size 1", EngineKind::Interp, 1),
+        ("the JIT", EngineKind::Jit, 0),
+    ] {
+        let (e9b, logb, _) = services_run(engine, batch, true);
+        assert_eq!(e9b, e9, "{what}: the debug port differs");
+        let logb = logb.unwrap();
+        if logb != log {
+            let at = log
+                .lines()
+                .zip(logb.lines())
+                .position(|(a, b)| a != b)
+                .unwrap_or(0);
+            panic!(
+                "{what}: the event logs differ at line {at}:\n{:?}\n{:?}",
+                log.lines().nth(at),
+                logb.lines().nth(at)
+            );
+        }
+    }
+}
+
+#[test]
+fn a_bare_rom_runs_from_power_on_with_no_bios_underneath() {
+    let rom = rom_file("bare.bin");
+    assert_eq!(rom.len(), 64 * 1024);
+    let mut r = machine(EngineKind::Interp, 0, true, false);
+    r.m.boot_bios(Some(rom), &DEFAULT_BOOT_ORDER).unwrap();
+    let exit = r.m.run(RunLimits {
+        max_insns: Some(100_000),
+        timeout: None,
+    });
+    assert!(
+        matches!(
+            exit,
+            RunExit::Halted {
+                cs: 0xF000,
+                interrupts_enabled: false,
+                ..
+            }
+        ),
+        "{exit}"
+    );
+    assert_eq!(
+        r.e9.text(),
+        "bare ROM: running from the reset vector, no BIOS underneath\n"
+    );
+    assert!(r.m.cpu.icount < 1000, "{} instructions", r.m.cpu.icount);
+    // Images that cannot be a BIOS are refused with a clear error.
+    for n in [0, 1000, 48 * 1024, 96 * 1024, 320 * 1024] {
+        let e =
+            r.m.boot_bios(Some(vec![0; n]), &DEFAULT_BOOT_ORDER)
+                .unwrap_err();
+        assert!(e.to_string().contains("64 KiB to 256 KiB"), "{e}");
+    }
+}
