@@ -6,7 +6,7 @@
 //! agreeing; and `--bios` with a bare ROM (roms/bios/bare.S).
 
 use morph86_cpu::{Bus, SegReg};
-use morph86_devices::{Device, OutputSink, SharedBuffer};
+use morph86_devices::{Device, DeviceId, OutputSink, SharedBuffer};
 use morph86_machine::bios::{BootDevice, DEFAULT_BOOT_ORDER};
 use morph86_machine::firmware::{build_tables, BoardDescription};
 use morph86_machine::{EngineKind, EventLog, Machine, MachineConfig, RunExit, RunLimits};
@@ -423,4 +423,186 @@ fn a_bare_rom_runs_from_power_on_with_no_bios_underneath() {
                 .unwrap_err();
         assert!(e.to_string().contains("64 KiB to 256 KiB"), "{e}");
     }
+}
+
+mod bios_ide;
+use bios_ide::{Channel, Unit};
+
+/// Puts test IDE channels where the PIIX3's legacy channels are.
+fn attach_ide(
+    r: &mut Run,
+    primary: [Option<Unit>; 2],
+    secondary: [Option<Unit>; 2],
+) -> Vec<DeviceId<Channel>> {
+    let mut ids = Vec::new();
+    for (units, base, ctl, irq) in [(primary, 0x1F0, 0x3F6, 14), (secondary, 0x170, 0x376, 15)] {
+        let line = r.m.board.wires.irq(irq);
+        let id = r.m.board.io.add(Channel::new(units, line));
+        r.m.board
+            .io
+            .map_ports(id, base, 8)
+            .expect("IDE command block");
+        r.m.board
+            .io
+            .map_ports(id, ctl, 1)
+            .expect("IDE control block");
+        ids.push(id);
+    }
+    ids
+}
+
+/// A disk of `sectors` sectors, each starting with "SECTORnn", and a boot
+/// sector at 0 if given.
+fn disk_image(sectors: usize, boot: Option<&[u8]>) -> Vec<u8> {
+    let mut d = vec![0u8; sectors * 512];
+    for s in 0..sectors {
+        let tag = format!("SECTOR{:02}", s % 100);
+        d[s * 512..s * 512 + 8].copy_from_slice(tag.as_bytes());
+    }
+    if let Some(b) = boot {
+        d[..b.len()].copy_from_slice(b);
+    }
+    d
+}
+
+/// An ISO 9660 image with an El Torito boot record (sector 17), a boot
+/// catalogue (sector 20) whose default entry has `media` type and loads
+/// `count` virtual sectors of `image` (placed at sector 24).
+fn el_torito_iso(image: &[u8], media: u8, count: u16, damage: bool) -> Vec<u8> {
+    let n = 24 + image.len().div_ceil(2048) + 8;
+    let mut c = vec![0u8; n * 2048];
+    let pvd = 16 * 2048;
+    c[pvd..pvd + 7].copy_from_slice(b"\x01CD001\x01");
+    let brvd = 17 * 2048;
+    c[brvd..brvd + 7].copy_from_slice(b"\x00CD001\x01");
+    c[brvd + 7..brvd + 30].copy_from_slice(b"EL TORITO SPECIFICATION");
+    c[brvd + 0x47..brvd + 0x4B].copy_from_slice(&20u32.to_le_bytes());
+    let term = 18 * 2048;
+    c[term..term + 7].copy_from_slice(b"\xFFCD001\x01");
+    let cat = 20 * 2048;
+    let mut v = [0u8; 32];
+    v[0] = 1;
+    v[4..12].copy_from_slice(b"morph86 ");
+    v[30] = 0x55;
+    v[31] = 0xAA;
+    let sum = v.chunks(2).fold(0u16, |s, w| {
+        s.wrapping_add(u16::from_le_bytes([w[0], w[1]]))
+    });
+    v[28..30].copy_from_slice(&sum.wrapping_neg().to_le_bytes());
+    if damage {
+        v[28] ^= 0x40;
+    }
+    c[cat..cat + 32].copy_from_slice(&v);
+    let e = cat + 32;
+    c[e] = 0x88;
+    c[e + 1] = media;
+    c[e + 6..e + 8].copy_from_slice(&count.to_le_bytes());
+    c[e + 8..e + 12].copy_from_slice(&24u32.to_le_bytes());
+    c[24 * 2048..24 * 2048 + image.len()].copy_from_slice(image);
+    c
+}
+
+/// Runs a machine with the given IDE units and boot order to the boot
+/// sector's "BOOT DONE" or the BIOS's message that nothing boots.
+fn boot_with(
+    primary: [Option<Unit>; 2],
+    secondary: [Option<Unit>; 2],
+    order: &str,
+) -> (Run, Vec<DeviceId<Channel>>) {
+    let mut r = machine(EngineKind::Interp, 0, true, false);
+    let ids = attach_ide(&mut r, primary, secondary);
+    let order = morph86_machine::bios::parse_boot_order(order).unwrap();
+    r.m.boot_bios(None, &order).unwrap();
+    r.until("BOOT DONE", 1, 20_000_000);
+    if !r.e9.text().contains("BOOT DONE") {
+        r.until(NO_BOOT, 1, 20_000_000);
+    }
+    (r, ids)
+}
+
+#[test]
+fn int13_serves_an_ata_disk_and_its_mbr_boots() {
+    let boot = rom_file("bootsect.bin");
+    let disk = disk_image(32768, Some(&boot));
+    let (r, ids) = boot_with([Some(Unit::Disk(disk)), None], [None, None], "c");
+    let e9 = r.e9.text();
+    assert!(e9.contains("BOOT 80\n"), "{e9}");
+    assert!(e9.contains("GEOM 0000 "), "{e9}");
+    assert!(
+        e9.contains(" 1F3F 0F01 "),
+        "16 heads, 63 sectors, 32 cylinders:\n{e9}"
+    );
+    assert!(e9.contains("EDD 3000 AA55 0007 "), "{e9}");
+    assert!(e9.contains("PARAMS 0042 8000 0200 BEDD "), "{e9}");
+    assert!(e9.contains("DATA SECTOR01 "), "42h read of LBA 1:\n{e9}");
+    assert!(e9.contains("DATA SECTOR63 "), "02h read of C0 H1 S1:\n{e9}");
+    let write = e9.lines().find(|l| l.starts_with("WRITE ")).unwrap();
+    assert!(
+        write.starts_with("WRITE 00") && write.ends_with("2"),
+        "43h: {write}"
+    );
+    assert!(e9.contains("BOOT DONE"), "{e9}");
+    // The write reached the disk: the boot sector as it ran (its code, and
+    // its variables as they were), copied to LBA 2.
+    let Some(Unit::Disk(d)) = &r.m.board.io.get(ids[0]).units[0] else {
+        panic!("no disk");
+    };
+    assert_eq!(&d[2 * 512..2 * 512 + 256], &boot[..256]);
+    assert_eq!(&d[2 * 512 + 510..3 * 512], &[0x55, 0xAA]);
+    assert_eq!(&d[3 * 512..3 * 512 + 8], b"SECTOR03", "and nothing more");
+}
+
+#[test]
+fn el_torito_boots_without_emulation() {
+    let boot = rom_file("bootsect.bin");
+    let iso = el_torito_iso(&boot, 0, 4, false);
+    let sectors = iso.len() / 2048;
+    let (r, _) = boot_with([None, None], [Some(Unit::Cd(iso)), None], "d");
+    let e9 = r.e9.text();
+    assert!(e9.contains("BOOT E0\n"), "{e9}");
+    assert!(e9.contains("EDD 3000 AA55 0007 "), "{e9}");
+    let params = format!("PARAMS 0042 {sectors:04X} 0800 BEDD ");
+    assert!(e9.contains(&params), "{params:?}:\n{e9}");
+    assert!(e9.contains("CD001"), "42h read of sector 16:\n{e9}");
+    assert!(e9.contains("EMU E000 0018 0004 07C0 "), "4B01h:\n{e9}");
+    assert!(e9.contains("BOOT DONE"), "{e9}");
+}
+
+#[test]
+fn el_torito_floppy_emulation_answers_as_drive_00() {
+    let boot = rom_file("bootsect.bin");
+    let floppy = disk_image(2880, Some(&boot));
+    let iso = el_torito_iso(&floppy, 2, 1, false);
+    let (r, _) = boot_with([None, None], [Some(Unit::Cd(iso)), None], "d");
+    let e9 = r.e9.text();
+    assert!(e9.contains("BOOT 00\n"), "{e9}");
+    assert!(
+        e9.contains("GEOM 0000 0004 4F12 0101 "),
+        "a 1.44 MB drive:\n{e9}"
+    );
+    assert!(e9.contains("DATA SECTOR01 "), "{e9}");
+    assert!(e9.contains("BOOT DONE"), "{e9}");
+}
+
+#[test]
+fn boot_failures_are_reported_on_screen() {
+    // A disk with no boot signature, and a CD whose catalogue is damaged.
+    let boot = rom_file("bootsect.bin");
+    let iso = el_torito_iso(&boot, 0, 4, true);
+    let (mut r, _) = boot_with(
+        [Some(Unit::Disk(disk_image(2048, None))), None],
+        [Some(Unit::Cd(iso)), None],
+        "cd",
+    );
+    let e9 = r.e9.text();
+    let screen = r.screen();
+    for msg in [
+        "Boot failed: not a bootable disk",
+        "Boot failed: the CD's boot catalogue is damaged (bad validation entry)",
+        NO_BOOT,
+    ] {
+        assert!(e9.contains(msg), "{msg:?} not on the debug port:\n{e9}");
+        assert!(screen.contains(msg), "{msg:?} not on the screen:\n{screen}");
+    }
+    assert!(screen.contains("MORPH86 TEST DISK"), "{screen}");
 }
