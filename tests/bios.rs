@@ -281,6 +281,20 @@ fn services_answer_as_the_machine_describes_itself() {
         wait[1] & 0xFFFF
     );
     assert_eq!(report(&e9, "INT13")[4] & CF, CF, "no hard disk yet");
+    // Keystrokes through the 8042, IRQ1 and the buffer: 'a', then 'A'.
+    let keys = report(&e9, "KEYS");
+    assert_eq!((keys[1] & 0xFFFF, keys[2] & 0xFFFF), (0x1E61, 0x1E41), "{keys:x?}");
+    assert_eq!(keys[0] & 0x03, 0, "shift released");
+    // INT 15h 87h to 2 MiB and back.
+    assert_eq!(report(&e9, "MOVE1")[0] & 0xFF00, 0);
+    assert_eq!(report(&e9, "MOVE2")[4] & CF, 0);
+    assert!(e9.contains("MOVED BLOCK MOVE TEST!\n"), "{e9}");
+    let moved: Vec<u8> = (0..16).map(|i| r.m.board.read_u8(0x20_0000 + i)).collect();
+    assert_eq!(&moved, b"BLOCK MOVE TEST!");
+    // The PCI IRQ routing table: eight slots, the first device 00:01.
+    let pirq = report(&e9, "PIRQ");
+    assert_eq!(pirq[0] & 0xFF00, 0);
+    assert_eq!((pirq[1] & 0xFFFF, pirq[2] & 0xFFFF, pirq[3] & 0xFFFF), (0x0C00, 128, 0x0800));
     // The tables, where a guest's scan finds them, and byte for byte what
     // the machine's firmware module built.
     assert_eq!(report(&e9, "RSDP")[1], tables.acpi_images[0].addr);

@@ -344,7 +344,7 @@ void handle_09(struct bregs *r)
 	(void)r;
 	if (inb(0x64) & 0x01) {
 		u8 sc = inb(0x60);
-		if (sc != 0xFA && sc != 0xFE && sc != 0x00 && sc != 0xFF && sc != 0xAA) {
+		if (sc != 0xFA && sc != 0xFE && sc != 0x00 && sc != 0xFF) {
 			struct bregs k;
 			memset(&k, 0, sizeof(k));
 			k.ah = 0x4F;

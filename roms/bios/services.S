@@ -227,6 +227,80 @@ e820_done:
 	call scan4
 	REPORT s_smbios
 
+	/* A key through the 8042 (command D2: a byte as if the keyboard
+	 * sent it), taken by IRQ1 into the buffer, read by INT 16h: 'a',
+	 * then shift-'a'. */
+	movb $0x1E, %al
+	call kbd_byte
+	movb $0x9E, %al
+	call kbd_byte
+	movb $0x2A, %al
+	call kbd_byte
+	movb $0x1E, %al
+	call kbd_byte
+	movb $0x9E, %al
+	call kbd_byte
+	movb $0xAA, %al
+	call kbd_byte
+	xorb %ah, %ah
+	int $0x16
+	movw %ax, %bx
+	xorb %ah, %ah
+	int $0x16
+	movw %ax, %cx
+	movb $0x02, %ah
+	int $0x16
+	REPORT s_keys
+
+	/* INT 15h 87h: 16 bytes from 0000:7E00 to 2 MiB, and back to 0000:7F00. */
+	xorw %ax, %ax
+	movw %ax, %es
+	movw $0x7A00, %di
+	movw $24, %cx
+	rep stosw
+	movw $s_move, %si
+	movw $0x7E00, %di
+	movw $16, %cx
+	rep movsb
+	movw $0x7E00, %ax
+	movb $0x00, %dl
+	movw $0x0000, %bx
+	movb $0x20, %dh
+	call move16
+	REPORT s_move1
+	movw $0x0000, %ax
+	movb $0x20, %dl
+	movw $0x7F00, %bx
+	movb $0x00, %dh
+	call move16
+	REPORT s_move2
+	movw $s_moved, %si
+	call puts
+	pushw %ds
+	xorw %ax, %ax
+	movw %ax, %ds
+	movw $0x7F00, %si
+	movw $16, %cx
+1:	lodsb
+	call putc
+	loop 1b
+	popw %ds
+	call newline
+
+	/* INT 1Ah B10Eh: the PCI IRQ routing table into 0000:7B00. */
+	xorw %ax, %ax
+	movw %ax, %es
+	movw $256, %es:0x7A00
+	movw $0x7B00, %es:0x7A02
+	movw %ax, %es:0x7A04
+	movw $0x7A00, %di
+	movw $0xB10E, %ax
+	xorw %bx, %bx
+	int $0x1A
+	movw %es:0x7A00, %cx
+	movw %es:0x7B00, %dx	/* first entry: bus, devfn */
+	REPORT s_pirq
+
 	/* Teletype output, which reaches the screen through the VGA BIOS. */
 	movw $s_screen, %si
 1:	lodsb
@@ -238,6 +312,46 @@ e820_done:
 	jmp 1b
 2:	movw $s_done, %si
 	call puts
+	ret
+
+/* Sends AL through the 8042 as keyboard data and lets IRQ1 take it. */
+kbd_byte:
+	pushw %ax
+1:	inb $0x64, %al
+	testb $2, %al
+	jnz 1b
+	movb $0xD2, %al
+	outb %al, $0x64
+1:	inb $0x64, %al
+	testb $2, %al
+	jnz 1b
+	popw %ax
+	outb %al, $0x60
+	sti
+	nop
+	nop
+	cli
+	ret
+
+/* INT 15h 87h for 8 words: source AX + DL << 16, destination BX + DH << 16,
+ * with the descriptor table at 0000:7A00. */
+move16:
+	pushw %es
+	xorw %si, %si
+	movw %si, %es
+	movw $0xFFFF, %es:0x7A10
+	movw %ax, %es:0x7A12
+	movb %dl, %es:0x7A14
+	movb $0x93, %es:0x7A15
+	movw $0xFFFF, %es:0x7A18
+	movw %bx, %es:0x7A1A
+	movb %dh, %es:0x7A1C
+	movb $0x93, %es:0x7A1D
+	movw $0x7A00, %si
+	movw $8, %cx
+	movb $0x87, %ah
+	int $0x15
+	popw %es
 	ret
 
 /* Finds EAX:EDX (8 bytes) on a 16-byte boundary in 0xE0000-0xFFFFF;
@@ -349,6 +463,12 @@ s_int13:	.asciz "INT13"
 s_rsdp:		.asciz "RSDP"
 s_mp:		.asciz "MP"
 s_smbios:	.asciz "SMBIOS"
+s_keys:		.asciz "KEYS"
+s_move:		.ascii "BLOCK MOVE TEST!"
+s_move1:	.asciz "MOVE1"
+s_move2:	.asciz "MOVE2"
+s_moved:	.asciz "MOVED "
+s_pirq:		.asciz "PIRQ"
 s_screen:	.asciz "Hello from the option ROM"
 s_done:		.asciz "DONE\n"
 s_first:	.asciz "RESET TEST: first POST\n"
