@@ -6,7 +6,7 @@
 //! agreeing; and `--bios` with a bare ROM (roms/bios/bare.S).
 
 use morph86_cpu::{Bus, SegReg};
-use morph86_devices::{Device, DeviceId, OutputSink, SharedBuffer};
+use morph86_devices::{Device, DeviceId, OutputSink, SerialBackend, SharedBuffer};
 use morph86_machine::bios::{BootDevice, DEFAULT_BOOT_ORDER};
 use morph86_machine::firmware::{build_tables, BoardDescription};
 use morph86_machine::{EngineKind, EventLog, Machine, MachineConfig, RunExit, RunLimits};
@@ -87,12 +87,26 @@ struct Run {
     m: Machine,
     e9: SharedBuffer,
     log: Option<SharedBuffer>,
+    serial: SharedBuffer,
 }
 
 fn machine(engine: EngineKind, batch: u64, no_reboot: bool, event_log: bool) -> Run {
+    machine_with(engine, batch, no_reboot, event_log, false)
+}
+
+fn machine_with(
+    engine: EngineKind,
+    batch: u64,
+    no_reboot: bool,
+    event_log: bool,
+    no_fw_cfg: bool,
+) -> Run {
     let e9 = SharedBuffer::new();
+    let serial = SharedBuffer::new();
     let mut m = Machine::new(MachineConfig {
         memory_mib: RAM_MIB,
+        serial: SerialBackend::buffer(serial.clone(), None),
+        no_fw_cfg,
         debugcon: Some(OutputSink::Buffer(e9.clone())),
         no_reboot,
         engine,
@@ -112,7 +126,7 @@ fn machine(engine: EngineKind, batch: u64, no_reboot: bool, event_log: bool) -> 
         m.set_event_log(EventLog::new(Box::new(b.clone())));
         b
     });
-    Run { m, e9, log }
+    Run { m, e9, log, serial }
 }
 
 impl Run {
@@ -283,7 +297,11 @@ fn services_answer_as_the_machine_describes_itself() {
     assert_eq!(report(&e9, "INT13")[4] & CF, CF, "no hard disk yet");
     // Keystrokes through the 8042, IRQ1 and the buffer: 'a', then 'A'.
     let keys = report(&e9, "KEYS");
-    assert_eq!((keys[1] & 0xFFFF, keys[2] & 0xFFFF), (0x1E61, 0x1E41), "{keys:x?}");
+    assert_eq!(
+        (keys[1] & 0xFFFF, keys[2] & 0xFFFF),
+        (0x1E61, 0x1E41),
+        "{keys:x?}"
+    );
     assert_eq!(keys[0] & 0x03, 0, "shift released");
     // INT 15h 87h to 2 MiB and back.
     assert_eq!(report(&e9, "MOVE1")[0] & 0xFF00, 0);
@@ -294,7 +312,10 @@ fn services_answer_as_the_machine_describes_itself() {
     // The PCI IRQ routing table: eight slots, the first device 00:01.
     let pirq = report(&e9, "PIRQ");
     assert_eq!(pirq[0] & 0xFF00, 0);
-    assert_eq!((pirq[1] & 0xFFFF, pirq[2] & 0xFFFF, pirq[3] & 0xFFFF), (0x0C00, 128, 0x0800));
+    assert_eq!(
+        (pirq[1] & 0xFFFF, pirq[2] & 0xFFFF, pirq[3] & 0xFFFF),
+        (0x0C00, 128, 0x0800)
+    );
     // The tables, where a guest's scan finds them, and byte for byte what
     // the machine's firmware module built.
     assert_eq!(report(&e9, "RSDP")[1], tables.acpi_images[0].addr);
@@ -308,6 +329,39 @@ fn services_answer_as_the_machine_describes_itself() {
     }
     let screen = r.screen();
     assert!(screen.contains("Hello from the option ROM"), "{screen}");
+    assert_eq!(r.serial.text().replace('\r', ""), "INT 14h on COM1\n");
+    // PCI as POST left it: PIRQ A-D to IRQ 10, 10, 11, 11; the IDE
+    // bus-master BAR and the PM block where the FADT says.
+    let cfg = |m: &mut Machine, dev: u32, func: u32, reg: u32| {
+        m.board
+            .io_write(0xCF8, 4, 0x8000_0000 | dev << 11 | func << 8 | reg);
+        m.board.io_read(0xCFC, 4)
+    };
+    assert_eq!(cfg(&mut r.m, 1, 0, 0x60), 0x0B0B_0A0A);
+    assert_eq!(cfg(&mut r.m, 1, 1, 0x20), 0xC001);
+    assert_eq!(cfg(&mut r.m, 1, 1, 0x04) & 7, 5, "I/O and bus master on");
+    assert_eq!(cfg(&mut r.m, 1, 3, 0x40), 0xB001);
+    assert_eq!(cfg(&mut r.m, 1, 3, 0x3C) & 0xFF, 9, "the SCI's IRQ");
+}
+
+#[test]
+fn without_fw_cfg_post_sizes_memory_from_cmos_and_still_boots() {
+    let mut r = machine_with(EngineKind::Interp, 0, true, false, true);
+    r.m.map_option_rom(0xC_8000, services_rom(0)).unwrap();
+    r.m.boot_bios(None, &[BootDevice::HardDisk]).unwrap();
+    r.until(NO_BOOT, 1, 5_000_000);
+    let e9 = r.e9.text();
+    assert!(e9.contains("fw_cfg: no etc/morph86/acpi"), "{e9}");
+    assert_eq!(report(&e9, "INT1588")[0] & 0xFFFF, (RAM_MIB - 1) * 1024);
+    assert!(
+        e9.contains(&format!(
+            "E820 0000000000100000 {:016x} 00000001",
+            (u64::from(RAM_MIB) << 20) - 0x10_0000
+        )),
+        "{e9}"
+    );
+    assert_eq!(report(&e9, "RSDP")[1], 0, "no ACPI tables without fw_cfg");
+    assert!(e9.contains(NO_BOOT));
 }
 
 #[test]

@@ -301,6 +301,19 @@ e820_done:
 	movw %es:0x7B00, %dx	/* first entry: bus, devfn */
 	REPORT s_pirq
 
+	/* INT 14h on COM1: 9600 baud, 8N1; then a line. */
+	movw $0x00E3, %ax
+	xorw %dx, %dx
+	int $0x14
+	movw $s_serial, %si
+1:	lodsb
+	testb %al, %al
+	jz 2f
+	movb $0x01, %ah
+	xorw %dx, %dx
+	int $0x14
+	jmp 1b
+2:
 	/* Teletype output, which reaches the screen through the VGA BIOS. */
 	movw $s_screen, %si
 1:	lodsb
@@ -469,6 +482,7 @@ s_move1:	.asciz "MOVE1"
 s_move2:	.asciz "MOVE2"
 s_moved:	.asciz "MOVED "
 s_pirq:		.asciz "PIRQ"
+s_serial:	.asciz "INT 14h on COM1\n"
 s_screen:	.asciz "Hello from the option ROM"
 s_done:		.asciz "DONE\n"
 s_first:	.asciz "RESET TEST: first POST\n"
