@@ -272,6 +272,8 @@ static int set_mode(u8 req)
 	}
 	outb(0x14, ATTR_INDEX);
 	outb(0x00, ATTR_INDEX);
+	inb(crtc + 6);
+	outb(0x20, ATTR_INDEX); /* palette access off: the attribute controller drives the display */
 	for (u8 i = 0; i < 9; i++)
 		gc_write(i, m->gc[i]);
 	if (!(bda_rd8(BDA_MODESET_CTL) & 0x08)) {
