@@ -174,7 +174,6 @@ static int setup_function(u16 bdf, void *arg)
 
 void pci_setup(void)
 {
-	pci_cfg_write(0, 0x00, 4, 0); /* nothing; makes sure the bus answers */
 	if (pci_cfg_read(0, 0, 4) == 0xFFFFFFFF) {
 		dprintf("PCI: no host bridge\n");
 		return;
@@ -235,6 +234,13 @@ void pirq_table_setup(void)
 	for (u32 i = 0; i < sizeof(h); i++)
 		sum += ((u8 *)&h)[i];
 	h.checksum = -sum;
+	/* The table area is shared with the tables from fw_cfg. */
+	for (u32 i = 0; i < sizeof(h); i++) {
+		if (rd8(BIOS_SEG, PIR_OFFSET + i)) {
+			dprintf("PCI: no room for the $PIR table at %x\n", 0xF0000 + PIR_OFFSET);
+			return;
+		}
+	}
 	near_to_far(BIOS_SEG, PIR_OFFSET, &h, sizeof(h));
 }
 
@@ -290,10 +296,8 @@ static void pci_result(struct bregs *r, u8 code)
 
 void handle_1a_pci(struct bregs *r)
 {
+	/* Only bus 0 exists: other buses read as absent functions. */
 	u16 bdf = r->bx;
-	if (bdf >> 8) {
-		/* Only bus 0 exists: other buses read as absent functions. */
-	}
 	switch (r->al) {
 	case 0x01:
 		r->al = 0x01; /* configuration mechanism #1 */

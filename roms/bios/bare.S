@@ -15,8 +15,7 @@ _start:
 	jz 2f
 	outb %al, %dx
 	jmp 1b
-2:	/* Report where the code runs: CS and the linear address of _start. */
-	hlt
+2:	hlt
 	jmp 2b
 
 msg:
