@@ -186,6 +186,7 @@ fn power_on_post_reaches_the_boot_attempt_and_says_there_is_nothing_to_boot() {
     let mut r = machine(EngineKind::Interp, 0, true, false);
     r.m.boot_bios(None, &DEFAULT_BOOT_ORDER).unwrap();
     assert_eq!(r.m.cpu.state.seg(SegReg::Cs).selector, 0xF000);
+    assert_eq!(r.m.cpu.state.seg(SegReg::Cs).base, 0xFFFF_0000);
     assert_eq!(r.m.cpu.state.eip, 0xFFF0);
     r.until(NO_BOOT, 1, 5_000_000);
     let e9 = r.e9.text();
