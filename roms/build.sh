@@ -1,8 +1,9 @@
 #!/bin/sh
 # Builds the Multiboot test kernels in roms/src into roms/build/NAME.elf with
 # Debian's gcc and binutils (no multilib needed: -ffreestanding -c, linked by ld),
-# the kernel linked at 0x8000 (low/) into build/lowmem.elf, and the module
-# files the `modules` kernel checks.
+# the kernel linked at 0x8000 (low/) into build/lowmem.elf, the module
+# files the `modules` kernel checks, and the 16-bit ROMs in bios/ (for
+# tests/bios.rs) into build/NAME.bin.
 set -eu
 cd "$(dirname "$0")"
 CC=${CC:-gcc}
@@ -24,7 +25,13 @@ $CC $CFLAGS -Os -ffunction-sections -fdata-sections -c low/lowmem.c -o build/obj
 $CC $CFLAGS -c low/entry.S -o build/obj/lowmem-entry.o
 ld $LDFLAGS --gc-sections -T low/link.ld -o build/lowmem.elf \
 	build/obj/lowmem-entry.o build/obj/lowmem.o build/obj/lib-gc.o
+# 16-bit ROMs for the BIOS tests (tests/bios.rs): flat binaries linked at 0.
+for src in bios/*.S; do
+	name=$(basename "$src" .S)
+	$CC -m32 -c "$src" -o "build/obj/rom-$name.o"
+	ld -m elf_i386 -nostdlib -Ttext 0 --oformat binary -o "build/$name.bin" "build/obj/rom-$name.o"
+done
 # The modules `modules` checks (see src/modules.c).
 printf 'morph86 test module A: the first of two\n' >build/module-a.txt
 awk 'BEGIN { for (i = 0; i < 300; i++) printf "module B line %03d\n", i }' >build/module-b.txt
-echo "built: $(ls build/*.elf | tr '\n' ' ')"
+echo "built: $(ls build/*.elf build/*.bin | tr '\n' ' ')"

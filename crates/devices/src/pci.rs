@@ -412,6 +412,16 @@ impl PciHost {
         (r & 0x80 == 0 && matches!(irq, 3..=7 | 9..=12 | 14 | 15)).then_some(irq)
     }
 
+    /// The i440FX's PAM registers (0x59-0x5F), which decide per segment of
+    /// 0xC0000-0xFFFFF whether reads and writes reach shadow RAM or ROM.
+    pub fn pam(&self) -> [u8; 7] {
+        let mut p = [0; 7];
+        if let Some(h) = self.function(BDF_HOST_BRIDGE) {
+            p.copy_from_slice(&h.config[0x59..0x60]);
+        }
+        p
+    }
+
     /// The reset control register at 0xCF9.
     pub fn reset_control(&self) -> &ResetControl {
         &self.state.reset_control

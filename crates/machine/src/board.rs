@@ -2,10 +2,11 @@
 //! (port windows, and memory windows such as the local APIC and I/O APIC).
 //!
 //! The physical map: RAM from 0; the legacy hole at 0xA0000-0xFFFFF (the
-//! VGA window, open bus until a VGA exists; option ROMs and the BIOS area,
-//! read-only, holding the firmware tables the machine writes); the BIOS's top
-//! 128 KiB mirrored at 0xFFFE0000; the I/O APIC at 0xFEC00000 and the local
-//! APIC at 0xFEE00000.
+//! VGA window, an open bus unless a device maps it; option ROMs and the
+//! BIOS area, ROM or shadow RAM as the PAM registers say, see
+//! [`crate::upper_memory`]); the BIOS image at the top of the 4 GiB space
+//! (without one, RAM's 0xE0000-0xFFFFF mirrored at 0xFFFE0000); the I/O
+//! APIC at 0xFEC00000 and the local APIC at 0xFEE00000.
 //!
 //! Port accesses hand the device bus a [`RamDma`] view of RAM, through
 //! which bus-master devices (fw_cfg's DMA today) read and write guest
@@ -13,6 +14,7 @@
 
 use crate::clock::{ClockMode, MachineClock};
 use crate::event_log::{Access, EventLog};
+use crate::upper_memory::{UpperMemory, PAM_RE, PAM_WE, ROM_AREA};
 use morph86_cpu::{Bus, CpuEvent, FlatRam};
 use morph86_devices::{DmaMemory, IoBus, TimeSource, Wires};
 use std::sync::Arc;
@@ -39,6 +41,8 @@ pub struct Board {
     device_access: bool,
     /// The event log, if one is kept.
     pub log: Option<EventLog>,
+    /// ROMs and PAM shadowing in 0xC0000-0xFFFFF, and the BIOS below 4 GiB.
+    pub upper: UpperMemory,
 }
 
 impl Board {
@@ -52,6 +56,7 @@ impl Board {
             clock: MachineClock::new(clock),
             device_access: false,
             log: None,
+            upper: UpperMemory::default(),
         }
     }
 
@@ -95,13 +100,9 @@ impl Board {
     }
 }
 
-/// The legacy VGA window: no VGA yet, so it reads as an open bus.
+/// The legacy VGA window: a device's MMIO window, or an open bus.
 const VGA_WINDOW: std::ops::Range<u32> = 0xA_0000..0xC_0000;
-/// Option ROMs and the BIOS: read-only.
-const ROM_AREA: std::ops::Range<u32> = 0xC_0000..0x10_0000;
-/// The VGA window and the ROM area: not writable RAM.
-const LEGACY_HOLE: std::ops::Range<u32> = VGA_WINDOW.start..ROM_AREA.end;
-/// The BIOS's top 128 KiB (0xE0000-0xFFFFF) also appears below 4 GiB.
+/// Without a BIOS image, RAM's 0xE0000-0xFFFFF also appears here.
 const ROM_MIRROR: u32 = 0xFFFE_0000;
 
 impl Board {
@@ -115,12 +116,24 @@ impl Board {
             || (addr < ROM_AREA.end && end >= VGA_WINDOW.start)
     }
 
+    /// Where the BIOS (or, without one, the RAM mirror) starts below 4 GiB.
+    #[inline]
+    fn alias_start(&self) -> u32 {
+        self.upper.high_alias_start().unwrap_or(ROM_MIRROR)
+    }
+
     fn slow_read_u8(&mut self, addr: u32) -> u8 {
         if VGA_WINDOW.contains(&addr) {
-            return 0xFF;
+            return self.mmio_read(addr, 1).map_or(0xFF, |v| v as u8);
         }
-        if addr >= ROM_MIRROR {
-            return Bus::read_u8(&mut self.ram, addr - ROM_MIRROR + 0xE_0000);
+        if ROM_AREA.contains(&addr) && !self.upper.reads_ram(addr) {
+            return self.upper.rom_byte(addr).unwrap_or(0xFF);
+        }
+        if addr >= self.alias_start() {
+            return match self.upper.high_alias_start() {
+                Some(_) => self.upper.high_byte(addr),
+                None => Bus::read_u8(&mut self.ram, addr - ROM_MIRROR + 0xE_0000),
+            };
         }
         if self.beyond_ram(addr) {
             if let Some(v) = self.mmio_read(addr, 1) {
@@ -131,8 +144,13 @@ impl Board {
     }
 
     fn slow_write_u8(&mut self, addr: u32, v: u8) {
-        if (VGA_WINDOW.start..ROM_AREA.end).contains(&addr) || addr >= ROM_MIRROR {
-            return; // no VGA memory yet; ROM ignores writes
+        if VGA_WINDOW.contains(&addr) {
+            self.mmio_write(addr, 1, u32::from(v));
+            return;
+        }
+        if (ROM_AREA.contains(&addr) && !self.upper.writes_ram(addr)) || addr >= self.alias_start()
+        {
+            return; // ROM ignores writes
         }
         if self.beyond_ram(addr) && self.mmio_write(addr, 1, u32::from(v)) {
             return;
@@ -140,8 +158,14 @@ impl Board {
         Bus::write_u8(&mut self.ram, addr, v);
     }
 
+    /// True when a multi-byte access at `addr` goes to a device whole.
+    #[inline]
+    fn device_window(&self, addr: u32) -> bool {
+        VGA_WINDOW.contains(&addr) || (self.beyond_ram(addr) && addr < self.alias_start())
+    }
+
     fn slow_read(&mut self, addr: u32, len: u32) -> u32 {
-        if self.beyond_ram(addr) && addr < ROM_MIRROR {
+        if self.device_window(addr) {
             if let Some(v) = self.mmio_read(addr, len as u8) {
                 return v;
             }
@@ -152,7 +176,7 @@ impl Board {
     }
 
     fn slow_write(&mut self, addr: u32, len: u32, v: u32) {
-        if self.beyond_ram(addr) && addr < ROM_MIRROR && self.mmio_write(addr, len as u8, v) {
+        if self.device_window(addr) && self.mmio_write(addr, len as u8, v) {
             return;
         }
         for k in 0..len {
@@ -161,32 +185,62 @@ impl Board {
     }
 }
 
-/// Guest RAM as bus-master devices reach it: RAM outside the legacy hole.
-/// The VGA window (no memory behind it yet) and, for writes, the ROM area
-/// are not reachable; nor are MMIO windows, the ROM mirror and anything
-/// beyond RAM. Writes go through the RAM's write tracking, so a device
-/// writing decoded code or a page table is seen as the CPU's writes are.
-pub struct RamDma<'a>(pub &'a mut FlatRam);
+/// Guest RAM as bus-master devices reach it: RAM outside the legacy hole,
+/// and shadow RAM in the ROM area where the PAM registers send the
+/// transfer's direction to RAM (as they route bus masters on the i440FX).
+/// The VGA window, MMIO windows, the BIOS alias and anything beyond RAM
+/// are not reachable. Writes go through the RAM's write tracking, so a
+/// device writing decoded code or a page table is seen as the CPU's
+/// writes are.
+pub struct RamDma<'a> {
+    /// Guest RAM.
+    pub ram: &'a mut FlatRam,
+    /// The PAM decoding of the ROM area.
+    pub upper: &'a UpperMemory,
+}
 
 /// True when `addr..addr + len` and `r` share a byte.
 fn touches(addr: u64, len: u64, r: &std::ops::Range<u32>) -> bool {
     len > 0 && addr < u64::from(r.end) && u64::from(r.start) < addr.saturating_add(len)
 }
 
+impl RamDma<'_> {
+    /// True when a transfer over `addr..addr + len` may reach RAM in the
+    /// direction `need` (PAM_RE for reads of memory, PAM_WE for writes).
+    fn reachable(&self, addr: u64, len: u64, need: u8) -> bool {
+        if touches(addr, len, &VGA_WINDOW) {
+            return false;
+        }
+        if touches(addr, len, &ROM_AREA) {
+            let first = addr.max(u64::from(ROM_AREA.start)) as u32;
+            let last = (addr.saturating_add(len) - 1).min(u64::from(ROM_AREA.end) - 1) as u32;
+            let mut a = first & !0x3FFF;
+            while a <= last {
+                if self.upper.pam_bits(a) & need == 0 {
+                    return false;
+                }
+                a += 0x4000;
+            }
+        }
+        true
+    }
+}
+
 impl DmaMemory for RamDma<'_> {
     fn dma_read(&mut self, addr: u64, buf: &mut [u8]) -> bool {
-        !touches(addr, buf.len() as u64, &VGA_WINDOW) && self.0.read_bytes(addr, buf)
+        self.reachable(addr, buf.len() as u64, PAM_RE) && self.ram.read_bytes(addr, buf)
     }
 
     fn dma_write(&mut self, addr: u64, data: &[u8]) -> bool {
-        !touches(addr, data.len() as u64, &LEGACY_HOLE) && self.0.write_bytes(addr, data).is_some()
+        self.reachable(addr, data.len() as u64, PAM_WE)
+            && self.ram.write_bytes(addr, data).is_some()
     }
 
     fn dma_fill(&mut self, addr: u64, len: u64, byte: u8) -> bool {
         let Ok(n) = usize::try_from(len) else {
             return false;
         };
-        !touches(addr, len, &LEGACY_HOLE) && self.0.fill_bytes(addr, n, byte).is_some()
+        self.reachable(addr, len, PAM_WE) && self.ram.fill_bytes(addr, n, byte).is_some()
     }
 }
 
@@ -236,15 +290,22 @@ impl Bus for Board {
     fn io_read(&mut self, port: u16, size: u8) -> u32 {
         // Reads change interrupt lines too (IIR, RBR, RTC register C...).
         self.reach_device();
-        let v = self.io.pio_read_dma(port, size, &mut RamDma(&mut self.ram));
+        let mut mem = RamDma {
+            ram: &mut self.ram,
+            upper: &self.upper,
+        };
+        let v = self.io.pio_read_dma(port, size, &mut mem);
         self.log_access(Access::In, u32::from(port), size, u64::from(v));
         v
     }
     fn io_write(&mut self, port: u16, size: u8, value: u32) {
         self.reach_device();
         self.log_access(Access::Out, u32::from(port), size, u64::from(value));
-        self.io
-            .pio_write_dma(port, size, value, &mut RamDma(&mut self.ram))
+        let mut mem = RamDma {
+            ram: &mut self.ram,
+            upper: &self.upper,
+        };
+        self.io.pio_write_dma(port, size, value, &mut mem)
     }
     #[inline]
     fn take_device_access(&mut self) -> bool {
@@ -261,17 +322,28 @@ impl Bus for Board {
     }
     #[inline]
     fn page_ptr(&mut self, page: u32, write: bool) -> Option<*mut u8> {
-        // The VGA window and, for writes, the ROM area take the slow path;
-        // pages beyond RAM (the APICs, the ROM mirror) never get pointers.
+        // The VGA window takes the slow path; in the ROM area, RAM pages
+        // get pointers where the PAM registers send both directions (or,
+        // for reads, reads) to RAM, and ROM pages read-only pointers;
+        // pages beyond RAM (the APICs, the BIOS alias) never get pointers.
         let a = page << 12;
-        if VGA_WINDOW.contains(&a) || (write && ROM_AREA.contains(&a)) {
+        if VGA_WINDOW.contains(&a) {
             return None;
+        }
+        if ROM_AREA.contains(&a) {
+            let bits = self.upper.pam_bits(a);
+            return match (write, bits & PAM_RE != 0) {
+                (true, _) if bits != PAM_RE | PAM_WE => None,
+                (false, false) => self.upper.rom_page_ptr(a).map(|p| p.cast_mut()),
+                _ => Bus::page_ptr(&mut self.ram, page, write),
+            };
         }
         Bus::page_ptr(&mut self.ram, page, write)
     }
     #[inline]
     fn map_epoch(&self) -> u64 {
-        Bus::map_epoch(&self.ram)
+        // ROM pointers and shadow pointers go stale when PAM or the ROMs change.
+        Bus::map_epoch(&self.ram).wrapping_add(u64::from(self.upper.generation()))
     }
     #[inline]
     fn mark_page_table(&mut self, page: u32) {
@@ -290,7 +362,13 @@ impl Bus for Board {
     }
     #[inline]
     fn code_generation(&self, page: u32) -> u32 {
-        Bus::code_generation(&self.ram, page)
+        // What the ROM area and the BIOS alias show changes with PAM.
+        let g = Bus::code_generation(&self.ram, page);
+        if (0xC0..0x100).contains(&page) || page >= self.alias_start() >> 12 {
+            g.wrapping_add(self.upper.generation())
+        } else {
+            g
+        }
     }
     #[inline]
     fn code_generation_ptr(&self, page: u32) -> Option<*const u32> {

@@ -29,7 +29,9 @@ use morph86_devices::debugcon::DEBUGCON_PORT;
 use morph86_devices::fw_cfg::{FW_CFG_DMA_PORT, FW_CFG_DMA_PORTS, FW_CFG_PORT, FW_CFG_PORTS};
 use morph86_devices::ioapic::{Delivery, IOAPIC_BASE, IOAPIC_SIZE};
 use morph86_devices::lines::BarMove;
-use morph86_devices::pci::{BDF_IDE, BDF_PM, PCI_CONFIG_PORT, PCI_CONFIG_PORTS, PIIX4_PMBA};
+use morph86_devices::pci::{
+    BDF_HOST_BRIDGE, BDF_IDE, BDF_PM, PCI_CONFIG_PORT, PCI_CONFIG_PORTS, PIIX4_PMBA,
+};
 use morph86_devices::post::POST_PORT;
 use morph86_devices::rtc::{RTC_PORT, RTC_PORTS};
 use morph86_devices::sysctl::SYSTEM_CONTROL_A_PORT;
@@ -73,6 +75,8 @@ pub struct Signals {
     pub poweroff: bool,
     /// The exit device's status, once written.
     pub exit: Option<u32>,
+    /// The PAM registers changed what the ROM area shows.
+    pub memory_map: bool,
 }
 
 /// The handles to the devices the machine talks to, and the routing state.
@@ -86,6 +90,7 @@ pub struct Chipset {
     lapic: DeviceId<LocalApic>,
     ioapic: DeviceId<IoApic>,
     pci: DeviceId<PciHost>,
+    rtc: DeviceId<Rtc146818>,
     fw_cfg: Option<DeviceId<FwCfg>>,
     /// Where the PM block's window is mapped now.
     pm_window: Option<u16>,
@@ -140,7 +145,7 @@ impl Chipset {
         let mut rtc = Rtc146818::new(time.clone(), cfg.rtc_start);
         rtc.set_memory_size(640, u64::from(cfg.memory_mib) * 1024 - 1024);
         rtc.connect_irq(wires.irq(8));
-        io.register(RTC_PORT, RTC_PORTS, rtc)?;
+        let rtc = io.register(RTC_PORT, RTC_PORTS, rtc)?;
         let mut host = PciHost::new();
         host.connect(wires.system());
         let pci = io.register(PCI_CONFIG_PORT, PCI_CONFIG_PORTS, host)?;
@@ -172,6 +177,7 @@ impl Chipset {
             lapic,
             ioapic,
             pci,
+            rtc,
             fw_cfg,
             pm_window: None,
             apic_enabled: true,
@@ -181,13 +187,17 @@ impl Chipset {
 
     /// Returns every device to its power-on state, then does what firmware
     /// would have done before handing over: the IDE bus-master BAR and the
-    /// PM I/O block get addresses with their I/O decoding on, and the local
+    /// PM I/O block get addresses with their I/O decoding on, the local
     /// APIC is enabled with LINT0 in ExtINT and LINT1 in NMI mode (virtual
-    /// wire mode, as SeaBIOS leaves it).
+    /// wire mode, as SeaBIOS leaves it), and the ROM area reads shadow RAM
+    /// (where the direct boots write the tables) and ignores writes.
     pub fn reset(&mut self, board: &mut Board) {
-        board.wires.reset_all();
-        board.io.reset();
+        self.power_on(board);
         let pci = board.io.get_mut(self.pci);
+        pci.config_write(BDF_HOST_BRIDGE, 0x59, 1, 0x10);
+        for reg in 0x5A..0x60 {
+            pci.config_write(BDF_HOST_BRIDGE, reg, 1, 0x11);
+        }
         pci.config_write(BDF_IDE, 0x20, 4, 0xC001);
         pci.config_write(BDF_IDE, 0x04, 2, 0x0005);
         pci.config_write(BDF_PM, PIIX4_PMBA, 4, u32::from(ACPI_PM_BASE) | 1);
@@ -199,6 +209,36 @@ impl Chipset {
         lapic.write_reg(0x350, 0x700);
         lapic.write_reg(0x360, 0x400);
         self.apic_enabled = true;
+        self.sync_memory_map(board);
+    }
+
+    /// Returns every device to its power-on state and nothing more, for a
+    /// boot through firmware (which programs the rest): the PAM registers
+    /// send the ROM area to ROM, the local APIC is globally enabled but
+    /// software-disabled.
+    pub fn power_on(&mut self, board: &mut Board) {
+        board.wires.reset_all();
+        board.io.reset();
+        board.io.get_mut(self.lapic).set_global_enable(true);
+        self.apic_enabled = true;
+        self.sync_memory_map(board);
+    }
+
+    /// Applies the host bridge's PAM registers to the board's ROM area;
+    /// true when they changed.
+    pub fn sync_memory_map(&self, board: &mut Board) -> bool {
+        let pam = board.io.get(self.pci).pam();
+        board.upper.set_pam(pam)
+    }
+
+    /// Sets a CMOS byte (firmware configuration, e.g. the boot order).
+    pub fn set_cmos(&self, board: &mut Board, index: u8, v: u8) {
+        board.io.get_mut(self.rtc).set_cmos(index, v);
+    }
+
+    /// A CMOS byte.
+    pub fn cmos(&self, board: &Board, index: u8) -> u8 {
+        board.io.get(self.rtc).cmos(index)
     }
 
     /// COM1.
@@ -277,6 +317,7 @@ impl Chipset {
         for d in self.deliveries.drain(..) {
             board.io.get_mut(self.lapic).deliver(&d);
         }
+        signals.memory_map = self.sync_memory_map(board);
         let intr = board.io.get(self.pic).interrupt_pending();
         let lapic = board.io.get_mut(self.lapic);
         lapic.lint0(intr);

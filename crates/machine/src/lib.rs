@@ -4,6 +4,7 @@
 //! The CPU sees only [`Board`] through the `morph86_cpu::Bus` trait; devices
 //! see only the I/O bus. [`Machine`] owns both and decides when to stop.
 
+pub mod bios;
 pub mod board;
 pub mod chipset;
 pub mod clock;
@@ -12,6 +13,7 @@ pub mod firmware;
 pub mod linux;
 pub mod machine;
 pub mod multiboot;
+pub mod upper_memory;
 
 pub use board::Board;
 pub use event_log::EventLog;

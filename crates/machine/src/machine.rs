@@ -39,7 +39,9 @@
 //!
 //! Without `--no-reboot`, a triple fault or a reset request resets the
 //! machine: the CPU and devices return to their reset state and the kernel
-//! is loaded and entered again, as QEMU does for a `-kernel` boot.
+//! is loaded and entered again, as QEMU does for a `-kernel` boot; a
+//! firmware boot ([`Machine::boot_bios`]) starts again at the reset vector
+//! and goes through POST (RAM keeps its contents, as on a PC).
 
 use crate::board::Board;
 pub use crate::chipset::ACPI_PM_BASE;
@@ -150,6 +152,9 @@ pub enum MachineError {
     /// Firmware tables did not fit.
     #[error(transparent)]
     Firmware(#[from] crate::firmware::FirmwareError),
+    /// A BIOS image, option ROM or boot order is unusable.
+    #[error(transparent)]
+    Bios(#[from] crate::bios::BiosError),
 }
 
 /// Bounds for [`Machine::run`].
@@ -245,6 +250,8 @@ enum BootSource {
         initrd: Option<Vec<u8>>,
         cmdline: String,
     },
+    /// Firmware at the reset vector (the images stay mapped on the board).
+    Bios,
 }
 
 /// A PC: a P6-class CPU, RAM, the 8259A pair, the 8254, the RTC, the
@@ -397,11 +404,50 @@ impl Machine {
         self.enter_boot().map(|_| ())
     }
 
+    /// Boots through firmware from the reset vector, as a PC powers on:
+    /// `bios` (an image of 64 KiB to 256 KiB, mapped so that it ends at
+    /// 1 MiB and at 4 GiB) or, without one, morph86's own BIOS; the VGA
+    /// BIOS at 0xC0000; the boot order in CMOS 0x3D/0x38 as QEMU keeps it.
+    /// The CPU starts at F000:FFF0 and every reset goes through POST again.
+    pub fn boot_bios(
+        &mut self,
+        bios: Option<Vec<u8>>,
+        order: &[crate::bios::BootDevice],
+    ) -> Result<(), MachineError> {
+        let image = match bios {
+            Some(b) => {
+                crate::bios::check_bios_image(&b)?;
+                b
+            }
+            None => crate::bios::morph86_bios(),
+        };
+        self.board.upper.set_bios(Some(image));
+        self.board
+            .upper
+            .add_rom(0xC_0000, crate::bios::morph86_vga_bios());
+        let (first, third) = crate::bios::cmos_boot_order(order);
+        self.chipset.set_cmos(&mut self.board, 0x3D, first);
+        let old = self.chipset.cmos(&self.board, 0x38);
+        self.chipset
+            .set_cmos(&mut self.board, 0x38, (old & 0x0F) | third);
+        self.boot = Some(BootSource::Bios);
+        self.enter_boot().map(|_| ())
+    }
+
+    /// Maps an option ROM (an ISA card's, or a test's) at `base` in
+    /// 0xC8000-0xDFFFF, where the BIOS's scan finds it.
+    pub fn map_option_rom(&mut self, base: u32, rom: Vec<u8>) -> Result<(), MachineError> {
+        crate::bios::check_option_rom(base, rom.len())?;
+        self.board.upper.add_rom(base, rom);
+        Ok(())
+    }
+
     /// (Re)loads the boot source and enters it; Multiboot returns its info.
     fn enter_boot(&mut self) -> Result<Option<BootInfo>, MachineError> {
         self.reset_platform();
         match &self.boot {
             None => Err(MultibootError::NoHeader.into()),
+            Some(BootSource::Bios) => Ok(None),
             Some(BootSource::Multiboot {
                 kernel,
                 cmdline,
@@ -449,7 +495,12 @@ impl Machine {
         // Instructions and the TSC keep counting across resets, so virtual time stays monotonic.
         self.cpu.icount = icount;
         self.cpu.state.tsc = tsc;
-        self.chipset.reset(&mut self.board);
+        if matches!(self.boot, Some(BootSource::Bios)) {
+            // Firmware programs the chipset itself.
+            self.chipset.power_on(&mut self.board);
+        } else {
+            self.chipset.reset(&mut self.board);
+        }
         self.devices_touched = true;
         self.stale = true;
         self.a20 = true;
@@ -513,6 +564,11 @@ impl Machine {
         if a20 != self.a20 {
             self.a20 = a20;
             self.cpu.a20_mask = if a20 { u32::MAX } else { !(1 << 20) };
+            self.cpu.flush_tlb();
+            self.cpu.flush_decode_cache();
+        }
+        if signals.memory_map {
+            // Belt and braces: the ROM area's pages also change generation.
             self.cpu.flush_tlb();
             self.cpu.flush_decode_cache();
         }

@@ -21,8 +21,9 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run a guest: a Multiboot kernel with --kernel, else the built-in demo program.
-    Run(run_cmd::RunArgs),
+    /// Run a guest: a kernel with --kernel, a firmware boot with --boot or
+    /// --bios, else the built-in demo program.
+    Run(Box<run_cmd::RunArgs>),
     /// Run real-hardware single-step test suites (MOO files) against the interpreter.
     Conformance {
         /// MOO files or directories holding them.
@@ -107,7 +108,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             threads,
             show,
         } => conformance_cmd::run(&paths, cpu, max_fail, threads, show),
-        Command::Run(args) if run_cmd::wants_kernel(&args) => run_cmd::run(args),
+        Command::Run(args) if run_cmd::wants_kernel(&args) => run_cmd::run(*args),
         Command::Run(_) => {
             let n = demo::run(std::io::stdout().lock())?;
             eprintln!("morph86: guest halted after {n} instructions");

@@ -1,4 +1,6 @@
-//! `morph86 run --kernel FILE ...`: boot a Multiboot kernel on the PC board.
+//! `morph86 run --kernel FILE ...`: boot a Multiboot kernel or a Linux
+//! bzImage on the PC board; `morph86 run --boot ORDER` or `--bios FILE`:
+//! power it on through firmware (morph86's BIOS, or the given image).
 //!
 //! Exit statuses are those of `morph86_machine::RunExit::status`: the
 //! guest's exit-device status `(v << 1) | 1`, 124 on `--timeout`, 0 when the
@@ -10,6 +12,7 @@ use anyhow::{bail, Context, Result};
 use clap::Args;
 use morph86_devices::RtcDateTime;
 use morph86_devices::{OutputSink, SerialBackend};
+use morph86_machine::bios::{BootDevice, DEFAULT_BOOT_ORDER};
 use morph86_machine::{ClockMode, EngineKind, EventLog, Machine, MachineConfig, RunLimits};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -29,6 +32,16 @@ pub struct RunArgs {
     /// The kernel's command line.
     #[arg(long, default_value = "")]
     pub append: String,
+    /// Power on through this system ROM image instead of morph86's own
+    /// BIOS (64 KiB to 256 KiB, a multiple of 64 KiB; mapped to end at
+    /// 1 MiB and at 4 GiB). Not with --kernel.
+    #[arg(long, value_name = "FILE")]
+    pub bios: Option<PathBuf>,
+    /// Power on through the BIOS (no --kernel) and boot from these devices
+    /// in turn: a (floppy), c (hard disk), d (CD-ROM), e.g. `--boot cd`.
+    /// Default with --bios: c, a, d.
+    #[arg(long, value_name = "ORDER", value_parser = parse_boot)]
+    pub boot: Option<BootOrder>,
     /// RAM in MiB.
     #[arg(long, default_value_t = 128)]
     pub memory: u32,
@@ -87,6 +100,16 @@ pub struct RunArgs {
     /// translation time, interpreter fallbacks by mnemonic).
     #[arg(long, short = 'v', alias = "stats")]
     pub verbose: bool,
+}
+
+/// A boot order (`--boot`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BootOrder(pub Vec<BootDevice>);
+
+fn parse_boot(s: &str) -> Result<BootOrder, String> {
+    morph86_machine::bios::parse_boot_order(s)
+        .map(BootOrder)
+        .map_err(|e| e.to_string())
 }
 
 fn parse_clock(s: &str) -> Result<ClockMode, String> {
@@ -153,18 +176,42 @@ fn parse_stop_at(s: &str) -> Result<u64, String> {
         .map_err(|e| format!("bad instruction count {n:?}: {e}"))
 }
 
-/// True when a kernel was named (otherwise `run` runs the built-in demo).
+/// True when a kernel or a firmware boot was asked for (otherwise `run`
+/// runs the built-in demo).
 pub fn wants_kernel(a: &RunArgs) -> bool {
-    a.kernel.is_some()
+    a.kernel.is_some() || a.bios.is_some() || a.boot.is_some()
 }
 
-/// Runs `morph86 run --kernel ...`.
+/// Runs `morph86 run --kernel ...` or a firmware boot (`--boot`, `--bios`).
 pub fn run(a: RunArgs) -> Result<ExitCode> {
-    let Some(path) = &a.kernel else {
-        bail!("--kernel FILE is required");
+    let kernel = match &a.kernel {
+        Some(path) => {
+            if a.bios.is_some() || a.boot.is_some() {
+                bail!("--kernel loads the kernel directly; it cannot be combined with --bios or --boot");
+            }
+            Some((
+                path,
+                std::fs::read(path)
+                    .with_context(|| format!("reading kernel {}", path.display()))?,
+            ))
+        }
+        None => {
+            if a.initrd.is_some() || !a.append.is_empty() {
+                bail!("--initrd and --append need --kernel");
+            }
+            None
+        }
     };
-    let kernel =
-        std::fs::read(path).with_context(|| format!("reading kernel {}", path.display()))?;
+    let bios = match &a.bios {
+        Some(p) => {
+            let image =
+                std::fs::read(p).with_context(|| format!("reading BIOS image {}", p.display()))?;
+            morph86_machine::bios::check_bios_image(&image)
+                .with_context(|| format!("--bios {}", p.display()))?;
+            Some(image)
+        }
+        None => None,
+    };
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let mut raw = None;
     let serial = match &a.serial {
@@ -219,6 +266,12 @@ pub fn run(a: RunArgs) -> Result<ExitCode> {
     if let Some(re) = watch {
         m.watch_serial(re);
     }
+    let Some((path, kernel)) = kernel else {
+        let order = a.boot.as_ref().map_or(&DEFAULT_BOOT_ORDER[..], |b| &b.0);
+        m.boot_bios(bios, order)
+            .context("powering on through the BIOS")?;
+        return finish(&a, m, timeout, raw);
+    };
     if morph86_machine::linux::is_bzimage(&kernel) {
         let initrd = match &a.initrd {
             Some(p) => {
@@ -233,6 +286,17 @@ pub fn run(a: RunArgs) -> Result<ExitCode> {
         m.boot_multiboot(kernel, &cmdline, modules)
             .with_context(|| format!("loading {}", path.display()))?;
     }
+    finish(&a, m, timeout, raw)
+}
+
+/// Runs the machine to its end and reports; `raw` is the terminal state to
+/// give back before reporting.
+fn finish(
+    a: &RunArgs,
+    mut m: Machine,
+    timeout: Option<Duration>,
+    raw: Option<crate::console::RawTerminal>,
+) -> Result<ExitCode> {
     let start = std::time::Instant::now();
     let exit = m.run(RunLimits {
         max_insns: a.stop_at,
