@@ -372,6 +372,11 @@ impl Bus for Board {
     }
     #[inline]
     fn code_generation_ptr(&self, page: u32) -> Option<*const u32> {
+        // The ROM area's generation also follows PAM (above): no direct
+        // pointer can stand for it, so chains into it go through the engine.
+        if (0xC0..0x100).contains(&page) || page >= self.alias_start() >> 12 {
+            return None;
+        }
         Bus::code_generation_ptr(&self.ram, page)
     }
     #[inline]
