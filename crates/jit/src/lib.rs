@@ -160,6 +160,10 @@ pub struct JitEngine {
     pending_link: Option<u32>,
     /// Guest instructions in the blocks translated (for the mean length).
     translated_insns: u64,
+    /// Blocks by guest EIP, for returns to jump to from translated code
+    /// (`translate::emit_ret_lookup`): a fixed allocation whose address
+    /// is built into the code, emptied with the cache.
+    ret_cache: Box<[translate::RetEntry]>,
 }
 
 /// A direct exit of a block in the cache, and what linking it needs.
@@ -183,6 +187,12 @@ struct ExitSite {
     relinks: u8,
 }
 
+// The engine moves with its machine to the emulator's thread.
+const _: () = {
+    const fn send<T: Send>() {}
+    send::<JitEngine>();
+};
+
 impl Default for JitEngine {
     fn default() -> Self {
         Self::new(DEFAULT_CACHE_BYTES)
@@ -203,6 +213,8 @@ impl JitEngine {
             exits: Vec::new(),
             pending_link: None,
             translated_insns: 0,
+            ret_cache: vec![translate::RetEntry::EMPTY; translate::RET_CACHE_SLOTS]
+                .into_boxed_slice(),
         }
     }
 
@@ -219,6 +231,7 @@ impl JitEngine {
         }
         self.exits.clear();
         self.pending_link = None;
+        self.ret_cache.fill(translate::RetEntry::EMPTY);
         self.stats.flushes += 1;
     }
 
@@ -254,7 +267,9 @@ impl JitEngine {
         for _ in 0..2 {
             let first_id = self.exits.len() as u32 + 1;
             let mut asm = translate::Assembler::new(0);
-            let (mut block, sites) = translate::translate(&mut asm, &code, eip, user, first_id);
+            let ret_cache = Some(self.ret_cache.as_ptr());
+            let (mut block, sites) =
+                translate::translate(&mut asm, &code, eip, user, first_id, ret_cache);
             if block.insns == 0 {
                 info = Some(block);
                 break;
@@ -424,11 +439,22 @@ impl JitEngine {
             self.pending_link = None;
             return None;
         }
+        let gen_at = bus.code_generation_ptr(phys >> 12);
         if let Some(id) = self.pending_link.take() {
-            let gen_at = bus.code_generation_ptr(phys >> 12);
             self.link(id, info, (phys, gen, gen_at), user, eip);
         }
         let entry = self.cache.as_ref()?.entry(info.entry.0);
+        if let Some(gen_at) = gen_at {
+            // Returns to this EIP may come straight here.
+            self.ret_cache[translate::RetEntry::slot(eip)] = translate::RetEntry {
+                eip,
+                phys_page: phys & !0xFFF,
+                gen,
+                key: u32::from(user) | u32::from(info.needs) << 8,
+                gen_at: gen_at as usize,
+                code: entry as usize,
+            };
+        }
         let start = cpu.icount;
         let exit;
         // SAFETY: `entry` is the executable address of a complete function

@@ -1145,14 +1145,18 @@ fn emit_call_ret(a: &mut Assembler, op: Op, next: u32, user: bool, miss: Dynamic
     }
 }
 
-/// Ends a block after its CALL (EIP := the target) or RET (EIP := eax).
-fn exit_after_ret(a: &mut Assembler, op: Op, n: u32, sites: &mut Vec<LinkSite>, first_id: u32) {
+/// Ends a block after its CALL (EIP := the target) or RET (EIP := eax, then
+/// the return cache, if there is one).
+fn exit_after_ret(a: &mut Assembler, op: Op, n: u32, sites: &mut Vec<LinkSite>, b: &BlockCtx) {
     match op {
-        Op::Call(target) => link_exit(a, target, n, sites, first_id),
+        Op::Call(target) => link_exit(a, target, n, sites, b.first_id),
         _ => {
             let eip_off = offsets::EIP as i32;
             dynasm!(a ; .arch x64 ; mov DWORD [rdi + eip_off], eax);
             count(a, n);
+            if let Some(cache) = b.ret_cache {
+                emit_ret_lookup(a, cache, b.user, b.needs);
+            }
             dynasm!(a
                 ; .arch x64
                 ; mov eax, EXIT_UNLINKED as i32
@@ -1160,6 +1164,115 @@ fn exit_after_ret(a: &mut Assembler, op: Op, n: u32, sites: &mut Vec<LinkSite>, 
             );
         }
     }
+}
+
+/// Slots in the return cache (a power of two).
+pub const RET_CACHE_SLOTS: usize = 4096;
+
+/// A slot of the return cache: a block the engine found for a guest EIP,
+/// with what jumping straight to it needs to re-check. Generated code
+/// reads it at fixed offsets.
+#[derive(Clone, Copy, Debug)]
+#[repr(C)]
+pub struct RetEntry {
+    /// The block's guest EIP.
+    pub eip: u32,
+    /// The physical address of its page.
+    pub phys_page: u32,
+    /// That page's code generation when the block was made.
+    pub gen: u32,
+    /// Bit 0: translated for user level; bits 8..16: its segment needs;
+    /// bit 31: empty.
+    pub key: u32,
+    /// Where the page's generation lives (an address: the engine stays
+    /// `Send`).
+    pub gen_at: usize,
+    /// The block's executable code (an address).
+    pub code: usize,
+}
+
+impl RetEntry {
+    /// An empty slot.
+    pub const EMPTY: RetEntry = RetEntry {
+        eip: 0,
+        phys_page: 0,
+        gen: 0,
+        key: 1 << 31,
+        gen_at: 0,
+        code: 0,
+    };
+
+    /// The slot of guest EIP `eip`.
+    pub fn slot(eip: u32) -> usize {
+        ((eip ^ (eip >> 12)) as usize) & (RET_CACHE_SLOTS - 1)
+    }
+}
+
+/// After a RET (target EIP in eax, already stored and counted): jumps
+/// straight to the target's block when the return cache at `cache` holds
+/// one for that EIP, translated for this privilege with no segment needs
+/// beyond `needs`, on the page the active TLB maps the EIP to (readable at
+/// this privilege), at that page's current code generation. Otherwise
+/// falls through (to the return to the engine).
+fn emit_ret_lookup(a: &mut Assembler, cache: usize, user: bool, needs: u8) {
+    use std::mem::offset_of;
+    let at_eip = offset_of!(RetEntry, eip) as i32;
+    let phys_page = offset_of!(RetEntry, phys_page) as i32;
+    let gen = offset_of!(RetEntry, gen) as i32;
+    let key = offset_of!(RetEntry, key) as i32;
+    let gen_at = offset_of!(RetEntry, gen_at) as i32;
+    let code = offset_of!(RetEntry, code) as i32;
+    let size = std::mem::size_of::<RetEntry>() as i32;
+    let entries = context_offsets::TLB_ENTRIES as i32;
+    let tag = (entry_offsets::READ_TAG + 4 * usize::from(user)) as i32;
+    let phys = entry_offsets::PHYS as i32;
+    let tlb_size = entry_offsets::SIZE as i32;
+    let reject = (1u32 << 31 | (u32::from(!needs) & 0xFF) << 8) as i32;
+    dynasm!(a
+        ; .arch x64
+        ; mov r11d, eax
+        ; shr r11d, 12
+        ; xor r11d, eax
+        ; and r11d, (RET_CACHE_SLOTS - 1) as i32
+        ; imul r11d, r11d, size
+        ; mov rdx, QWORD cache as i64
+        ; add rdx, r11
+        ; cmp eax, DWORD [rdx + at_eip]
+        ; jne >miss
+        ; mov r11d, DWORD [rdx + key]
+        ; test r11d, reject
+        ; jnz >miss
+        ; and r11d, 0xFF
+        ; cmp r11d, i32::from(user)
+        ; jne >miss
+        ; mov r10, QWORD [rdi + entries]
+        ; mov r11d, eax
+        ; shr r11d, 12
+        ; and r11d, (TLB_SIZE - 1) as i32
+        ; imul r11d, r11d, tlb_size
+        ; add r10, r11
+        ; mov r11d, eax
+        ; and r11d, !0xFFF
+        ; cmp r11d, DWORD [r10 + tag]
+        ; jne >miss
+        ; mov r11d, DWORD [r10 + phys]
+        ; cmp r11d, DWORD [rdx + phys_page]
+        ; jne >miss
+        ; mov r10, QWORD [rdx + gen_at]
+        ; mov r11d, DWORD [r10]
+        ; cmp r11d, DWORD [rdx + gen]
+        ; jne >miss
+        ; jmp QWORD [rdx + code]
+        ; miss:
+    );
+}
+
+/// What a block's translation needs to know beyond its code.
+struct BlockCtx {
+    user: bool,
+    first_id: u32,
+    needs: u8,
+    ret_cache: Option<usize>,
 }
 
 /// A shift of register `r` by `count` (1 to 31), with the flags the
@@ -1733,8 +1846,16 @@ pub fn translate(
     eip: u32,
     user: bool,
     first_id: u32,
+    ret_cache: Option<*const RetEntry>,
 ) -> (BlockInfo, Vec<LinkSite>) {
     let (ops, stop) = scan(code, eip);
+    let needs = ops.iter().fold(0, |acc, &(op, _)| acc | needs_of(op));
+    let ctx = BlockCtx {
+        user,
+        first_id,
+        needs,
+        ret_cache: ret_cache.map(|p| p as usize),
+    };
     let entry = a.offset();
     let mut sites = Vec::new();
     if ops.is_empty() {
@@ -1780,7 +1901,7 @@ pub fn translate(
                 let miss = a.new_dynamic_label();
                 exits.push((miss, here, k as u32));
                 emit_call_ret(a, op, next, user, miss);
-                exit_after_ret(a, op, n, &mut sites, first_id);
+                exit_after_ret(a, op, n, &mut sites, &ctx);
                 ended = true;
             }
             Op::Rdtsc => {
@@ -1816,7 +1937,7 @@ pub fn translate(
         bytes,
         entry,
         stop,
-        needs: ops.iter().fold(0, |acc, &(op, _)| acc | needs_of(op)),
+        needs,
     };
     (info, sites)
 }
