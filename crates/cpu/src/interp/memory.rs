@@ -25,9 +25,7 @@ impl Cpu {
         }
         bus.take_new_flags(&mut self.new_flags);
         if !self.new_flags.is_empty() {
-            for &page in &self.new_flags {
-                self.tlb.revoke_write(page);
-            }
+            self.tlb.revoke_writes(&mut self.new_flags);
             self.new_flags.clear();
         }
         self.absorb_pt_writes(bus);
@@ -323,6 +321,12 @@ impl Cpu {
                 1 => bus.write_u8(a, v as u8),
                 2 => bus.write_u16(a, v as u16),
                 _ => bus.write_u32(a, v),
+            }
+            // The write may have been the one the page was tracked for (a
+            // clean video page, now dirty; a code page, now plain): if the
+            // bus now lets writes in directly, so does the TLB entry.
+            if let Some(p) = bus.page_ptr(e.phys >> 12, true) {
+                self.tlb.grant_write(lin, p);
             }
             return Ok(());
         }
