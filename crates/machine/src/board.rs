@@ -2,10 +2,11 @@
 //! (port windows, and memory windows such as the local APIC and I/O APIC).
 //!
 //! The physical map: RAM from 0; the legacy hole at 0xA0000-0xFFFFF (the
-//! VGA window, open bus until a VGA exists; option ROMs and the BIOS area,
+//! VGA window, open bus without a VGA; option ROMs and the BIOS area,
 //! read-only, holding the firmware tables the machine writes); the BIOS's top
 //! 128 KiB mirrored at 0xFFFE0000; the I/O APIC at 0xFEC00000 and the local
-//! APIC at 0xFEE00000.
+//! APIC at 0xFEE00000; the VGA's linear framebuffer wherever its BAR0 says
+//! (see [`crate::video`]).
 //!
 //! Port accesses hand the device bus a [`RamDma`] view of RAM, through
 //! which bus-master devices (fw_cfg's DMA today) read and write guest
@@ -39,6 +40,8 @@ pub struct Board {
     device_access: bool,
     /// The event log, if one is kept.
     pub log: Option<EventLog>,
+    /// The display adapter's memory and place in the map, if one is fitted.
+    pub video: Option<crate::video::Video>,
 }
 
 impl Board {
@@ -52,6 +55,7 @@ impl Board {
             clock: MachineClock::new(clock),
             device_access: false,
             log: None,
+            video: None,
         }
     }
 
@@ -68,6 +72,13 @@ impl Board {
             let mask = morph86_devices::all_ones64(size);
             log.access(self.clock.icount, kind, addr, size, value & mask);
         }
+    }
+
+    /// A device memory access outside the MMIO windows (the VGA's legacy
+    /// window): marks it and logs it.
+    pub(crate) fn note_device_access(&mut self, kind: Access, addr: u32, value: u64) {
+        self.reach_device();
+        self.log_access(kind, addr, 1, value);
     }
 
     #[inline]
@@ -95,14 +106,14 @@ impl Board {
     }
 }
 
-/// The legacy VGA window: no VGA yet, so it reads as an open bus.
+/// The legacy VGA window: the VGA's, or open bus without one.
 const VGA_WINDOW: std::ops::Range<u32> = 0xA_0000..0xC_0000;
 /// Option ROMs and the BIOS: read-only.
 const ROM_AREA: std::ops::Range<u32> = 0xC_0000..0x10_0000;
 /// The VGA window and the ROM area: not writable RAM.
 const LEGACY_HOLE: std::ops::Range<u32> = VGA_WINDOW.start..ROM_AREA.end;
 /// The BIOS's top 128 KiB (0xE0000-0xFFFFF) also appears below 4 GiB.
-const ROM_MIRROR: u32 = 0xFFFE_0000;
+pub(crate) const ROM_MIRROR: u32 = 0xFFFE_0000;
 
 impl Board {
     /// True when an access of `len` bytes at `addr` needs the byte-wise
@@ -117,7 +128,7 @@ impl Board {
 
     fn slow_read_u8(&mut self, addr: u32) -> u8 {
         if VGA_WINDOW.contains(&addr) {
-            return 0xFF;
+            return self.vga_window_read(addr);
         }
         if addr >= ROM_MIRROR {
             return Bus::read_u8(&mut self.ram, addr - ROM_MIRROR + 0xE_0000);
@@ -126,15 +137,23 @@ impl Board {
             if let Some(v) = self.mmio_read(addr, 1) {
                 return v as u8;
             }
+            if let Some(v) = self.lfb_read_u8(addr) {
+                return v;
+            }
         }
         Bus::read_u8(&mut self.ram, addr)
     }
 
     fn slow_write_u8(&mut self, addr: u32, v: u8) {
-        if (VGA_WINDOW.start..ROM_AREA.end).contains(&addr) || addr >= ROM_MIRROR {
-            return; // no VGA memory yet; ROM ignores writes
+        if VGA_WINDOW.contains(&addr) {
+            return self.vga_window_write(addr, v);
         }
-        if self.beyond_ram(addr) && self.mmio_write(addr, 1, u32::from(v)) {
+        if ROM_AREA.contains(&addr) || addr >= ROM_MIRROR {
+            return; // ROM ignores writes
+        }
+        if self.beyond_ram(addr)
+            && (self.mmio_write(addr, 1, u32::from(v)) || self.lfb_write_u8(addr, v))
+        {
             return;
         }
         Bus::write_u8(&mut self.ram, addr, v);
@@ -244,7 +263,8 @@ impl Bus for Board {
         self.reach_device();
         self.log_access(Access::Out, u32::from(port), size, u64::from(value));
         self.io
-            .pio_write_dma(port, size, value, &mut RamDma(&mut self.ram))
+            .pio_write_dma(port, size, value, &mut RamDma(&mut self.ram));
+        self.after_port_write(port);
     }
     #[inline]
     fn take_device_access(&mut self) -> bool {
@@ -267,11 +287,12 @@ impl Bus for Board {
         if VGA_WINDOW.contains(&a) || (write && ROM_AREA.contains(&a)) {
             return None;
         }
-        Bus::page_ptr(&mut self.ram, page, write)
+        Bus::page_ptr(&mut self.ram, page, write).or_else(|| self.lfb_page_ptr(a, write))
     }
     #[inline]
     fn map_epoch(&self) -> u64 {
-        Bus::map_epoch(&self.ram)
+        // Both only grow, so the sum changes whenever either does.
+        Bus::map_epoch(&self.ram).wrapping_add(self.video_epoch())
     }
     #[inline]
     fn mark_page_table(&mut self, page: u32) {
@@ -291,6 +312,7 @@ impl Bus for Board {
     }
     #[inline]
     fn take_new_flags(&mut self, out: &mut Vec<u32>) {
-        Bus::take_new_flags(&mut self.ram, out)
+        Bus::take_new_flags(&mut self.ram, out);
+        self.take_video_revoked(out);
     }
 }

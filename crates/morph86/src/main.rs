@@ -5,6 +5,7 @@ mod console;
 mod demo;
 mod difftest_cmd;
 mod run_cmd;
+mod screen;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};

@@ -10,7 +10,9 @@ use anyhow::{bail, Context, Result};
 use clap::Args;
 use morph86_devices::RtcDateTime;
 use morph86_devices::{OutputSink, SerialBackend};
-use morph86_machine::{ClockMode, EngineKind, EventLog, Machine, MachineConfig, RunLimits};
+use morph86_machine::{
+    ClockMode, EngineKind, EventLog, Machine, MachineConfig, RunLimits, VgaModel,
+};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -87,6 +89,27 @@ pub struct RunArgs {
     /// translation time, interpreter fallbacks by mnemonic).
     #[arg(long, short = 'v', alias = "stats")]
     pub verbose: bool,
+    /// The display adapter: std (a VGA with Bochs VBE, PCI 1234:1111, as
+    /// QEMU's -vga std) or none.
+    #[arg(long, default_value = "std")]
+    pub vga: VgaModel,
+    /// Save the screen as a PNG file at the end of the run (or at
+    /// --screenshot-at).
+    #[arg(long, value_name = "PATH")]
+    pub screenshot: Option<PathBuf>,
+    /// Take the --screenshot after this many seconds of virtual time (at
+    /// the first host check point after it) instead of at the end.
+    #[arg(long, value_name = "SECONDS", requires = "screenshot")]
+    pub screenshot_at: Option<f64>,
+    /// Write the text screen (code page 437 as UTF-8, one line per row) to
+    /// PATH at the end of the run.
+    #[arg(long, value_name = "PATH")]
+    pub screen_text: Option<PathBuf>,
+    /// End the run (exit status 0) once the text screen matches this
+    /// regular expression (checked at the host check points, every 65536
+    /// instructions).
+    #[arg(long, value_name = "REGEX")]
+    pub exit_on_screen: Option<String>,
 }
 
 fn parse_clock(s: &str) -> Result<ClockMode, String> {
@@ -196,6 +219,7 @@ pub fn run(a: RunArgs) -> Result<ExitCode> {
         Some(p) => Some(regex::Regex::new(p).with_context(|| format!("--exit-on-serial {p:?}"))?),
         None => None,
     };
+    let screen = crate::screen::ScreenOptions::check(&a)?;
     let mut m = Machine::new(MachineConfig {
         memory_mib: a.memory,
         serial,
@@ -208,7 +232,9 @@ pub fn run(a: RunArgs) -> Result<ExitCode> {
         rtc_base: a.rtc_base,
         no_fw_cfg: a.no_fw_cfg,
         jit_cache_mb: a.jit_cache_mb,
+        vga: a.vga,
     })?;
+    screen.arm(&mut m);
     if let Some(p) = &a.event_log {
         let log =
             EventLog::create(p).with_context(|| format!("creating event log {}", p.display()))?;
@@ -238,6 +264,7 @@ pub fn run(a: RunArgs) -> Result<ExitCode> {
         timeout,
     });
     m.flush();
+    let saved = screen.save(&mut m);
     let logged = m.finish_event_log();
     let secs = start.elapsed().as_secs_f64();
     let icount = m.cpu.icount;
@@ -250,6 +277,10 @@ pub fn run(a: RunArgs) -> Result<ExitCode> {
     }
     if let Err(e) = logged {
         eprintln!("morph86: writing the event log failed: {e}");
+        return Ok(ExitCode::from(2));
+    }
+    if let Err(e) = saved {
+        eprintln!("morph86: {e:#}");
         return Ok(ExitCode::from(2));
     }
     eprintln!(
