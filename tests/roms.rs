@@ -193,4 +193,5 @@ kernel_tests! {
     lowmem,
     modules,
     fwcfg,
+    vga,
 }

@@ -194,13 +194,12 @@ impl Vga {
     fn vbe_write(&mut self, offset: u16, value: u16) {
         match offset {
             0 => self.vbe.index = value,
+            // What changes the picture (size, depth, offsets, the DAC's
+            // width) changes the layout or the palette the renderer
+            // compares; the bank does not.
             _ => {
-                let before = (self.vbe.enabled(), self.vbe.regs);
                 if let Some(n) = self.vbe.write_data(value, &mut self.regs, self.vram_len) {
                     self.pending_clear = Some(n);
-                }
-                if (self.vbe.enabled(), self.vbe.regs) != before {
-                    self.cache.invalidate();
                 }
             }
         }
