@@ -304,11 +304,14 @@ impl Bus for Board {
     }
     #[inline]
     fn mark_code_page(&mut self, page: u32) {
-        Bus::mark_code_page(&mut self.ram, page)
+        if !self.mark_video_code(page) {
+            Bus::mark_code_page(&mut self.ram, page)
+        }
     }
     #[inline]
     fn code_generation(&self, page: u32) -> u32 {
-        Bus::code_generation(&self.ram, page)
+        self.video_code_generation(page)
+            .unwrap_or_else(|| Bus::code_generation(&self.ram, page))
     }
     #[inline]
     fn take_new_flags(&mut self, out: &mut Vec<u32>) {

@@ -175,6 +175,35 @@ impl Board {
         self.video.as_ref()?.page_ptr(addr, write)
     }
 
+    /// The framebuffer page at physical page `page`, if it decodes it: its
+    /// index in video memory.
+    #[inline]
+    fn lfb_page(&self, page: u32) -> Option<u32> {
+        if (page as usize) < self.ram.len() >> 12 {
+            return None;
+        }
+        self.lfb_claims(page << 12)
+            .map(|off| off / VRAM_PAGE as u32)
+    }
+
+    /// Marks a framebuffer page as holding decoded code (see
+    /// `VideoRam::mark_code`); false if `page` is not the framebuffer's.
+    pub(crate) fn mark_video_code(&mut self, page: u32) -> bool {
+        match (self.lfb_page(page), &mut self.video) {
+            (Some(p), Some(v)) => {
+                v.vram.mark_code(p);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// The code generation of a framebuffer page, if `page` is one.
+    pub(crate) fn video_code_generation(&self, page: u32) -> Option<u32> {
+        let p = self.lfb_page(page)?;
+        self.video.as_ref().map(|v| v.vram.code_generation(p))
+    }
+
     /// Video memory's part of the map epoch.
     #[inline]
     pub(crate) fn video_epoch(&self) -> u64 {
@@ -351,7 +380,7 @@ impl Machine {
 #[cfg(test)]
 mod tests {
     use crate::clock::ClockMode;
-    use crate::machine::{Machine, MachineConfig};
+    use crate::machine::{Machine, MachineConfig, RunExit};
     use morph86_cpu::Bus;
     use morph86_devices::vga::{self, vbe};
 
@@ -434,6 +463,163 @@ mod tests {
             m.board.page_ptr(page, true).is_some(),
             "a second write re-marks"
         );
+    }
+
+    /// A Multiboot (a.out kludge) kernel at 1 MiB running `code`.
+    fn kernel(code: &[u8]) -> Vec<u8> {
+        let load = 0x10_0000u32;
+        let flags = 1u32 << 16;
+        let magic = crate::multiboot::HEADER_MAGIC;
+        let mut k = Vec::new();
+        let end = load + 32 + code.len() as u32;
+        for v in [
+            magic,
+            flags,
+            magic.wrapping_add(flags).wrapping_neg(),
+            load,
+            load,
+            end,
+            0,
+            load + 32,
+        ] {
+            k.extend(v.to_le_bytes());
+        }
+        k.extend_from_slice(code);
+        k
+    }
+
+    #[test]
+    fn the_screen_watch_and_timed_screenshot() {
+        let mut m = machine();
+        // Spin 300,000 instructions, then put "OK" on the screen and spin.
+        let code = [
+            0xB9, 0xE0, 0x93, 0x04, 0x00, // mov ecx, 300000
+            0xE2, 0xFE, // loop $
+            0xC7, 0x05, 0x00, 0x80, 0x0B, 0x00, b'O', 0x1F, b'K', 0x1F, // mov [0xb8000], ...
+            0xEB, 0xFE, // jmp $
+        ];
+        m.boot_multiboot(kernel(&code), "", vec![]).unwrap();
+        m.watch_screen(regex::Regex::new("^OK").unwrap());
+        m.screenshot_at(100_000);
+        let r = m.run(crate::machine::RunLimits {
+            max_insns: Some(2_000_000),
+            timeout: None,
+        });
+        assert_eq!(r, RunExit::ScreenMatch);
+        assert_eq!(r.status(), 0);
+        // Stopped at the first check point after the write: deterministic.
+        assert_eq!(m.cpu.icount % crate::machine::CHECK_INTERVAL, 0);
+        assert!(
+            m.cpu.icount > 300_000 && m.cpu.icount < 300_000 + 2 * crate::machine::CHECK_INTERVAL
+        );
+        // The timed screenshot shows the blank screen of before, with the
+        // cursor in the first cell.
+        let shot = m.take_timed_screenshot().expect("taken at 100 us");
+        assert_eq!((shot.width, shot.height), (720, 400));
+        let lit: Vec<usize> = (0..shot.pixels.len())
+            .filter(|&i| shot.pixels[i] != 0)
+            .collect();
+        assert_eq!(lit.len(), 2 * 9, "two cursor lines of 9 pixels");
+        assert!(lit
+            .iter()
+            .all(|&i| i % 720 < 9 && (13..15).contains(&(i / 720))));
+        let now = m.screenshot().unwrap();
+        assert_ne!(now.pixels, shot.pixels, "now the text shows");
+        assert_eq!(m.screen_text().unwrap().row(0), "OK");
+    }
+
+    /// Code run from the framebuffer, rewritten and run again: both
+    /// engines see the new code (the page is tracked as a code page).
+    #[test]
+    fn code_in_the_framebuffer_stays_coherent() {
+        let lfb = vga::DEFAULT_LFB_BASE.to_le_bytes();
+        let mut code = vec![0xBC, 0x00, 0x00, 0x09, 0x00]; // mov esp, 0x90000
+        code.extend([0xBF, lfb[0], lfb[1], lfb[2], lfb[3]]); // mov edi, lfb
+        code.extend([0xC7, 0x07, 0xB8, 0x01, 0x00, 0x00]); // mov dword [edi], ..
+        code.extend([0xC6, 0x47, 0x04, 0x00, 0xC6, 0x47, 0x05, 0xC3]); // "mov eax, 1; ret"
+        code.extend([0xFF, 0xD7, 0x89, 0xC3]); // call edi; mov ebx, eax
+        code.extend([0xC6, 0x47, 0x01, 0x02]); // now "mov eax, 2; ret"
+        code.extend([0xFF, 0xD7, 0xC1, 0xE3, 0x04, 0x09, 0xD8]); // call; eax |= ebx << 4
+        code.extend([0xE6, 0xF4, 0xF4]); // out 0xf4, al; hlt
+        for engine in [
+            crate::machine::EngineKind::Interp,
+            crate::machine::EngineKind::Jit,
+        ] {
+            let mut m = Machine::new(MachineConfig {
+                memory_mib: 8,
+                no_reboot: true,
+                exit_port: Some(crate::machine::EXIT_PORT),
+                engine,
+                ..Default::default()
+            })
+            .unwrap();
+            m.boot_multiboot(kernel(&code), "", vec![]).unwrap();
+            let r = m.run(crate::machine::RunLimits {
+                max_insns: Some(10_000),
+                timeout: None,
+            });
+            assert_eq!(r, RunExit::ExitDevice(0x12 << 1 | 1), "{engine:?}");
+        }
+    }
+
+    /// Seeded random traffic on the VGA's ports, its legacy window (every
+    /// size), the framebuffer and the VGA's BAR, with renders in between,
+    /// never panics; the machine still renders afterwards.
+    #[test]
+    fn random_vga_traffic_on_the_board_never_panics() {
+        let mut m = machine();
+        settle(&mut m);
+        let mut x: u64 = 0x1234_5678_9ABC_DEF1;
+        let mut next = || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        for i in 0..100_000u32 {
+            let r = next();
+            let size = [1u8, 2, 4][(r >> 60) as usize % 3];
+            match r % 8 {
+                0 | 1 => {
+                    let port = [0x3B0u16, 0x1CE][(r >> 8) as usize & 1] + (r >> 16) as u16 % 0x30;
+                    m.board.io_write(port, size, (r >> 24) as u32);
+                }
+                2 => {
+                    let port = 0x3B0 + (r >> 16) as u16 % 0x30;
+                    let _ = m.board.io_read(port, size);
+                }
+                3 | 4 => {
+                    let a = 0xA_0000 + (r >> 8) as u32 % 0x2_0000;
+                    match size {
+                        1 => m.board.write_u8(a, r as u8),
+                        2 => m.board.write_u16(a, r as u16),
+                        _ => m.board.write_u32(a, r as u32),
+                    }
+                    let _ = m.board.read_u32(a);
+                }
+                5 => {
+                    let a = vga::DEFAULT_LFB_BASE.wrapping_add((r >> 8) as u32 % (17 << 20));
+                    m.board.write_u32(a, (r >> 32) as u32);
+                    let _ = m.board.read_u16(a);
+                }
+                6 if i % 64 == 6 => {
+                    // Move or switch off the framebuffer now and then.
+                    let bar = [vga::DEFAULT_LFB_BASE, 0xE000_0000, 0xFEC0_0000, 0x0080_0000]
+                        [(r >> 8) as usize % 4];
+                    pci_write(&mut m, 0x10, 4, bar);
+                    pci_write(&mut m, 0x04, 2, (r >> 16) as u32 & 3);
+                    settle(&mut m);
+                }
+                _ => {
+                    if i % 1024 == 7 {
+                        m.update_display();
+                        let _ = m.screen_text();
+                    }
+                }
+            }
+        }
+        m.update_display();
+        assert!(m.frame().is_some());
     }
 
     #[test]

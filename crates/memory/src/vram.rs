@@ -19,6 +19,11 @@
 //! dirty, and every page made clean since the last
 //! [`VideoRam::take_revoked`] is in the revocation list. So no write can
 //! reach a clean page without marking it dirty.
+//!
+//! Code run from video memory (rare, but a guest may) is tracked as RAM's
+//! is: a page the CPU decoded from ([`VideoRam::mark_code`]) refuses write
+//! pointers, and a write to it bumps its [`VideoRam::code_generation`] and
+//! makes it plain again.
 
 use memmap2::MmapMut;
 use std::fmt;
@@ -85,6 +90,12 @@ impl DirtyPages {
         self.bits.iter().map(|w| w.count_ones() as usize).sum()
     }
 
+    fn clear(&mut self, page: usize) {
+        if let Some(w) = self.bits.get_mut(page / 64) {
+            *w &= !(1u64 << (page % 64));
+        }
+    }
+
     fn set(&mut self, page: usize) -> bool {
         match self.bits.get_mut(page / 64) {
             Some(w) => {
@@ -106,8 +117,13 @@ pub struct VideoRam {
     base: *mut u8,
     len: usize,
     dirty: DirtyPages,
-    /// Pages made clean since the last [`VideoRam::take_revoked`].
+    /// Pages made clean (or marked as code) since the last
+    /// [`VideoRam::take_revoked`].
     revoked: Vec<u32>,
+    /// Pages holding code the CPU decoded.
+    code: DirtyPages,
+    /// Per page, bumped by each write that hits it while it holds code.
+    code_gen: Vec<u32>,
     /// Distinct per instance, so pointers from another one never match.
     instance: u64,
 }
@@ -148,6 +164,8 @@ impl VideoRam {
             len: size,
             dirty: DirtyPages::new(size / VRAM_PAGE, true),
             revoked: Vec::new(),
+            code: DirtyPages::new(size / VRAM_PAGE, false),
+            code_gen: vec![0; size / VRAM_PAGE],
             instance: INSTANCES.fetch_add(1, Ordering::Relaxed) << 40,
         })
     }
@@ -204,7 +222,27 @@ impl VideoRam {
         let last = offset.saturating_add(len - 1).min(self.len - 1) / VRAM_PAGE;
         for p in offset / VRAM_PAGE..=last {
             self.dirty.set(p);
+            if self.code.page(p) {
+                self.code.clear(p);
+                self.code_gen[p] = self.code_gen[p].wrapping_add(1);
+            }
         }
+    }
+
+    /// Marks page `page` as holding decoded code: its write pointers must
+    /// go (it is queued for [`VideoRam::take_revoked`]), and its next write
+    /// changes its [`VideoRam::code_generation`].
+    pub fn mark_code(&mut self, page: u32) {
+        if (page as usize) < self.pages() && self.code.set(page as usize) {
+            self.revoked.push(page);
+        }
+    }
+
+    /// The code generation of page `page` (0 beyond the end): it changes
+    /// whenever the page is written while it holds code.
+    #[inline]
+    pub fn code_generation(&self, page: u32) -> u32 {
+        self.code_gen.get(page as usize).copied().unwrap_or(0)
     }
 
     /// Marks every page dirty (a full redraw is due).
@@ -254,7 +292,8 @@ impl VideoRam {
     #[inline]
     pub fn page_ptr(&self, page: u32, write: bool) -> Option<*mut u8> {
         let off = (page as usize).checked_mul(VRAM_PAGE)?;
-        if off + VRAM_PAGE > self.len || (write && !self.dirty.page(page as usize)) {
+        let p = page as usize;
+        if off + VRAM_PAGE > self.len || (write && (!self.dirty.page(p) || self.code.page(p))) {
             return None;
         }
         // SAFETY: off + 4096 <= len, so the result stays inside the mapping.
@@ -331,6 +370,28 @@ mod tests {
         v.write_u8(0x1000, 7);
         assert!(v.dirty().page(1) && !v.dirty().page(2));
         assert_eq!(v.read_u8(0x1000), 7);
+    }
+
+    #[test]
+    fn code_pages_are_tracked_like_rams() {
+        let mut v = VideoRam::new(0x3000);
+        let g = v.code_generation(1);
+        v.mark_code(1);
+        let mut revoked = Vec::new();
+        v.take_revoked(&mut revoked);
+        assert_eq!(revoked, vec![1], "write pointers to code must go");
+        assert!(
+            v.page_ptr(1, true).is_none(),
+            "even though the page is dirty"
+        );
+        assert!(v.page_ptr(1, false).is_some());
+        v.write_u8(0x0FFF, 1);
+        assert_eq!(v.code_generation(1), g, "another page");
+        v.write_u8(0x1000, 1);
+        assert_ne!(v.code_generation(1), g, "the code changed");
+        assert!(v.page_ptr(1, true).is_some(), "plain again");
+        v.mark_code(9);
+        assert_eq!(v.code_generation(9), 0);
     }
 
     #[test]
