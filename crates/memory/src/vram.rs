@@ -54,7 +54,7 @@ impl DirtyPages {
     /// A set of `pages` pages, all clean (or, with `all`, all dirty).
     pub fn new(pages: usize, all: bool) -> DirtyPages {
         let mut bits = vec![if all { u64::MAX } else { 0 }; pages.div_ceil(64)];
-        if all && pages % 64 != 0 {
+        if all && !pages.is_multiple_of(64) {
             if let Some(last) = bits.last_mut() {
                 *last = (1u64 << (pages % 64)) - 1;
             }

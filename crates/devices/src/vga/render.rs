@@ -270,8 +270,8 @@ impl Vga {
             full = true;
         }
         let frame_no = now / FRAME_NS;
-        let cursor_phase = frame_no / 8 % 2 == 0;
-        let blink_phase = frame_no / 16 % 2 == 0;
+        let cursor_phase = (frame_no / 8).is_multiple_of(2);
+        let blink_phase = (frame_no / 16).is_multiple_of(2);
         let blink = r.ac[AC_MODE] & 0x08 != 0;
         let dup9 = r.ac[AC_MODE] & 0x04 != 0;
         let cursor_addr = r.cursor_address().wrapping_mul(4);

@@ -128,11 +128,8 @@ impl Vbe {
     /// switched on without [`NOCLEARMEM`]).
     pub fn write_data(&mut self, v: u16, vga: &mut VgaRegs, vram_len: usize) -> Option<usize> {
         match self.index {
-            INDEX_ID => {
-                if (ID0..=ID5).contains(&v) {
-                    self.regs[0] = v;
-                }
-            }
+            INDEX_ID if (ID0..=ID5).contains(&v) => self.regs[0] = v,
+            INDEX_ID => {}
             INDEX_XRES | INDEX_YRES | INDEX_BPP | INDEX_VIRT_WIDTH | INDEX_X_OFFSET
             | INDEX_Y_OFFSET => {
                 self.regs[usize::from(self.index)] = v;
@@ -324,9 +321,11 @@ mod tests {
         set(&mut v, &mut vga, INDEX_XRES, 16000);
         set(&mut v, &mut vga, INDEX_BPP, 32);
         set(&mut v, &mut vga, INDEX_YRES, 12000);
+        assert!(u32::from(v.reg(INDEX_YRES)) * v.line_offset <= VRAM as u32);
         assert_eq!(
-            u32::from(v.reg(INDEX_YRES)) * v.line_offset <= VRAM as u32,
-            true
+            v.reg(INDEX_YRES),
+            262,
+            "16 MiB holds 262 lines of 64000 bytes"
         );
         set(&mut v, &mut vga, INDEX_BANK, 0xFFFF);
         assert_eq!(v.bank_offset, 255 << 16);
