@@ -225,6 +225,41 @@ fn mode_12h_planes_make_16_colours() {
 }
 
 #[test]
+fn cga_mode_4_interleaves_lines_and_packs_two_bits_a_pixel() {
+    let (mut v, mut vram) = vga();
+    // IBM's mode 4 registers: odd/even at B8000, CGA addressing, 2 bits a
+    // pixel, half dot clock, double scan.
+    let mode4 = ModeTable {
+        misc: 0x63,
+        seq: [0x03, 0x09, 0x03, 0x00, 0x02],
+        crtc: [
+            0x2D, 0x27, 0x28, 0x90, 0x2B, 0x80, 0xBF, 0x1F, 0x00, 0xC1, 0x00, 0x00, 0x00, 0x00,
+            0x00, 0x00, 0x9C, 0x8E, 0x8F, 0x14, 0x00, 0x96, 0xB9, 0xA2, 0xFF,
+        ],
+        gc: [0x00, 0x00, 0x00, 0x00, 0x00, 0x30, 0x0F, 0x00, 0xFF],
+        ac: [
+            0x00, 0x13, 0x15, 0x17, 0x02, 0x04, 0x06, 0x07, 0x10, 0x11, 0x12, 0x13, 0x14, 0x15,
+            0x16, 0x17, 0x01, 0x00, 0x03, 0x00, 0x00,
+        ],
+    };
+    set_mode(&mut v, &mut vram, &mode4);
+    // Line 0: colours 3, 2, 1, 0; line 1 (the second 8 KiB bank): 1, 1, 1, 1.
+    v.window_write(&mut vram, 0x1_8000, 0b11_10_01_00);
+    v.window_write(&mut vram, 0x1_8000 + 0x2000, 0b01_01_01_01);
+    let mut f = Frame::default();
+    v.render(&mut vram, 0, &mut f);
+    assert_eq!((f.width, f.height), (640, 400));
+    let colour = |c: usize| v.regs.dac.rgb(mode4.ac[c]);
+    for (px, c) in [(0, 3), (1, 2), (2, 1), (3, 0)] {
+        for (dx, dy) in [(0, 0), (1, 0), (0, 1), (1, 1)] {
+            assert_eq!(f.pixel(2 * px + dx, dy), Some(colour(c)), "line 0 pixel {px}");
+        }
+        assert_eq!(f.pixel(2 * px, 2), Some(colour(1)), "line 1 pixel {px}");
+    }
+    assert_eq!(f.pixel(8, 2), Some(colour(0)));
+}
+
+#[test]
 fn vbe_through_the_ports() {
     let (mut v, mut vram) = vga();
     assert_eq!(vbe_read(&mut v, vbe::INDEX_ID), 0xB0C5);
