@@ -4,7 +4,8 @@
 //! these tests compute the same pictures here and compare them with
 //! morph86's screenshots pixel for pixel. (scripts/vga-crosscheck.sh
 //! compares the same screenshots with QEMU's `-vga std` screendumps; they
-//! agree pixel for pixel.)
+//! agree pixel for pixel.) And, with `--ignored`, Debian's kernel on the
+//! VGA console without a BIOS.
 
 use morph86_devices::vga::{regs::widen6, Frame};
 use morph86_devices::{SerialBackend, SharedBuffer};
@@ -206,4 +207,79 @@ fn text_mode_with_the_kernels_font() {
             pal(attr >> 4)
         }
     });
+}
+
+/// Debian's kernel booted directly (no BIOS) with `console=tty0`: the VGA
+/// is as a BIOS leaves it, the loader passes a VGA `screen_info`, and the
+/// kernel's VGA console (vgacon) shows the boot. The run is read through
+/// the text buffer alone (the serial port stays silent), ends on the
+/// guest's marker with `--exit-on-screen`'s watch, and the screenshot is
+/// the text buffer drawn with the font in plane 2, cell for cell.
+#[test]
+#[ignore = "boots Linux (minutes); run with --ignored after scripts/build-guest.sh"]
+fn linux_boots_to_the_vga_console_without_a_bios() {
+    let guest = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../guest");
+    let kernel =
+        std::fs::read(guest.join("bzImage")).expect("guest/bzImage: run scripts/build-guest.sh");
+    let initrd = std::fs::read(guest.join("initramfs.cpio.gz")).expect("guest/initramfs.cpio.gz");
+    let engine = match std::env::var("MORPH86_ENGINE") {
+        Ok(e) => e.parse().expect("MORPH86_ENGINE: interp or jit"),
+        Err(_) => EngineKind::Interp,
+    };
+    let serial = SharedBuffer::new();
+    let mut m = Machine::new(MachineConfig {
+        serial: SerialBackend::buffer(serial.clone(), None),
+        no_reboot: true,
+        engine,
+        ..Default::default()
+    })
+    .expect("machine");
+    m.boot_linux(kernel, Some(initrd), "console=tty0")
+        .expect("kernel loads");
+    m.watch_screen(regex::Regex::new("MORPH86-GUEST-READY").unwrap());
+    let exit = m.run(RunLimits {
+        max_insns: None,
+        timeout: Some(std::time::Duration::from_secs(1500)),
+    });
+    let screen = m.screen_text().expect("a text screen");
+    let text = screen.to_string();
+    assert_eq!(exit, RunExit::ScreenMatch, "screen:\n{text}");
+    assert!(text.contains("Run /init as init process"), "{text}");
+    assert!(
+        !serial.text().contains("Linux version"),
+        "the boot log went to the serial port too"
+    );
+    // The screenshot is the text buffer drawn with the font in plane 2
+    // (the BIOS-state font: Spleen 8x16), in the attribute's colours.
+    let f = m.screenshot().expect("a display");
+    assert_eq!((f.width, f.height), (screen.cols * 9, screen.rows * 16));
+    let vga = m.board.video.as_ref().expect("a VGA").id;
+    let regs = &m.board.io.get(vga).regs;
+    let colour = |i: u8| regs.dac.rgb(regs.ac[usize::from(i & 15)]);
+    let mut checked = 0;
+    for (i, &(ch, attr)) in screen.cells.iter().enumerate() {
+        let (cx, cy) = (i as u32 % screen.cols, i as u32 / screen.cols);
+        if screen.cursor == Some((cx, cy)) {
+            continue;
+        }
+        let (fg, bg) = (colour(attr & 15), colour(attr >> 4 & 7));
+        for y in 0..16u32 {
+            let bits = morph86_devices::vga::FONT_8X16[usize::from(ch) * 16 + y as usize];
+            for x in 0..9u32 {
+                let on = if x < 8 {
+                    bits >> (7 - x) & 1 != 0
+                } else {
+                    (0xC0..=0xDF).contains(&ch) && bits & 1 != 0
+                };
+                let want = if on { fg } else { bg };
+                assert_eq!(
+                    f.pixel(cx * 9 + x, cy * 16 + y),
+                    Some(want),
+                    "cell ({cx}, {cy})"
+                );
+            }
+        }
+        checked += 1;
+    }
+    assert!(checked >= 80 * 24);
 }

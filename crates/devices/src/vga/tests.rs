@@ -252,7 +252,11 @@ fn cga_mode_4_interleaves_lines_and_packs_two_bits_a_pixel() {
     let colour = |c: usize| v.regs.dac.rgb(mode4.ac[c]);
     for (px, c) in [(0, 3), (1, 2), (2, 1), (3, 0)] {
         for (dx, dy) in [(0, 0), (1, 0), (0, 1), (1, 1)] {
-            assert_eq!(f.pixel(2 * px + dx, dy), Some(colour(c)), "line 0 pixel {px}");
+            assert_eq!(
+                f.pixel(2 * px + dx, dy),
+                Some(colour(c)),
+                "line 0 pixel {px}"
+            );
         }
         assert_eq!(f.pixel(2 * px, 2), Some(colour(1)), "line 1 pixel {px}");
     }
