@@ -278,4 +278,5 @@ kernel_tests! {
     fwcfg,
     smc,
     sensitive,
+    vga,
 }

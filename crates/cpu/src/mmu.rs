@@ -383,6 +383,50 @@ impl Tlb {
         }
     }
 
+    /// [`Tlb::revoke_write`] for many pages in one scan of the entries (the
+    /// renderer hands back a whole framebuffer's worth at once). Sorts
+    /// `pages`.
+    pub fn revoke_writes(&mut self, pages: &mut [u32]) {
+        match pages {
+            [] => {}
+            [one] => self.revoke_write(*one),
+            _ => {
+                pages.sort_unstable();
+                for s in &mut self.spaces {
+                    for e in s.entries.iter_mut() {
+                        if e.tag != u32::MAX
+                            && e.write_tag != [TAG_SLOW; 2]
+                            && pages.binary_search(&(e.phys >> 12)).is_ok()
+                        {
+                            e.write_tag = [TAG_SLOW; 2];
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// The write to `linear` just took the slow path, and the bus now hands
+    /// out `host` as a write pointer to its page (a video page the write
+    /// made dirty, a code page the write made plain): the active space's
+    /// entry for `linear` takes later writes directly, at the privileges
+    /// its permissions allow, as QEMU's TLB does once a page is dirty.
+    pub fn grant_write(&mut self, linear: u32, host: *mut u8) {
+        let e = &mut self.spaces[self.active].entries[Self::slot(linear)];
+        if e.tag != linear >> 12 {
+            return;
+        }
+        let base = linear & !0xFFF;
+        // The read pointer, if any, is the same page: one addend serves both.
+        e.addend = (host as usize).wrapping_sub(base as usize);
+        if e.perm & perm::WRITE_SUP != 0 {
+            e.write_tag[0] = base;
+        }
+        if e.perm & perm::WRITE_USER != 0 {
+            e.write_tag[1] = base;
+        }
+    }
+
     /// The active space's entry for `linear`, if it holds that page.
     #[inline]
     pub fn entry(&self, linear: u32) -> Option<TlbEntry> {
@@ -487,6 +531,52 @@ mod tests {
             }
         }
         assert_eq!(entry_offsets::WRITE_TAG - entry_offsets::READ_TAG, 8);
+    }
+
+    #[test]
+    fn batch_revoke_and_grant() {
+        let mut page = vec![0u8; 4096];
+        let host = page.as_mut_ptr();
+        let mut tlb = Tlb::new();
+        for k in 0..8u32 {
+            tlb.insert(
+                TlbEntry::new(
+                    k << 12,
+                    0x10_0000 + (k << 12),
+                    0xF,
+                    false,
+                    Some(host),
+                    Some(host),
+                ),
+                &[],
+            );
+        }
+        tlb.revoke_writes(&mut [0x105, 0x101, 0x103]);
+        for k in 0..8u32 {
+            let w = tlb
+                .entry(k << 12)
+                .unwrap()
+                .host(k << 12, true, false)
+                .is_some();
+            assert_eq!(w, ![1, 3, 5].contains(&k), "page {k}");
+        }
+        // A slow-path write that made the page writable: the entry takes
+        // writes again, as far as its permissions go.
+        tlb.grant_write(0x1234, host);
+        let e = tlb.entry(0x1000).unwrap();
+        assert_eq!(e.host(0x1010, true, true), Some(host.wrapping_add(0x10)));
+        let ro = perm::READ_SUP | perm::WRITE_SUP | perm::READ_USER;
+        tlb.insert(
+            TlbEntry::new(0x9000, 0x9000, ro, false, Some(host), None),
+            &[],
+        );
+        tlb.grant_write(0x9000, host);
+        let e = tlb.entry(0x9000).unwrap();
+        assert!(e.host(0x9000, true, false).is_some());
+        assert!(e.host(0x9000, true, true).is_none(), "user may not write");
+        // Another page in the slot: nothing changes.
+        tlb.grant_write(0x9000 + (TLB_SIZE as u32) * 4096, host);
+        assert!(tlb.entry(0x9000).is_some());
     }
 
     #[test]

@@ -26,6 +26,7 @@ pub mod post;
 pub mod rtc;
 pub mod sysctl;
 pub mod uart;
+pub mod vga;
 
 pub use acpi_pm::AcpiPm;
 pub use apic::{LintAction, LocalApic, LocalApicState};

@@ -32,6 +32,19 @@ pub struct BarMove {
     pub base: Option<u16>,
 }
 
+/// A request to move a PCI function's memory window (a memory BAR, such
+/// as the VGA's linear framebuffer), raised by the PCI host when the guest
+/// writes the BAR or the command register's memory enable bit.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MemBarMove {
+    /// Device and function (`device << 3 | function`) on bus 0.
+    pub devfn: u8,
+    /// The BAR's configuration-space offset (0x10..0x24).
+    pub register: u8,
+    /// The new base, or `None` when decoding is now off.
+    pub base: Option<u32>,
+}
+
 /// Changes of the interrupt lines since the last look.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct IrqChanges {
@@ -65,6 +78,7 @@ pub struct Wires {
     /// The exit device's status: 0 for none, else `1 << 32 | status`.
     exit: AtomicU64,
     bar_moves: Mutex<Vec<BarMove>>,
+    mem_bar_moves: Mutex<Vec<MemBarMove>>,
 }
 
 /// A20 gate source: the 8042's output port.
@@ -154,6 +168,14 @@ impl Wires {
         }
     }
 
+    /// The PCI memory BAR moves asked for since the last call, in order.
+    pub fn take_mem_bar_moves(&self) -> Vec<MemBarMove> {
+        match self.mem_bar_moves.lock() {
+            Ok(mut v) => std::mem::take(&mut *v),
+            Err(e) => std::mem::take(&mut *e.into_inner()),
+        }
+    }
+
     /// Drops every line and signal (at a machine reset).
     pub fn reset_all(&self) {
         for d in &self.drivers {
@@ -167,6 +189,7 @@ impl Wires {
         self.a20.store(0, Ordering::Relaxed);
         self.exit.store(0, Ordering::Relaxed);
         self.take_bar_moves();
+        self.take_mem_bar_moves();
         self.dirty.store(true, Ordering::Relaxed);
     }
 
@@ -291,6 +314,15 @@ impl SystemLink {
         self.0.touch();
     }
 
+    /// A PCI function's memory window moved.
+    pub fn move_mem_bar(&self, m: MemBarMove) {
+        match self.0.mem_bar_moves.lock() {
+            Ok(mut v) => v.push(m),
+            Err(e) => e.into_inner().push(m),
+        }
+        self.0.touch();
+    }
+
     /// A PCI function's I/O window moved.
     pub fn move_bar(&self, m: BarMove) {
         match self.0.bar_moves.lock() {
@@ -358,6 +390,15 @@ mod tests {
         });
         assert_eq!(w.take_bar_moves().len(), 1);
         assert!(w.take_bar_moves().is_empty());
+        let m = MemBarMove {
+            devfn: 0x10,
+            register: 0x10,
+            base: Some(0xFD00_0000),
+        };
+        s.move_mem_bar(m);
+        assert!(w.take_dirty());
+        assert_eq!(w.take_mem_bar_moves(), vec![m]);
+        assert!(w.take_mem_bar_moves().is_empty());
     }
 
     #[test]

@@ -38,7 +38,7 @@
 //! interface 0x80 says both channels decode the legacy addresses
 //! (0x1F0/0x3F6, 0x170/0x376) when IDETIM (0x40, 0x42) bit 15 is set.
 
-use crate::lines::{BarMove, SystemLink};
+use crate::lines::{BarMove, MemBarMove, SystemLink};
 use crate::sysctl::ResetControl;
 use serde::{Deserialize, Serialize};
 
@@ -232,6 +232,13 @@ pub struct PciHost {
     /// The I/O windows as last signalled: (devfn, register, base).
     #[serde(skip)]
     decoded: Vec<(u8, u8, Option<u16>)>,
+    /// The memory windows as last signalled: (devfn, register, base).
+    #[serde(skip)]
+    decoded_mem: Vec<(u8, u8, Option<u32>)>,
+    /// Functions plugged in with [`PciHost::add_function`], in their
+    /// power-on state (what a reset returns them to).
+    #[serde(skip)]
+    extra: Vec<PciFunction>,
 }
 
 impl Default for PciHost {
@@ -290,7 +297,44 @@ impl PciHost {
             },
             system: None,
             decoded: Vec::new(),
+            decoded_mem: Vec::new(),
+            extra: Vec::new(),
         }
+    }
+
+    /// Adds a function to bus 0 (a device plugged in, such as the VGA),
+    /// replacing any at the same address. It survives [`PciHost::reset`]
+    /// as it was added; its memory BARs' moves are signalled
+    /// ([`PciHost::mem_windows`]).
+    pub fn add_function(&mut self, f: PciFunction) {
+        self.state.functions.retain(|g| g.bdf != f.bdf);
+        self.extra.retain(|g| g.bdf != f.bdf);
+        self.extra.push(f.clone());
+        self.state.functions.push(f);
+        self.signal();
+    }
+
+    /// The memory windows the functions decode now: (devfn, register,
+    /// base) of every 32-bit memory BAR, with a base while the function's
+    /// memory space enable bit is set and the BAR is not all ones above its
+    /// size (being sized).
+    pub fn mem_windows(&self) -> Vec<(u8, u8, Option<u32>)> {
+        let mut out = Vec::new();
+        for f in &self.state.functions {
+            let on = f.config[COMMAND] & 2 != 0;
+            for n in 0..6 {
+                let off = BAR0 + 4 * n;
+                let mask = u32::from_le_bytes(f.wmask[off..off + 4].try_into().expect("4 bytes"));
+                let bar = f.get32(off);
+                if mask == 0 || bar & 1 != 0 {
+                    continue;
+                }
+                let base = bar & mask;
+                let devfn = f.bdf.device << 3 | f.bdf.function;
+                out.push((devfn, off as u8, (on && base != mask).then_some(base)));
+            }
+        }
+        out
     }
 
     /// Signals reset requests (0xCF9) and moves of the functions' I/O
@@ -298,6 +342,7 @@ impl PciHost {
     pub fn connect(&mut self, system: SystemLink) {
         self.system = Some(system);
         self.decoded.clear();
+        self.decoded_mem.clear();
         self.signal();
     }
 
@@ -326,6 +371,24 @@ impl PciHost {
         };
         if self.state.reset_control.take_reset_request() {
             system.request_reset();
+        }
+        let mem = self.mem_windows();
+        if mem != self.decoded_mem {
+            for &(devfn, register, base) in &mem {
+                let old = self
+                    .decoded_mem
+                    .iter()
+                    .find(|w| w.0 == devfn && w.1 == register)
+                    .map(|w| w.2);
+                if old != Some(base) {
+                    system.move_mem_bar(MemBarMove {
+                        devfn,
+                        register,
+                        base,
+                    });
+                }
+            }
+            self.decoded_mem = mem;
         }
         let now = self.io_windows();
         if now != self.decoded {
@@ -435,6 +498,7 @@ impl PciHost {
     /// Back to the power-on state (after a machine reset).
     pub fn reset(&mut self) {
         self.state = PciHost::new().state;
+        self.state.functions.extend(self.extra.iter().cloned());
         self.signal();
     }
 }
@@ -629,6 +693,46 @@ mod tests {
             &serde_json::from_str::<PciHost>(&json).unwrap(),
             bus.get(id)
         );
+    }
+
+    #[test]
+    fn an_added_function_with_a_memory_bar_signals_its_moves() {
+        let wires = crate::Wires::new();
+        let mut host = PciHost::new();
+        host.connect(wires.system());
+        wires.take_mem_bar_moves();
+        let mut f = PciFunction::new(Bdf::new(0, 2, 0), 0x1234, 0x1111, 0x03_00_00, 2);
+        f.set_bar(0, 16 << 20, false, 0xFD00_0000);
+        host.add_function(f);
+        let mv = |base| MemBarMove {
+            devfn: 0x10,
+            register: 0x10,
+            base,
+        };
+        assert_eq!(
+            wires.take_mem_bar_moves(),
+            vec![mv(None)],
+            "memory decoding off"
+        );
+        let mut bus = IoBus::new();
+        let id = bus
+            .register(PCI_CONFIG_PORT, PCI_CONFIG_PORTS, host)
+            .unwrap();
+        cfg_write(&mut bus, 0, 2, 0, 0x04, 2, 0x0002);
+        assert_eq!(wires.take_mem_bar_moves(), vec![mv(Some(0xFD00_0000))]);
+        // Sizing: all ones reads back the size; no window while it lasts.
+        cfg_write(&mut bus, 0, 2, 0, 0x10, 4, 0xFFFF_FFFF);
+        assert_eq!(cfg_read(&mut bus, 0, 2, 0, 0x10, 4), 0xFF00_0000);
+        cfg_write(&mut bus, 0, 2, 0, 0x10, 4, 0xE000_0000);
+        assert_eq!(
+            wires.take_mem_bar_moves(),
+            vec![mv(None), mv(Some(0xE000_0000))]
+        );
+        // A reset brings the function back as it was plugged in.
+        bus.get_mut(id).reset();
+        assert_eq!(cfg_read(&mut bus, 0, 2, 0, 0x00, 4), 0x1111_1234);
+        assert_eq!(cfg_read(&mut bus, 0, 2, 0, 0x10, 4), 0xFD00_0000);
+        assert_eq!(wires.take_mem_bar_moves(), vec![mv(None)]);
     }
 
     #[test]

@@ -111,19 +111,17 @@ pub fn check_option_rom(base: u32, len: usize) -> Result<(), BiosError> {
 }
 
 /// The 8x16 font the BIOS images carry (the VGA BIOS loads it at mode
-/// sets; the 8x14 and 8x8 fonts are derived from it).
-// TODO(merge): blank until the VGA device's font is available; then this
-// becomes `&morph86_devices::vga::FONT_8X16` (or however it is exported).
-pub static FONT_8X16: [u8; 4096] = [0; 4096];
+/// sets; the 8x14 and 8x8 fonts are derived from it): the VGA's own.
+pub static FONT_8X16: &[u8; 4096] = &morph86_devices::vga::font::FONT_8X16;
 
 /// morph86's system BIOS, with its font.
 pub fn morph86_bios() -> Vec<u8> {
-    morph86_bios::system_bios(&FONT_8X16)
+    morph86_bios::system_bios(FONT_8X16)
 }
 
 /// morph86's VGA BIOS, with its fonts.
 pub fn morph86_vga_bios() -> Vec<u8> {
-    morph86_bios::vga_bios(&FONT_8X16)
+    morph86_bios::vga_bios(FONT_8X16)
 }
 
 #[cfg(test)]

@@ -2,11 +2,12 @@
 //! (port windows, and memory windows such as the local APIC and I/O APIC).
 //!
 //! The physical map: RAM from 0; the legacy hole at 0xA0000-0xFFFFF (the
-//! VGA window, an open bus unless a device maps it; option ROMs and the
-//! BIOS area, ROM or shadow RAM as the PAM registers say, see
-//! [`crate::upper_memory`]); the BIOS image at the top of the 4 GiB space
-//! (without one, RAM's 0xE0000-0xFFFFF mirrored at 0xFFFE0000); the I/O
-//! APIC at 0xFEC00000 and the local APIC at 0xFEE00000.
+//! VGA window, the VGA's or an open bus; option ROMs and the BIOS area, ROM
+//! or shadow RAM as the PAM registers say, see [`crate::upper_memory`]); the
+//! BIOS image at the top of the 4 GiB space (without one, RAM's
+//! 0xE0000-0xFFFFF mirrored at 0xFFFE0000); the I/O APIC at 0xFEC00000 and
+//! the local APIC at 0xFEE00000; the VGA's linear framebuffer wherever its
+//! BAR0 says (see [`crate::video`]).
 //!
 //! Port accesses hand the device bus a [`RamDma`] view of RAM, through
 //! which bus-master devices (fw_cfg's DMA today) read and write guest
@@ -43,6 +44,8 @@ pub struct Board {
     pub log: Option<EventLog>,
     /// ROMs and PAM shadowing in 0xC0000-0xFFFFF, and the BIOS below 4 GiB.
     pub upper: UpperMemory,
+    /// The display adapter's memory and place in the map, if one is fitted.
+    pub video: Option<crate::video::Video>,
 }
 
 impl Board {
@@ -57,6 +60,7 @@ impl Board {
             device_access: false,
             log: None,
             upper: UpperMemory::default(),
+            video: None,
         }
     }
 
@@ -73,6 +77,13 @@ impl Board {
             let mask = morph86_devices::all_ones64(size);
             log.access(self.clock.icount, kind, addr, size, value & mask);
         }
+    }
+
+    /// A device memory access outside the MMIO windows (the VGA's legacy
+    /// window): marks it and logs it.
+    pub(crate) fn note_device_access(&mut self, kind: Access, addr: u32, value: u64) {
+        self.reach_device();
+        self.log_access(kind, addr, 1, value);
     }
 
     #[inline]
@@ -100,10 +111,10 @@ impl Board {
     }
 }
 
-/// The legacy VGA window: a device's MMIO window, or an open bus.
+/// The legacy VGA window: the VGA's, or an open bus without one.
 const VGA_WINDOW: std::ops::Range<u32> = 0xA_0000..0xC_0000;
 /// Without a BIOS image, RAM's 0xE0000-0xFFFFF also appears here.
-const ROM_MIRROR: u32 = 0xFFFE_0000;
+pub(crate) const ROM_MIRROR: u32 = 0xFFFE_0000;
 
 impl Board {
     /// True when an access of `len` bytes at `addr` needs the byte-wise
@@ -124,7 +135,10 @@ impl Board {
 
     fn slow_read_u8(&mut self, addr: u32) -> u8 {
         if VGA_WINDOW.contains(&addr) {
-            return self.mmio_read(addr, 1).map_or(0xFF, |v| v as u8);
+            return match self.video {
+                Some(_) => self.vga_window_read(addr),
+                None => self.mmio_read(addr, 1).map_or(0xFF, |v| v as u8),
+            };
         }
         if ROM_AREA.contains(&addr) && !self.upper.reads_ram(addr) {
             return self.upper.rom_byte(addr).unwrap_or(0xFF);
@@ -139,12 +153,18 @@ impl Board {
             if let Some(v) = self.mmio_read(addr, 1) {
                 return v as u8;
             }
+            if let Some(v) = self.lfb_read_u8(addr) {
+                return v;
+            }
         }
         Bus::read_u8(&mut self.ram, addr)
     }
 
     fn slow_write_u8(&mut self, addr: u32, v: u8) {
         if VGA_WINDOW.contains(&addr) {
+            if self.video.is_some() {
+                return self.vga_window_write(addr, v);
+            }
             self.mmio_write(addr, 1, u32::from(v));
             return;
         }
@@ -152,7 +172,9 @@ impl Board {
         {
             return; // ROM ignores writes
         }
-        if self.beyond_ram(addr) && self.mmio_write(addr, 1, u32::from(v)) {
+        if self.beyond_ram(addr)
+            && (self.mmio_write(addr, 1, u32::from(v)) || self.lfb_write_u8(addr, v))
+        {
             return;
         }
         Bus::write_u8(&mut self.ram, addr, v);
@@ -305,7 +327,8 @@ impl Bus for Board {
             ram: &mut self.ram,
             upper: &self.upper,
         };
-        self.io.pio_write_dma(port, size, value, &mut mem)
+        self.io.pio_write_dma(port, size, value, &mut mem);
+        self.after_port_write(port);
     }
     #[inline]
     fn take_device_access(&mut self) -> bool {
@@ -338,12 +361,16 @@ impl Bus for Board {
                 _ => Bus::page_ptr(&mut self.ram, page, write),
             };
         }
-        Bus::page_ptr(&mut self.ram, page, write)
+        Bus::page_ptr(&mut self.ram, page, write).or_else(|| self.lfb_page_ptr(a, write))
     }
     #[inline]
     fn map_epoch(&self) -> u64 {
-        // ROM pointers and shadow pointers go stale when PAM or the ROMs change.
-        Bus::map_epoch(&self.ram).wrapping_add(u64::from(self.upper.generation()))
+        // ROM and shadow pointers go stale when PAM or the ROMs change, video
+        // pointers when the framebuffer moves; every part only grows, so the
+        // sum changes whenever one does.
+        Bus::map_epoch(&self.ram)
+            .wrapping_add(u64::from(self.upper.generation()))
+            .wrapping_add(self.video_epoch())
     }
     #[inline]
     fn mark_page_table(&mut self, page: u32) {
@@ -358,10 +385,15 @@ impl Bus for Board {
     }
     #[inline]
     fn mark_code_page(&mut self, page: u32) {
-        Bus::mark_code_page(&mut self.ram, page)
+        if !self.mark_video_code(page) {
+            Bus::mark_code_page(&mut self.ram, page)
+        }
     }
     #[inline]
     fn code_generation(&self, page: u32) -> u32 {
+        if let Some(g) = self.video_code_generation(page) {
+            return g;
+        }
         // What the ROM area and the BIOS alias show changes with PAM.
         let g = Bus::code_generation(&self.ram, page);
         if (0xC0..0x100).contains(&page) || page >= self.alias_start() >> 12 {
@@ -372,15 +404,20 @@ impl Bus for Board {
     }
     #[inline]
     fn code_generation_ptr(&self, page: u32) -> Option<*const u32> {
-        // The ROM area's generation also follows PAM (above): no direct
-        // pointer can stand for it, so chains into it go through the engine.
-        if (0xC0..0x100).contains(&page) || page >= self.alias_start() >> 12 {
+        // The legacy hole's generations also follow PAM or the VGA, and
+        // video memory keeps its own: no pointer into RAM's can stand for
+        // them, so chains into those pages go through the engine.
+        if (0xA0..0x100).contains(&page)
+            || page >= self.alias_start() >> 12
+            || self.video_code_generation(page).is_some()
+        {
             return None;
         }
         Bus::code_generation_ptr(&self.ram, page)
     }
     #[inline]
     fn take_new_flags(&mut self, out: &mut Vec<u32>) {
-        Bus::take_new_flags(&mut self.ram, out)
+        Bus::take_new_flags(&mut self.ram, out);
+        self.take_video_revoked(out);
     }
 }

@@ -64,6 +64,8 @@ pub struct ChipsetConfig {
     /// Fit QEMU's fw_cfg device, describing the board as
     /// [`crate::firmware::fw_cfg`] says.
     pub fw_cfg: bool,
+    /// Fit the VGA (see [`crate::video`]).
+    pub vga: bool,
 }
 
 /// The system signals the devices raised, as [`Chipset::route`] reports them.
@@ -167,6 +169,9 @@ impl Chipset {
             }
             None => None,
         };
+        if cfg.vga {
+            board.video = Some(crate::video::fit_vga(board, pci)?);
+        }
         Ok(Chipset {
             serial,
             coms,
@@ -202,7 +207,14 @@ impl Chipset {
         pci.config_write(BDF_IDE, 0x04, 2, 0x0005);
         pci.config_write(BDF_PM, PIIX4_PMBA, 4, u32::from(ACPI_PM_BASE) | 1);
         pci.config_write(BDF_PM, 0x80, 1, 1);
+        if board.video.is_some() {
+            // The VGA's framebuffer where SeaBIOS puts it, decoded.
+            let vga = morph86_devices::vga::PCI_BDF;
+            pci.config_write(vga, 0x10, 4, morph86_devices::vga::DEFAULT_LFB_BASE);
+            pci.config_write(vga, 0x04, 2, 0x0003);
+        }
         pci.sync_windows();
+        board.reset_video();
         let lapic = board.io.get_mut(self.lapic);
         lapic.set_global_enable(true);
         lapic.write_reg(0xF0, 0x1FF);
@@ -305,6 +317,9 @@ impl Chipset {
             for m in board.wires.take_bar_moves() {
                 self.move_window(board, m);
             }
+            for m in board.wires.take_mem_bar_moves() {
+                board.move_memory_window(m);
+            }
         }
         // EOIs of level-triggered vectors go back to the I/O APIC.
         while let Some(v) = board.io.get_mut(self.lapic).take_eoi_for_level() {
@@ -406,6 +421,7 @@ mod fw_cfg_tests {
                 rtc_start: RtcStart::Fixed(RtcDateTime::from_unix(0)),
                 memory_mib: (RAM >> 20) as u32,
                 fw_cfg,
+                vga: true,
             },
         )
         .expect("chipset");

@@ -14,12 +14,14 @@ pub mod linux;
 pub mod machine;
 pub mod multiboot;
 pub mod upper_memory;
+pub mod video;
 
 pub use board::Board;
 pub use event_log::EventLog;
 pub use firmware::{acpi, mptable, smbios};
 pub use machine::{
-    ClockMode, EngineKind, Machine, MachineConfig, MachineError, RunExit, RunLimits, EXIT_PORT,
-    STATUS_TIMEOUT,
+    ClockMode, EngineKind, Machine, MachineConfig, MachineError, RunExit, RunLimits, VgaModel,
+    EXIT_PORT, STATUS_TIMEOUT,
 };
 pub use multiboot::{BootInfo, Module, MultibootError};
+pub use video::Video;

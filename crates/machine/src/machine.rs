@@ -33,6 +33,7 @@
 //! | the guest powered off through ACPI (S5) | 0 |
 //! | a guest reset (or triple fault) under `--no-reboot` | 0 |
 //! | `--exit-on-serial` matched | 0 |
+//! | `--exit-on-screen` matched | 0 |
 //! | `--stop-at insns:N` reached | 0 |
 //! | HLT with interrupts disabled and nothing left to wake the CPU | 0 |
 //! | `--timeout` expired | 124 ([`STATUS_TIMEOUT`], as `timeout(1)`) |
@@ -129,6 +130,30 @@ pub struct MachineConfig {
     pub jit_cache_kib: u32,
     /// Leave out QEMU's fw_cfg device (fitted by default, as in QEMU).
     pub no_fw_cfg: bool,
+    /// The display adapter (a VGA with Bochs VBE by default, as QEMU's
+    /// `-vga std`).
+    pub vga: VgaModel,
+}
+
+/// Which display adapter the machine has.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum VgaModel {
+    /// None: the legacy window is open bus.
+    None,
+    /// A VGA with the Bochs VBE extensions (PCI 1234:1111).
+    #[default]
+    Std,
+}
+
+impl std::str::FromStr for VgaModel {
+    type Err = String;
+    fn from_str(s: &str) -> Result<VgaModel, String> {
+        match s {
+            "none" => Ok(VgaModel::None),
+            "std" => Ok(VgaModel::Std),
+            _ => Err(format!("unknown VGA {s:?} (known: none, std)")),
+        }
+    }
 }
 
 /// Errors building or booting a machine.
@@ -155,6 +180,9 @@ pub enum MachineError {
     /// A BIOS image, option ROM or boot order is unusable.
     #[error(transparent)]
     Bios(#[from] crate::bios::BiosError),
+    /// Video memory could not be mapped.
+    #[error(transparent)]
+    Video(#[from] morph86_memory::VramError),
 }
 
 /// Bounds for [`Machine::run`].
@@ -178,6 +206,8 @@ pub enum RunExit {
     Reset,
     /// The serial watch pattern matched.
     SerialMatch,
+    /// The screen watch pattern matched the text screen.
+    ScreenMatch,
     /// The user stopped the run (Ctrl-A x on the console).
     Stopped,
     /// The wall-clock timeout expired.
@@ -222,6 +252,7 @@ impl std::fmt::Display for RunExit {
             RunExit::PowerOff => f.write_str("guest powered off"),
             RunExit::Reset => f.write_str("guest reset; --no-reboot ends the run"),
             RunExit::SerialMatch => f.write_str("serial output matched the watch pattern"),
+            RunExit::ScreenMatch => f.write_str("the text screen matched the watch pattern"),
             RunExit::Stopped => f.write_str("stopped by the user"),
             RunExit::Timeout => f.write_str("timeout expired"),
             RunExit::InstructionLimit => f.write_str("instruction limit reached"),
@@ -317,6 +348,7 @@ impl Machine {
                 rtc_start,
                 memory_mib: mib,
                 fw_cfg: !cfg.no_fw_cfg,
+                vga: cfg.vga == VgaModel::Std,
             },
         )?;
         let mut m = Machine {
@@ -480,6 +512,9 @@ impl Machine {
                 let layout = crate::linux::LinuxLayout::with_acpi(&tables.acpi);
                 let entry =
                     crate::linux::load_linux(bytes, kernel, initrd.as_deref(), cmdline, &layout)?;
+                if self.board.video.is_some() {
+                    crate::video::write_screen_info(bytes, layout.zero_page_addr);
+                }
                 crate::linux::apply_entry(&mut self.cpu.state, &entry);
                 Ok(None)
             }
@@ -553,7 +588,7 @@ impl Machine {
     /// on the wires to the interrupt controllers, and applies the system
     /// signals (A20, reset, power-off, exit). Returns the stop condition a
     /// device raised.
-    fn service_devices(&mut self) -> Option<RunExit> {
+    pub(crate) fn service_devices(&mut self) -> Option<RunExit> {
         self.stale = true;
         let now = self.board.clock.now();
         self.board.time.set(now);
@@ -762,7 +797,7 @@ impl Machine {
                 }
             }
         }
-        None
+        self.display_checks()
     }
 
     /// True when the earliest device deadline has come.

@@ -7,7 +7,14 @@
 //! (the page walker read a directory or table from it). Writes to flagged
 //! pages must take the slow path, which is how decoded code and cached
 //! translations stay coherent with guest writes.
+//!
+//! [`VideoRam`] is a display adapter's memory, which the CPU reaches through
+//! a linear framebuffer with the same kind of host pointers; its pages carry
+//! the renderer's dirty bit, kept as QEMU's `TLB_NOTDIRTY` keeps it (see
+//! the `vram` module).
 
 mod ram;
+mod vram;
 
 pub use ram::{GuestRam, PageFlags, RamError};
+pub use vram::{DirtyPages, VideoRam, VramError, VRAM_PAGE};

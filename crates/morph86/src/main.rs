@@ -5,6 +5,7 @@ mod console;
 mod demo;
 mod difftest_cmd;
 mod run_cmd;
+mod screen;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
@@ -19,6 +20,8 @@ struct Cli {
     command: Command,
 }
 
+// Parsed once per process: the size of the `run` variant costs nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand)]
 enum Command {
     /// Run a guest: a kernel with --kernel, a firmware boot with --boot or

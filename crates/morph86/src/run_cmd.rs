@@ -13,7 +13,9 @@ use clap::Args;
 use morph86_devices::RtcDateTime;
 use morph86_devices::{OutputSink, SerialBackend};
 use morph86_machine::bios::{BootDevice, DEFAULT_BOOT_ORDER};
-use morph86_machine::{ClockMode, EngineKind, EventLog, Machine, MachineConfig, RunLimits};
+use morph86_machine::{
+    ClockMode, EngineKind, EventLog, Machine, MachineConfig, RunLimits, VgaModel,
+};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -100,6 +102,27 @@ pub struct RunArgs {
     /// translation time, interpreter fallbacks by mnemonic).
     #[arg(long, short = 'v', alias = "stats")]
     pub verbose: bool,
+    /// The display adapter: std (a VGA with Bochs VBE, PCI 1234:1111, as
+    /// QEMU's -vga std) or none.
+    #[arg(long, default_value = "std")]
+    pub vga: VgaModel,
+    /// Save the screen as a PNG file at the end of the run (or at
+    /// --screenshot-at).
+    #[arg(long, value_name = "PATH")]
+    pub screenshot: Option<PathBuf>,
+    /// Take the --screenshot after this many seconds of virtual time (at
+    /// the first host check point after it) instead of at the end.
+    #[arg(long, value_name = "SECONDS", requires = "screenshot")]
+    pub screenshot_at: Option<f64>,
+    /// Write the text screen (code page 437 as UTF-8, one line per row) to
+    /// PATH at the end of the run.
+    #[arg(long, value_name = "PATH")]
+    pub screen_text: Option<PathBuf>,
+    /// End the run (exit status 0) once the text screen matches this
+    /// regular expression (checked at the host check points, every 65536
+    /// instructions).
+    #[arg(long, value_name = "REGEX")]
+    pub exit_on_screen: Option<String>,
 }
 
 /// A boot order (`--boot`).
@@ -243,6 +266,7 @@ pub fn run(a: RunArgs) -> Result<ExitCode> {
         Some(p) => Some(regex::Regex::new(p).with_context(|| format!("--exit-on-serial {p:?}"))?),
         None => None,
     };
+    let screen = crate::screen::ScreenOptions::check(&a)?;
     let mut m = Machine::new(MachineConfig {
         memory_mib: a.memory,
         serial,
@@ -256,7 +280,9 @@ pub fn run(a: RunArgs) -> Result<ExitCode> {
         no_fw_cfg: a.no_fw_cfg,
         jit_cache_mb: a.jit_cache_mb,
         jit_cache_kib: 0,
+        vga: a.vga,
     })?;
+    screen.arm(&mut m);
     if let Some(p) = &a.event_log {
         let log =
             EventLog::create(p).with_context(|| format!("creating event log {}", p.display()))?;
@@ -270,7 +296,7 @@ pub fn run(a: RunArgs) -> Result<ExitCode> {
         let order = a.boot.as_ref().map_or(&DEFAULT_BOOT_ORDER[..], |b| &b.0);
         m.boot_bios(bios, order)
             .context("powering on through the BIOS")?;
-        return finish(&a, m, timeout, raw);
+        return finish(&a, m, timeout, raw, screen);
     };
     if morph86_machine::linux::is_bzimage(&kernel) {
         let initrd = match &a.initrd {
@@ -286,7 +312,7 @@ pub fn run(a: RunArgs) -> Result<ExitCode> {
         m.boot_multiboot(kernel, &cmdline, modules)
             .with_context(|| format!("loading {}", path.display()))?;
     }
-    finish(&a, m, timeout, raw)
+    finish(&a, m, timeout, raw, screen)
 }
 
 /// Runs the machine to its end and reports; `raw` is the terminal state to
@@ -296,6 +322,7 @@ fn finish(
     mut m: Machine,
     timeout: Option<Duration>,
     raw: Option<crate::console::RawTerminal>,
+    screen: crate::screen::ScreenOptions,
 ) -> Result<ExitCode> {
     let start = std::time::Instant::now();
     let exit = m.run(RunLimits {
@@ -303,6 +330,7 @@ fn finish(
         timeout,
     });
     m.flush();
+    let saved = screen.save(&mut m);
     let logged = m.finish_event_log();
     let secs = start.elapsed().as_secs_f64();
     let icount = m.cpu.icount;
@@ -315,6 +343,10 @@ fn finish(
     }
     if let Err(e) = logged {
         eprintln!("morph86: writing the event log failed: {e}");
+        return Ok(ExitCode::from(2));
+    }
+    if let Err(e) = saved {
+        eprintln!("morph86: {e:#}");
         return Ok(ExitCode::from(2));
     }
     eprintln!(

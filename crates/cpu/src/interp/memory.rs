@@ -25,9 +25,7 @@ impl Cpu {
         }
         bus.take_new_flags(&mut self.new_flags);
         if !self.new_flags.is_empty() {
-            for &page in &self.new_flags {
-                self.tlb.revoke_write(page);
-            }
+            self.tlb.revoke_writes(&mut self.new_flags);
             self.new_flags.clear();
         }
         self.absorb_pt_writes(bus);
@@ -333,14 +331,11 @@ impl Cpu {
                 2 => bus.write_u16(a, v as u16),
                 _ => bus.write_u32(a, v),
             }
-            // A code page loses its mark when written (it is decoded afresh
-            // if it runs again), so its write pointer can come back: later
-            // stores, translated ones too, take the fast path again instead
-            // of the slow one for as long as the entry lives.
-            if let Some(w) = bus.page_ptr(e.phys >> 12, true) {
-                let read = bus.page_ptr(e.phys >> 12, false);
-                let fresh = TlbEntry::new(lin & !0xFFF, e.phys, e.perm, e.global, read, Some(w));
-                self.tlb.insert(fresh, &[]);
+            // The write may have been the one the page was tracked for (a
+            // clean video page, now dirty; a code page, now plain): if the
+            // bus now lets writes in directly, so does the TLB entry.
+            if let Some(p) = bus.page_ptr(e.phys >> 12, true) {
+                self.tlb.grant_write(lin, p);
             }
             return Ok(());
         }
