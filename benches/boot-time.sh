@@ -38,15 +38,22 @@ time_to_marker() {
 
 median() { sort -n | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
 
+# ENGINES="jit tcg" leaves out the interpreter (minutes per boot).
+engines=" ${ENGINES:-jit interp tcg} "
 m=(); j=(); q=()
+echo "load before: $(cut -d' ' -f1-3 /proc/loadavg)"
 for i in $(seq "$runs"); do
-  j+=("$(time_to_marker ./target/release/morph86 run --engine jit --kernel "$kernel" --initrd "$initrd" \
+  [[ $engines == *" jit "* ]] && j+=("$(time_to_marker ./target/release/morph86 run --engine jit --kernel "$kernel" --initrd "$initrd" \
         --append console=ttyS0 --serial file:@LOG@ --no-reboot --exit-on-serial "$marker")")
-  m+=("$(time_to_marker ./target/release/morph86 run --kernel "$kernel" --initrd "$initrd" \
+  [[ $engines == *" interp "* ]] && m+=("$(time_to_marker ./target/release/morph86 run --kernel "$kernel" --initrd "$initrd" \
         --append console=ttyS0 --serial file:@LOG@ --no-reboot --exit-on-serial "$marker")")
-  q+=("$(time_to_marker qemu-system-i386 -accel tcg -m 128 -kernel "$kernel" -initrd "$initrd" \
+  [[ $engines == *" tcg "* ]] && q+=("$(time_to_marker qemu-system-i386 -accel tcg -m 128 -kernel "$kernel" -initrd "$initrd" \
         -append console=ttyS0 -display none -no-reboot -monitor none -serial file:@LOG@)")
 done
+echo "load after: $(cut -d' ' -f1-3 /proc/loadavg)"
+[ ${#m[@]} -gt 0 ] || m=(NaN)
+[ ${#j[@]} -gt 0 ] || j=(NaN)
+[ ${#q[@]} -gt 0 ] || q=(NaN)
 mm=$(printf '%s\n' "${m[@]}" | median)
 jm=$(printf '%s\n' "${j[@]}" | median)
 qm=$(printf '%s\n' "${q[@]}" | median)
