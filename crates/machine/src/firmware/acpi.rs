@@ -266,6 +266,23 @@ fn madt(cfg: &AcpiConfig) -> Vec<u8> {
     table(b"APIC", 1, &b)
 }
 
+/// What the PCI host bridge decodes, as its `_CRS` says (an OS scans the
+/// root bus only within a bridge it is told of, and places BARs in these
+/// windows): bus 0-255; the configuration ports; all other I/O ports; the
+/// VGA window; and the memory from the end of RAM to the I/O APIC.
+fn pci_windows(cfg: &AcpiConfig) -> Vec<Vec<u8>> {
+    use aml::*;
+    let ram_end = cfg.base + cfg.size;
+    vec![
+        word_space(2, 0, 0x00, 0xFF),
+        io_port(0xCF8, 8),
+        word_space(1, 3, 0x0000, 0x0CF7),
+        word_space(1, 3, 0x0D00, 0xFFFF),
+        dword_memory(0xA_0000, 0xB_FFFF),
+        dword_memory(ram_end, 0xFEBF_FFFF),
+    ]
+}
+
 fn dsdt(cfg: &AcpiConfig) -> Vec<u8> {
     use aml::*;
     let mut sb = Vec::new();
@@ -276,6 +293,7 @@ fn dsdt(cfg: &AcpiConfig) -> Vec<u8> {
                 name("_HID", &eisa_id("PNP0A03")),
                 name("_UID", &integer(0)),
                 name("_BBN", &integer(0)),
+                name("_CRS", &resource_template(&pci_windows(cfg))),
             ]
             .concat(),
         ));
@@ -610,6 +628,28 @@ pub mod aml {
         vec![0x47, 0x01, lo, hi, lo, hi, 0x01, len]
     }
 
+    /// A Word Address Space descriptor the bridge produces (`WordBusNumber`
+    /// for `kind` 2, `WordIO` for 1), with fixed bounds `min..=max` and
+    /// type-specific `flags` (for I/O, 3: the entire ISA range).
+    pub fn word_space(kind: u8, flags: u8, min: u16, max: u16) -> Vec<u8> {
+        let len = max.wrapping_sub(min).wrapping_add(1);
+        let mut d = vec![0x88, 0x0D, 0x00, kind, 0x0C, flags, 0, 0];
+        for v in [min, max, 0, len] {
+            d.extend(v.to_le_bytes());
+        }
+        d
+    }
+
+    /// A `DWordMemory` window the bridge produces (read-write, cacheable),
+    /// with fixed bounds `min..=max`.
+    pub fn dword_memory(min: u32, max: u32) -> Vec<u8> {
+        let mut d = vec![0x87, 0x17, 0x00, 0x00, 0x0C, 0x03];
+        for v in [0, min, max, 0, max - min + 1] {
+            d.extend(v.to_le_bytes());
+        }
+        d
+    }
+
     /// `IRQNoFlags(){irq}`: an edge-triggered, active-high ISA IRQ.
     pub fn irq(irq: u8) -> Vec<u8> {
         let [lo, hi] = (1u16 << (irq & 15)).to_le_bytes();
@@ -792,6 +832,30 @@ mod tests {
         let t = build_acpi(&mut ram, &cfg).unwrap();
         let d = check_table(&ram, t.dsdt, b"DSDT");
         assert!(!d.windows(4).any(|w| w == b"PCI0"));
+    }
+
+    #[test]
+    fn host_bridge_windows_encode_as_the_spec_lays_them_out() {
+        use aml::*;
+        // ACPI 6.4 §6.4.3.5.3 (Word) and §6.4.3.5.2 (DWord): tag, length,
+        // resource type, general flags (producer, MinFixed, MaxFixed),
+        // type flags, then granularity, min, max, translation, length.
+        assert_eq!(
+            word_space(2, 0, 0, 0xFF),
+            [0x88, 0x0D, 0, 2, 0x0C, 0, 0, 0, 0, 0, 0xFF, 0, 0, 0, 0, 1]
+        );
+        assert_eq!(
+            dword_memory(0xA_0000, 0xB_FFFF),
+            [
+                0x87, 0x17, 0, 0, 0x0C, 0x03, 0, 0, 0, 0, 0, 0, 0x0A, 0, 0xFF, 0xFF, 0x0B, 0, 0, 0,
+                0, 0, 0, 0, 0x02, 0
+            ]
+        );
+        // The DSDT holds PCI0 with them.
+        let cfg = AcpiConfig::for_ram(128 << 20);
+        let d = dsdt(&cfg);
+        let crs = resource_template(&pci_windows(&cfg));
+        assert!(d.windows(crs.len()).any(|w| w == crs), "PCI0's _CRS");
     }
 
     #[test]

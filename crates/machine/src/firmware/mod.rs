@@ -120,9 +120,8 @@ pub fn build_tables(
     let size = u32::try_from(ram_size).map_err(|_| FirmwareError::RamTooLarge)?;
     let mut acpi_cfg = AcpiConfig::for_ram(size);
     acpi_cfg.pm_io_base = board.pm_io_base;
-    // Without a _CRS (bus range, I/O and memory windows) a PCI0 device makes
-    // Linux complain; the kernel probes PCI through mechanism #1 instead.
-    acpi_cfg.pci_host_bridge = false;
+    // The host bridge is in the DSDT with its windows: with ACPI interrupt
+    // routing Linux scans only the root buses the DSDT declares.
     let (acpi_images, acpi) = acpi_images(&acpi_cfg, ram_size)?;
     let mp = MpConfig {
         cpu_signature: morph86_cpu::interp::CPUID_SIGNATURE,
@@ -172,7 +171,6 @@ mod tests {
         let mut a = vec![0u8; size];
         let mut acpi_cfg = AcpiConfig::for_ram(size as u32);
         acpi_cfg.pm_io_base = BOARD.pm_io_base;
-        acpi_cfg.pci_host_bridge = false;
         assert_eq!(acpi::build_acpi(&mut a, &acpi_cfg).unwrap(), t.acpi);
         let mp = MpConfig {
             cpu_signature: morph86_cpu::interp::CPUID_SIGNATURE,
