@@ -10,11 +10,11 @@
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
-use morph86_devices::RtcDateTime;
+use morph86_devices::{ImageSpec, RtcDateTime};
 use morph86_devices::{OutputSink, SerialBackend};
 use morph86_machine::bios::{BootDevice, DEFAULT_BOOT_ORDER};
 use morph86_machine::{
-    ClockMode, EngineKind, EventLog, Machine, MachineConfig, RunLimits, VgaModel,
+    ClockMode, Drives, EngineKind, EventLog, Machine, MachineConfig, RunLimits, VgaModel,
 };
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -102,6 +102,22 @@ pub struct RunArgs {
     /// translation time, interpreter fallbacks by mnemonic).
     #[arg(long, short = 'v', alias = "stats")]
     pub verbose: bool,
+    /// Primary master hard disk: a raw image, FILE[,ro|,snapshot]
+    /// (snapshot: the guest's writes are kept in memory and discarded).
+    #[arg(long, value_name = "FILE[,ro|,snapshot]")]
+    pub hda: Option<ImageSpec>,
+    /// Primary slave hard disk: FILE[,ro|,snapshot].
+    #[arg(long, value_name = "FILE[,ro|,snapshot]")]
+    pub hdb: Option<ImageSpec>,
+    /// CD-ROM (secondary master): an ISO image, always read-only.
+    #[arg(long, value_name = "FILE")]
+    pub cdrom: Option<ImageSpec>,
+    /// First floppy drive: a 160K..2.88M image, FILE[,ro|,snapshot].
+    #[arg(long, value_name = "FILE[,ro|,snapshot]")]
+    pub fda: Option<ImageSpec>,
+    /// Second floppy drive: FILE[,ro|,snapshot].
+    #[arg(long, value_name = "FILE[,ro|,snapshot]")]
+    pub fdb: Option<ImageSpec>,
     /// The display adapter: std (a VGA with Bochs VBE, PCI 1234:1111, as
     /// QEMU's -vga std) or none.
     #[arg(long, default_value = "std")]
@@ -202,7 +218,8 @@ fn parse_stop_at(s: &str) -> Result<u64, String> {
 /// True when a kernel or a firmware boot was asked for (otherwise `run`
 /// runs the built-in demo).
 pub fn wants_kernel(a: &RunArgs) -> bool {
-    a.kernel.is_some() || a.bios.is_some() || a.boot.is_some()
+    let drives = [&a.hda, &a.hdb, &a.cdrom, &a.fda, &a.fdb];
+    a.kernel.is_some() || a.bios.is_some() || a.boot.is_some() || drives.iter().any(|d| d.is_some())
 }
 
 /// Runs `morph86 run --kernel ...` or a firmware boot (`--boot`, `--bios`).
@@ -267,6 +284,13 @@ pub fn run(a: RunArgs) -> Result<ExitCode> {
         None => None,
     };
     let screen = crate::screen::ScreenOptions::check(&a)?;
+    let drives = Drives {
+        hda: a.hda.clone(),
+        hdb: a.hdb.clone(),
+        cdrom: a.cdrom.clone(),
+        fda: a.fda.clone(),
+        fdb: a.fdb.clone(),
+    };
     let mut m = Machine::new(MachineConfig {
         memory_mib: a.memory,
         serial,
@@ -281,6 +305,7 @@ pub fn run(a: RunArgs) -> Result<ExitCode> {
         jit_cache_mb: a.jit_cache_mb,
         jit_cache_kib: 0,
         vga: a.vga,
+        drives,
     })?;
     screen.arm(&mut m);
     if let Some(p) = &a.event_log {
@@ -433,5 +458,47 @@ mod tests {
         .unwrap_err();
         assert!(format!("{e:#}").contains("missing.bin"), "{e:#}");
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[derive(clap::Parser)]
+    struct Cli {
+        #[command(flatten)]
+        run: RunArgs,
+    }
+
+    #[test]
+    fn drive_options_parse_and_bad_images_are_refused_before_the_run() {
+        use clap::Parser;
+        use morph86_devices::ImageMode;
+        let c = Cli::try_parse_from(["t", "--hda", "a.img,snapshot", "--cdrom", "c.iso"]).unwrap();
+        assert_eq!(
+            c.run.hda,
+            Some(ImageSpec::new("a.img", ImageMode::Snapshot))
+        );
+        assert_eq!(
+            c.run.cdrom,
+            Some(ImageSpec::new("c.iso", ImageMode::ReadWrite))
+        );
+        assert!(Cli::try_parse_from(["t", "--hdb", "a.img,bogus"]).is_err());
+        // A missing image and an empty one: errors naming the file, before
+        // the kernel runs.
+        let dir = tempfile::tempdir().unwrap();
+        let kernel = dir.path().join("k.bin");
+        std::fs::write(&kernel, [0u8; 64]).unwrap();
+        let empty = dir.path().join("empty.img");
+        std::fs::write(&empty, []).unwrap();
+        for (img, want) in [("missing.img", "cannot open"), ("empty.img", "empty")] {
+            let args = RunArgs {
+                kernel: Some(kernel.clone()),
+                serial: Backend::None,
+                memory: 16,
+                batch: 65536,
+                jit_cache_mb: 16,
+                hda: Some(ImageSpec::new(dir.path().join(img), ImageMode::ReadWrite)),
+                ..RunArgs::default()
+            };
+            let e = format!("{:#}", run(args).unwrap_err());
+            assert!(e.contains(img) && e.contains(want), "{e}");
+        }
     }
 }
