@@ -23,8 +23,6 @@ struct Cli {
 // Parsed once per process: the size of the `run` variant costs nothing.
 #[allow(clippy::large_enum_variant)]
 #[derive(Subcommand)]
-// `run` has many options; the enum is built once per process.
-#[allow(clippy::large_enum_variant)]
 enum Command {
     /// Run a guest: a kernel with --kernel, a firmware boot with --boot or
     /// --bios, else the built-in demo program.
