@@ -24,7 +24,8 @@ use std::time::Duration;
 #[derive(Args, Debug, Default)]
 pub struct RunArgs {
     /// A Linux bzImage or a Multiboot v1 kernel (ELF32 or a.out kludge).
-    /// Without it, `run` runs the built-in demo.
+    /// With no kernel, firmware, boot order or drive, `run` boots the
+    /// built-in demo disk through the BIOS.
     #[arg(long)]
     pub kernel: Option<PathBuf>,
     /// An initial ramdisk for a Linux kernel; for a Multiboot kernel, its
@@ -44,8 +45,8 @@ pub struct RunArgs {
     /// Default with --bios: c, a, d.
     #[arg(long, value_name = "ORDER", value_parser = parse_boot)]
     pub boot: Option<BootOrder>,
-    /// RAM in MiB.
-    #[arg(long, default_value_t = 128)]
+    /// RAM in MiB (2 to 3072).
+    #[arg(long, default_value_t = 128, value_parser = clap::value_parser!(u32).range(2..=3072))]
     pub memory: u32,
     /// COM1: stdio, file:PATH or none.
     #[arg(long, default_value = "stdio", value_parser = parse_serial)]
@@ -224,6 +225,19 @@ pub fn wants_kernel(a: &RunArgs) -> bool {
 
 /// Runs `morph86 run --kernel ...` or a firmware boot (`--boot`, `--bios`).
 pub fn run(a: RunArgs) -> Result<ExitCode> {
+    run_with(a, false)
+}
+
+/// Runs the built-in demo disk through the BIOS with the other options of
+/// `a` (memory, engine, clock, screen options ...) honoured, and prints
+/// the text screen at the end.
+pub fn run_demo(mut a: RunArgs) -> Result<ExitCode> {
+    let _disk = crate::demo::DemoDisk::attach(&mut a)?;
+    run_with(a, true)
+}
+
+/// A run; `summary`: print the text screen at the end (the demo).
+fn run_with(a: RunArgs, summary: bool) -> Result<ExitCode> {
     let kernel = match &a.kernel {
         Some(path) => {
             if a.bios.is_some() || a.boot.is_some() {
@@ -321,7 +335,7 @@ pub fn run(a: RunArgs) -> Result<ExitCode> {
         let order = a.boot.as_ref().map_or(&DEFAULT_BOOT_ORDER[..], |b| &b.0);
         m.boot_bios(bios, order)
             .context("powering on through the BIOS")?;
-        return finish(&a, m, timeout, raw, screen);
+        return finish(&a, m, timeout, raw, screen, summary);
     };
     if morph86_machine::linux::is_bzimage(&kernel) {
         let initrd = match &a.initrd {
@@ -337,7 +351,7 @@ pub fn run(a: RunArgs) -> Result<ExitCode> {
         m.boot_multiboot(kernel, &cmdline, modules)
             .with_context(|| format!("loading {}", path.display()))?;
     }
-    finish(&a, m, timeout, raw, screen)
+    finish(&a, m, timeout, raw, screen, summary)
 }
 
 /// Runs the machine to its end and reports; `raw` is the terminal state to
@@ -348,6 +362,7 @@ fn finish(
     timeout: Option<Duration>,
     raw: Option<crate::console::RawTerminal>,
     screen: crate::screen::ScreenOptions,
+    summary: bool,
 ) -> Result<ExitCode> {
     let start = std::time::Instant::now();
     let exit = m.run(RunLimits {
@@ -360,8 +375,14 @@ fn finish(
     let secs = start.elapsed().as_secs_f64();
     let icount = m.cpu.icount;
     let status = exit.status();
+    let text = summary.then(|| m.screen_text().map(|t| t.to_string()));
     // Give the terminal back before reporting.
     drop(raw);
+    match text {
+        Some(Some(t)) => crate::demo::print_summary(&t),
+        Some(None) => eprintln!("morph86: the demo ended outside a text mode"),
+        None => {}
+    }
     eprintln!("morph86: {exit}");
     if a.verbose {
         eprint!("{}", m.engine_report());
