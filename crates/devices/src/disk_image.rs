@@ -105,12 +105,14 @@ impl FromStr for ImageSpec {
 #[derive(Debug, Error)]
 pub enum ImageError {
     /// The file could not be opened (missing, no permission...).
-    #[error("{}: cannot open the image: {source}", path.display())]
+    // The OS's words are part of the message rather than a `source`, so
+    // that an error chain (anyhow's `{:#}`) does not print them twice.
+    #[error("{}: cannot open the image: {err}", path.display())]
     Open {
         /// The image file.
         path: PathBuf,
         /// What the OS said.
-        source: std::io::Error,
+        err: std::io::Error,
     },
     /// The path is a directory or a special file.
     #[error("{}: not a regular file", path.display())]
@@ -162,12 +164,12 @@ pub enum ImageError {
         path: PathBuf,
     },
     /// A read, write or sync failed on the host.
-    #[error("{}: I/O error: {source}", path.display())]
+    #[error("{}: I/O error: {err}", path.display())]
     Io {
         /// The image file.
         path: PathBuf,
         /// What the OS said.
-        source: std::io::Error,
+        err: std::io::Error,
     },
 }
 
@@ -195,13 +197,13 @@ impl DiskImage {
             .read(true)
             .write(spec.mode == ImageMode::ReadWrite)
             .open(&path)
-            .map_err(|source| ImageError::Open {
+            .map_err(|err| ImageError::Open {
                 path: path.clone(),
-                source,
+                err,
             })?;
-        let meta = file.metadata().map_err(|source| ImageError::Open {
+        let meta = file.metadata().map_err(|err| ImageError::Open {
             path: path.clone(),
-            source,
+            err,
         })?;
         if !meta.is_file() {
             return Err(ImageError::NotAFile { path });
@@ -287,10 +289,10 @@ impl DiskImage {
         Ok(count)
     }
 
-    fn io_error(&self, source: std::io::Error) -> ImageError {
+    fn io_error(&self, err: std::io::Error) -> ImageError {
         ImageError::Io {
             path: self.path.clone(),
-            source,
+            err,
         }
     }
 
