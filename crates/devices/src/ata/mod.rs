@@ -443,6 +443,14 @@ pub enum AttachError {
         /// Unit (0 master, 1 slave).
         unit: usize,
     },
+    /// The image was opened with the wrong sector size for the drive.
+    #[error("a {kind} needs {want}-byte sectors")]
+    SectorSize {
+        /// "hard disk" or "CD".
+        kind: &'static str,
+        /// The drive's sector size.
+        want: usize,
+    },
 }
 
 impl AtaController {
@@ -483,7 +491,10 @@ impl AtaController {
         image: DiskImage,
     ) -> Result<(), AttachError> {
         if image.sector_size() as usize != SECTOR {
-            return Err(AttachError::Position { channel, unit });
+            return Err(AttachError::SectorSize {
+                kind: "hard disk",
+                want: SECTOR,
+            });
         }
         let d = self.place(channel, unit)?;
         d.kind = Some(DriveKind::Disk);
@@ -503,7 +514,10 @@ impl AtaController {
             .as_ref()
             .is_some_and(|i| i.sector_size() as usize != CD_SECTOR)
         {
-            return Err(AttachError::Position { channel, unit });
+            return Err(AttachError::SectorSize {
+                kind: "CD",
+                want: CD_SECTOR,
+            });
         }
         let d = self.place(channel, unit)?;
         d.kind = Some(DriveKind::Cdrom);
