@@ -123,6 +123,42 @@ fn build_rom(root: &Path, out: &Path, name: &str) -> Vec<u8> {
     std::fs::read(&bin).expect("ROM image")
 }
 
+/// Assembles the demo disk's program (`roms/demo/demo.S`, what `morph86
+/// run` boots with no options) into a flat binary linked at 0x7C00.
+fn build_demo(root: &Path, out: &Path) -> Vec<u8> {
+    let cc = tool("CC", "gcc");
+    let ld = tool("LD", "ld");
+    let src = root.join("../roms/demo/demo.S");
+    println!("cargo:rerun-if-changed={}", src.display());
+    let obj = out.join("demo.o");
+    run(
+        Command::new(&cc)
+            .args(["-m32", "-c"])
+            .arg(&src)
+            .arg("-o")
+            .arg(&obj),
+        "assembling the demo disk",
+    );
+    let bin = out.join("demo.bin");
+    run(
+        Command::new(&ld)
+            .args([
+                "-m",
+                "elf_i386",
+                "-nostdlib",
+                "-Ttext",
+                "0x7C00",
+                "--oformat",
+                "binary",
+                "-o",
+            ])
+            .arg(&bin)
+            .arg(&obj),
+        "linking the demo disk",
+    );
+    std::fs::read(&bin).expect("demo.bin")
+}
+
 fn main() {
     let root = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").unwrap());
     let out = PathBuf::from(std::env::var("OUT_DIR").unwrap());
@@ -147,4 +183,11 @@ fn main() {
     let last = vga.len() - 1;
     vga[last] = vga[last].wrapping_sub(sum);
     std::fs::write(out.join("vgabios.bin"), &vga).expect("vgabios.bin");
+
+    // The demo: a boot sector and three more (it loads them itself).
+    let mut demo = build_demo(&root, &out);
+    assert!(demo.len() <= 4 * 512, "the demo program must fit 4 sectors");
+    assert_eq!(&demo[510..512], &[0x55, 0xAA], "the demo's boot signature");
+    demo.resize(4 * 512, 0);
+    std::fs::write(out.join("demo-disk.bin"), &demo).expect("demo-disk.bin");
 }

@@ -11,7 +11,9 @@
 #
 # Each kernel gets QEMU's command line "roms/build/NAME.elf"; `modules` also
 # gets -append and two modules with arguments through -initrd, as
-# tests/roms.rs passes them to morph86.
+# tests/roms.rs passes them to morph86; `ata` gets a fresh disk image and
+# CD image (made with python3, as tests/roms.rs makes them) on the primary
+# and secondary masters.
 set -u
 cd "$(dirname "$0")/.."
 roms/build.sh >/dev/null || exit 2
@@ -24,18 +26,34 @@ fi
 bad=0
 for k in "$@"; do
 	tmp=$(mktemp)
-	if [ "$k" = modules ]; then
+	if [ "$k" = ata ]; then
+		img=$(mktemp -d)
+		python3 -c "
+import sys
+d = sys.argv[1]
+open(d + '/hd.img', 'wb').write(bytes((s * 37 + i + (i >> 8) * 11) & 255 for s in range(128) for i in range(512)))
+open(d + '/cd.iso', 'wb').write(bytes((s * 13 + i * 5 + (i >> 8)) & 255 for s in range(16) for i in range(2048)))
+" "$img"
+		timeout "$TIMEOUT" "$QEMU" -cpu "$CPU" -m 128 -kernel "roms/build/$k.elf" \
+			-drive "file=$img/hd.img,format=raw,if=ide,index=0" \
+			-drive "file=$img/cd.iso,format=raw,if=ide,index=2,media=cdrom" \
+			-serial stdio -display none -no-reboot -monitor none \
+			-device isa-debug-exit,iobase=0xf4,iosize=0x04 >"$tmp" 2>&1
+		status=$?
+		rm -rf "$img"
+	elif [ "$k" = modules ]; then
 		timeout "$TIMEOUT" "$QEMU" -cpu "$CPU" -m 128 -kernel "roms/build/$k.elf" \
 			-append "modtest one two" \
 			-initrd "roms/build/module-a.txt alpha=1 list=x,,y,roms/build/module-b.txt second arg" \
 			-serial stdio -display none -no-reboot -monitor none \
 			-device isa-debug-exit,iobase=0xf4,iosize=0x04 >"$tmp" 2>&1
+		status=$?
 	else
 		timeout "$TIMEOUT" "$QEMU" -cpu "$CPU" -m 128 -kernel "roms/build/$k.elf" \
 			-serial stdio -display none -no-reboot -monitor none \
 			-device isa-debug-exit,iobase=0xf4,iosize=0x04 >"$tmp" 2>&1
+		status=$?
 	fi
-	status=$?
 	out=$(tr -d '\r' <"$tmp")
 	rm -f "$tmp"
 	summary=$(printf '%s\n' "$out" | grep '^SUMMARY:' | tail -1)

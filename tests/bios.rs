@@ -6,10 +6,10 @@
 //! agreeing; and `--bios` with a bare ROM (roms/bios/bare.S).
 
 use morph86_cpu::{Bus, SegReg};
-use morph86_devices::{Device, DeviceId, OutputSink, SerialBackend, SharedBuffer};
+use morph86_devices::{Device, ImageMode, ImageSpec, OutputSink, SerialBackend, SharedBuffer};
 use morph86_machine::bios::{BootDevice, DEFAULT_BOOT_ORDER};
 use morph86_machine::firmware::{build_tables, BoardDescription};
-use morph86_machine::{EngineKind, EventLog, Machine, MachineConfig, RunExit, RunLimits};
+use morph86_machine::{Drives, EngineKind, EventLog, Machine, MachineConfig, RunExit, RunLimits};
 use std::path::PathBuf;
 use std::process::Command;
 use std::sync::OnceLock;
@@ -494,32 +494,6 @@ fn a_bare_rom_runs_from_power_on_with_no_bios_underneath() {
     }
 }
 
-mod bios_ide;
-use bios_ide::{Channel, Unit};
-
-/// Puts test IDE channels where the PIIX3's legacy channels are.
-fn attach_ide(
-    r: &mut Run,
-    primary: [Option<Unit>; 2],
-    secondary: [Option<Unit>; 2],
-) -> Vec<DeviceId<Channel>> {
-    let mut ids = Vec::new();
-    for (units, base, ctl, irq) in [(primary, 0x1F0, 0x3F6, 14), (secondary, 0x170, 0x376, 15)] {
-        let line = r.m.board.wires.irq(irq);
-        let id = r.m.board.io.add(Channel::new(units, line));
-        r.m.board
-            .io
-            .map_ports(id, base, 8)
-            .expect("IDE command block");
-        r.m.board
-            .io
-            .map_ports(id, ctl, 1)
-            .expect("IDE control block");
-        ids.push(id);
-    }
-    ids
-}
-
 /// A disk of `sectors` sectors, each starting with "SECTORnn", and a boot
 /// sector at 0 if given.
 fn disk_image(sectors: usize, boot: Option<&[u8]>) -> Vec<u8> {
@@ -571,29 +545,81 @@ fn el_torito_iso(image: &[u8], media: u8, count: u16, damage: bool) -> Vec<u8> {
     c
 }
 
-/// Runs a machine with the given IDE units and boot order to the boot
-/// sector's "BOOT DONE" or the BIOS's message that nothing boots.
-fn boot_with(
-    primary: [Option<Unit>; 2],
-    secondary: [Option<Unit>; 2],
-    order: &str,
-) -> (Run, Vec<DeviceId<Channel>>) {
-    let mut r = machine(EngineKind::Interp, 0, true, false);
-    let ids = attach_ide(&mut r, primary, secondary);
+/// Image files for the real IDE controller, in a temporary directory
+/// that lives as long as the run.
+struct Images {
+    dir: tempfile::TempDir,
+    drives: Drives,
+}
+
+impl Images {
+    fn new() -> Images {
+        Images {
+            dir: tempfile::tempdir().expect("temp dir"),
+            drives: Drives::default(),
+        }
+    }
+
+    fn file(&self, name: &str, data: &[u8]) -> ImageSpec {
+        let p = self.dir.path().join(name);
+        std::fs::write(&p, data).expect("writing an image");
+        ImageSpec::new(p, ImageMode::ReadWrite)
+    }
+
+    fn hda(mut self, data: &[u8]) -> Images {
+        self.drives.hda = Some(self.file("hda.img", data));
+        self
+    }
+
+    fn fda(mut self, data: &[u8]) -> Images {
+        self.drives.fda = Some(self.file("fda.img", data));
+        self
+    }
+
+    fn cdrom(mut self, data: &[u8]) -> Images {
+        let mut spec = self.file("cd.iso", data);
+        spec.mode = ImageMode::ReadOnly;
+        self.drives.cdrom = Some(spec);
+        self
+    }
+}
+
+/// Runs a machine with the given images on the board's IDE controller and
+/// the boot order to the boot sector's "BOOT DONE" or the BIOS's message
+/// that nothing boots.
+fn boot_with(images: &Images, order: &str) -> Run {
+    let e9 = SharedBuffer::new();
+    let serial = SharedBuffer::new();
+    let mut m = Machine::new(MachineConfig {
+        memory_mib: RAM_MIB,
+        serial: SerialBackend::buffer(serial.clone(), None),
+        debugcon: Some(OutputSink::Buffer(e9.clone())),
+        no_reboot: true,
+        drives: images.drives.clone(),
+        ..Default::default()
+    })
+    .expect("machine");
     let order = morph86_machine::bios::parse_boot_order(order).unwrap();
-    r.m.boot_bios(None, &order).unwrap();
+    m.boot_bios(None, &order).unwrap();
+    let mut r = Run {
+        m,
+        e9,
+        log: None,
+        serial,
+    };
     r.until("BOOT DONE", 1, 20_000_000);
     if !r.e9.text().contains("BOOT DONE") {
         r.until(NO_BOOT, 1, 20_000_000);
     }
-    (r, ids)
+    r
 }
 
 #[test]
 fn int13_serves_an_ata_disk_and_its_mbr_boots() {
     let boot = rom_file("bootsect.bin");
     let disk = disk_image(32768, Some(&boot));
-    let (r, ids) = boot_with([Some(Unit::Disk(disk)), None], [None, None], "c");
+    let images = Images::new().hda(&disk);
+    let mut r = boot_with(&images, "c");
     let e9 = r.e9.text();
     assert!(e9.contains("BOOT 80\n"), "{e9}");
     assert!(e9.contains("GEOM 0000 "), "{e9}");
@@ -613,9 +639,8 @@ fn int13_serves_an_ata_disk_and_its_mbr_boots() {
     assert!(e9.contains("BOOT DONE"), "{e9}");
     // The write reached the disk: the boot sector as it ran (its code, and
     // its variables as they were), copied to LBA 2.
-    let Some(Unit::Disk(d)) = &r.m.board.io.get(ids[0]).units[0] else {
-        panic!("no disk");
-    };
+    r.m.flush();
+    let d = std::fs::read(&images.drives.hda.as_ref().unwrap().path).unwrap();
     assert_eq!(&d[2 * 512..2 * 512 + 256], &boot[..256]);
     assert_eq!(&d[2 * 512 + 510..3 * 512], &[0x55, 0xAA]);
     assert_eq!(&d[3 * 512..3 * 512 + 8], b"SECTOR03", "and nothing more");
@@ -626,7 +651,7 @@ fn el_torito_boots_without_emulation() {
     let boot = rom_file("bootsect.bin");
     let iso = el_torito_iso(&boot, 0, 4, false);
     let sectors = iso.len() / 2048;
-    let (r, _) = boot_with([None, None], [Some(Unit::Cd(iso)), None], "d");
+    let r = boot_with(&Images::new().cdrom(&iso), "d");
     let e9 = r.e9.text();
     assert!(e9.contains("BOOT E0\n"), "{e9}");
     assert!(e9.contains("EDD 3000 AA55 0007 "), "{e9}");
@@ -642,7 +667,7 @@ fn el_torito_floppy_emulation_answers_as_drive_00() {
     let boot = rom_file("bootsect.bin");
     let floppy = disk_image(2880, Some(&boot));
     let iso = el_torito_iso(&floppy, 2, 1, false);
-    let (r, _) = boot_with([None, None], [Some(Unit::Cd(iso)), None], "d");
+    let r = boot_with(&Images::new().cdrom(&iso), "d");
     let e9 = r.e9.text();
     assert!(e9.contains("BOOT 00\n"), "{e9}");
     assert!(
@@ -654,15 +679,35 @@ fn el_torito_floppy_emulation_answers_as_drive_00() {
 }
 
 #[test]
+fn a_floppy_boots_through_the_fdc_and_the_8237() {
+    let boot = rom_file("bootsect.bin");
+    let floppy = disk_image(2880, Some(&boot));
+    let r = boot_with(&Images::new().fda(&floppy), "a");
+    let e9 = r.e9.text();
+    assert!(e9.contains("Booting from Floppy..."), "{e9}");
+    assert!(e9.contains("BOOT 00\n"), "{e9}");
+    assert!(
+        e9.contains("GEOM 0000 0004 4F12 0101 "),
+        "a 1.44 MB drive from the CMOS:\n{e9}"
+    );
+    // CHS 0/0/2 read through the controller's DMA, carry clear.
+    let data = e9.lines().find(|l| l.starts_with("DATA ")).unwrap();
+    assert!(data.starts_with("DATA SECTOR01 "), "{e9}");
+    assert_eq!(
+        u16::from_str_radix(data.rsplit(' ').next().unwrap(), 16).unwrap() & 1,
+        0,
+        "{data}"
+    );
+    assert!(e9.contains("BOOT DONE"), "{e9}");
+}
+
+#[test]
 fn boot_failures_are_reported_on_screen() {
     // A disk with no boot signature, and a CD whose catalogue is damaged.
     let boot = rom_file("bootsect.bin");
     let iso = el_torito_iso(&boot, 0, 4, true);
-    let (mut r, _) = boot_with(
-        [Some(Unit::Disk(disk_image(2048, None))), None],
-        [Some(Unit::Cd(iso)), None],
-        "cd",
-    );
+    let images = Images::new().hda(&disk_image(2048, None)).cdrom(&iso);
+    let mut r = boot_with(&images, "cd");
     let e9 = r.e9.text();
     let screen = r.screen();
     for msg in [
@@ -673,5 +718,5 @@ fn boot_failures_are_reported_on_screen() {
         assert!(e9.contains(msg), "{msg:?} not on the debug port:\n{e9}");
         assert!(screen.contains(msg), "{msg:?} not on the screen:\n{screen}");
     }
-    assert!(screen.contains("MORPH86 TEST DISK"), "{screen}");
+    assert!(screen.contains("MORPH86 HARDDISK"), "{screen}");
 }

@@ -8,10 +8,11 @@
 //! -initrd LIST` boots it: the command line is `"roms/build/NAME.elf A"`
 //! and LIST names modules (see [`Boot`]).
 
+use morph86_devices::{ImageMode, ImageSpec};
 use morph86_devices::{SerialBackend, SharedBuffer};
 use morph86_machine::multiboot;
 use morph86_machine::{
-    EngineKind, EventLog, Machine, MachineConfig, Module, RunExit, RunLimits, EXIT_PORT,
+    Drives, EngineKind, EventLog, Machine, MachineConfig, Module, RunExit, RunLimits, EXIT_PORT,
 };
 use std::path::PathBuf;
 use std::process::Command;
@@ -51,13 +52,78 @@ struct Boot {
     /// Multiboot modules, QEMU's `-initrd` syntax, files relative to
     /// roms/build (`scripts/qemu-crosscheck.sh` passes the same).
     modules: Option<&'static str>,
+    /// Attach the disk and CD images `ata` checks (made afresh for each
+    /// run, and checked after it).
+    disks: bool,
 }
 
 /// The arguments `modules` checks (see roms/src/modules.c).
 const MODULES_BOOT: Boot = Boot {
     append: "modtest one two",
     modules: Some("module-a.txt alpha=1 list=x,,y,module-b.txt second arg"),
+    disks: false,
 };
+
+/// The disk and CD `ata` is booted with (see roms/src/ata.c).
+const ATA_BOOT: Boot = Boot {
+    append: "",
+    modules: None,
+    disks: true,
+};
+
+/// Sectors of the `ata` disk image, and of its CD image (2048 bytes each).
+const ATA_DISK_SECTORS: u32 = 128;
+const ATA_CD_SECTORS: u32 = 16;
+
+/// roms/src/ata.c's disk_byte, cd_byte and new_byte.
+fn disk_byte(s: u32, i: u32) -> u8 {
+    (s * 37 + i + (i >> 8) * 11) as u8
+}
+fn cd_byte(s: u32, i: u32) -> u8 {
+    (s * 13 + i * 5 + (i >> 8)) as u8
+}
+fn new_byte(s: u32, i: u32) -> u8 {
+    (s * 5 + i * 3 + 0x5A) as u8
+}
+
+/// Writes `ata`'s images into a fresh directory.
+fn ata_images() -> (tempfile::TempDir, Drives) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let image = |name: &str, sectors: u32, size: u32, f: fn(u32, u32) -> u8| {
+        let p = dir.path().join(name);
+        let bytes: Vec<u8> = (0..sectors)
+            .flat_map(|s| (0..size).map(move |i| f(s, i)))
+            .collect();
+        std::fs::write(&p, bytes).expect("writing an image");
+        p
+    };
+    let hd = image("hd.img", ATA_DISK_SECTORS, 512, disk_byte);
+    let cd = image("cd.iso", ATA_CD_SECTORS, 2048, cd_byte);
+    let drives = Drives {
+        hda: Some(ImageSpec::new(hd, ImageMode::ReadWrite)),
+        cdrom: Some(ImageSpec::new(cd, ImageMode::ReadOnly)),
+        ..Drives::default()
+    };
+    (dir, drives)
+}
+
+/// After `ata` ran: the image file holds what the guest wrote (sectors
+/// 100-101 by PIO, 30-31 by DMA) and nothing else changed.
+fn check_ata_image(dir: &tempfile::TempDir) {
+    let file = std::fs::read(dir.path().join("hd.img")).expect("reading the image");
+    assert_eq!(file.len(), ATA_DISK_SECTORS as usize * 512);
+    for (s, sector) in file.chunks(512).enumerate() {
+        let s = s as u32;
+        let f = if matches!(s, 30 | 31 | 100 | 101) {
+            new_byte
+        } else {
+            disk_byte
+        };
+        for (i, &b) in sector.iter().enumerate() {
+            assert_eq!(b, f(s, i as u32), "ata: image sector {s} byte {i}");
+        }
+    }
+}
 
 /// How one run of a kernel ended: its exit, serial output and event log,
 /// and the engine's report (`--stats`).
@@ -83,7 +149,8 @@ const INTERP: Run = Run {
     jit_cache_kib: 0,
 };
 
-fn run_once(kernel: &[u8], cmdline: &str, modules: &[Module], run: Run) -> Outcome {
+fn run_once(kernel: &[u8], cmdline: &str, modules: &[Module], run: Run, disks: bool) -> Outcome {
+    let images = disks.then(ata_images);
     let serial = SharedBuffer::new();
     let log = SharedBuffer::new();
     let mut m = Machine::new(MachineConfig {
@@ -95,6 +162,7 @@ fn run_once(kernel: &[u8], cmdline: &str, modules: &[Module], run: Run) -> Outco
         batch: run.batch,
         engine: run.engine,
         jit_cache_kib: run.jit_cache_kib,
+        drives: images.as_ref().map(|i| i.1.clone()).unwrap_or_default(),
         ..Default::default()
     })
     .expect("machine");
@@ -106,24 +174,34 @@ fn run_once(kernel: &[u8], cmdline: &str, modules: &[Module], run: Run) -> Outco
         timeout: None,
     });
     m.finish_event_log().expect("event log");
+    let report = m.engine_report();
+    // The end of a run, as `morph86 run` ends it: flush, then drop.
+    m.flush();
+    drop(m);
+    if let Some((dir, _)) = &images {
+        check_ata_image(dir);
+    }
     Outcome {
         exit,
         serial: serial.text().replace('\r', ""),
         log: log.text(),
-        report: m.engine_report(),
+        report,
     }
 }
 
-/// A built kernel, its command line and modules.
+/// A built kernel, its command line and modules, and whether it gets the
+/// `ata` disks.
 struct Kernel {
     image: Vec<u8>,
     cmdline: String,
     modules: Vec<Module>,
+    disks: bool,
 }
 
 fn load(name: &str) -> Kernel {
     let boot = match name {
         "modules" => MODULES_BOOT,
+        "ata" => ATA_BOOT,
         _ => Boot::default(),
     };
     if let Err(e) = build() {
@@ -142,6 +220,7 @@ fn load(name: &str) -> Kernel {
         image: kernel,
         cmdline,
         modules,
+        disks: boot.disks,
     }
 }
 
@@ -171,13 +250,14 @@ fn run_and_compare(name: &str, others: &[(&str, Run)]) -> Vec<Outcome> {
         image: kernel,
         cmdline,
         modules,
+        disks,
     } = load(name);
     let Outcome {
         exit,
         serial: text,
         log,
         ..
-    } = run_once(&kernel, &cmdline, &modules, INTERP);
+    } = run_once(&kernel, &cmdline, &modules, INTERP, disks);
     let summary = text.lines().rev().find(|l| l.starts_with("SUMMARY:"));
     let failures: Vec<&str> = text.lines().filter(|l| l.starts_with("FAIL")).collect();
     let ok_end = if name == "faults" {
@@ -195,7 +275,7 @@ fn run_and_compare(name: &str, others: &[(&str, Run)]) -> Vec<Outcome> {
     // thing.
     let mut outcomes = Vec::new();
     for &(what, run) in others {
-        let other = run_once(&kernel, &cmdline, &modules, run);
+        let other = run_once(&kernel, &cmdline, &modules, run, disks);
         assert_eq!(other.exit, exit, "{name}: {what} ends differently");
         assert_eq!(other.serial, text, "{name}: {what} prints differently");
         if other.log != log {
@@ -279,4 +359,5 @@ kernel_tests! {
     smc,
     sensitive,
     vga,
+    ata,
 }

@@ -23,6 +23,19 @@ pub static BIOS: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/bios.bin"));
 /// The VGA BIOS image as built (fonts blank, checksum valid).
 pub static VGA_ROM: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/vgabios.bin"));
 
+/// The built-in demo disk's first four sectors (`roms/demo/demo.S`): a
+/// boot sector that loads the other three and shows text and a mode 13h
+/// picture through the BIOS. [`demo_disk`] makes a whole disk of it.
+pub static DEMO_PROGRAM: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/demo-disk.bin"));
+
+/// The demo as a raw hard-disk image of `sectors` 512-byte sectors (at
+/// least 4; the rest are zero).
+pub fn demo_disk(sectors: usize) -> Vec<u8> {
+    let mut d = DEMO_PROGRAM.to_vec();
+    d.resize(sectors.max(4) * 512, 0);
+    d
+}
+
 /// Where the system BIOS keeps the 8x8 font of characters 0-127 (F000:FA6E).
 pub const BIOS_FONT8X8_OFFSET: usize = 0xFA6E;
 /// Where the VGA BIOS keeps its 8x16, 8x14 and 8x8 fonts (see `vga/link.ld`).

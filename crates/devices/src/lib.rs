@@ -9,11 +9,15 @@
 
 pub mod acpi_pm;
 pub mod apic;
+pub mod ata;
 pub mod bus;
 pub mod clock;
 pub mod debugcon;
+pub mod disk_image;
 pub mod dma;
+pub mod dma8237;
 pub mod exit;
+pub mod fdc;
 pub mod fw_cfg;
 pub mod i8042;
 pub mod ioapic;
@@ -30,11 +34,15 @@ pub mod vga;
 
 pub use acpi_pm::AcpiPm;
 pub use apic::{LintAction, LocalApic, LocalApicState};
+pub use ata::AtaController;
 pub use bus::{Device, DeviceId, IoBus};
 pub use clock::{Nanos, TimeSource, Timed};
 pub use debugcon::DebugCon;
+pub use disk_image::{DiskImage, ImageError, ImageMode, ImageSpec};
 pub use dma::{DmaMemory, NoDma};
+pub use dma8237::{Dma8237, IsaDma};
 pub use exit::DebugExit;
+pub use fdc::Fdc;
 pub use fw_cfg::FwCfg;
 pub use i8042::{I8042Device, I8042};
 pub use ioapic::{Delivery, DeliveryMode, IoApic, IoApicState};

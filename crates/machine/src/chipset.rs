@@ -23,6 +23,7 @@
 use crate::board::Board;
 use crate::firmware::{self, BoardDescription};
 use crate::machine::MachineError;
+use crate::storage::{Drives, Storage};
 use morph86_devices::acpi_pm::PM_IO_LEN;
 use morph86_devices::apic::{DEFAULT_TIMER_HZ, LAPIC_BASE, LAPIC_SIZE};
 use morph86_devices::debugcon::DEBUGCON_PORT;
@@ -66,6 +67,8 @@ pub struct ChipsetConfig {
     pub fw_cfg: bool,
     /// Fit the VGA (see [`crate::video`]).
     pub vga: bool,
+    /// The disk, CD and floppy images attached.
+    pub drives: Drives,
 }
 
 /// The system signals the devices raised, as [`Chipset::route`] reports them.
@@ -94,6 +97,7 @@ pub struct Chipset {
     pci: DeviceId<PciHost>,
     rtc: DeviceId<Rtc146818>,
     fw_cfg: Option<DeviceId<FwCfg>>,
+    storage: Storage,
     /// Where the PM block's window is mapped now.
     pm_window: Option<u16>,
     /// IA32_APIC_BASE.EN as last applied.
@@ -147,6 +151,8 @@ impl Chipset {
         let mut rtc = Rtc146818::new(time.clone(), cfg.rtc_start);
         rtc.set_memory_size(640, u64::from(cfg.memory_mib) * 1024 - 1024);
         rtc.connect_irq(wires.irq(8));
+        let storage = Storage::fit(io, &wires, &time, &cfg.drives)?;
+        storage.set_cmos(&mut rtc);
         let rtc = io.register(RTC_PORT, RTC_PORTS, rtc)?;
         let mut host = PciHost::new();
         host.connect(wires.system());
@@ -184,6 +190,7 @@ impl Chipset {
             pci,
             rtc,
             fw_cfg,
+            storage,
             pm_window: None,
             apic_enabled: true,
             deliveries: Vec::new(),
@@ -205,6 +212,10 @@ impl Chipset {
         }
         pci.config_write(BDF_IDE, 0x20, 4, 0xC001);
         pci.config_write(BDF_IDE, 0x04, 2, 0x0005);
+        // IDETIM: both channels decode their legacy ports (SeaBIOS's
+        // set-up; Linux's ata_piix skips a channel whose enable bit is clear).
+        pci.config_write(BDF_IDE, 0x40, 2, 0x8000);
+        pci.config_write(BDF_IDE, 0x42, 2, 0x8000);
         pci.config_write(BDF_PM, PIIX4_PMBA, 4, u32::from(ACPI_PM_BASE) | 1);
         pci.config_write(BDF_PM, 0x80, 1, 1);
         if board.video.is_some() {
@@ -268,8 +279,10 @@ impl Chipset {
         self.fw_cfg.map(|id| board.io.get(id))
     }
 
-    /// Flushes device output (the serial ports and the debug console).
+    /// Flushes device output (the serial ports and the debug console)
+    /// and makes disk image writes durable.
     pub fn flush(&self, board: &mut Board) {
+        self.storage.flush(board);
         board.io.get_mut(self.serial).flush();
         for c in &self.coms {
             board.io.get_mut(*c).flush();
@@ -354,8 +367,9 @@ impl Chipset {
             } else {
                 self.pm_window = m.base;
             }
+        } else if m.devfn == BDF_IDE.device << 3 | BDF_IDE.function && m.register == 0x20 {
+            self.storage.move_bus_master(board, m.base);
         } else {
-            // The IDE bus-master BAR: no bus-master device yet.
             tracing::debug!(?m, "I/O window move with no device behind it");
         }
     }
@@ -422,6 +436,7 @@ mod fw_cfg_tests {
                 memory_mib: (RAM >> 20) as u32,
                 fw_cfg,
                 vga: true,
+                drives: Drives::default(),
             },
         )
         .expect("chipset");

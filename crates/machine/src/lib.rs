@@ -13,6 +13,7 @@ pub mod firmware;
 pub mod linux;
 pub mod machine;
 pub mod multiboot;
+pub mod storage;
 pub mod upper_memory;
 pub mod video;
 
@@ -24,4 +25,5 @@ pub use machine::{
     EXIT_PORT, STATUS_TIMEOUT,
 };
 pub use multiboot::{BootInfo, Module, MultibootError};
+pub use storage::Drives;
 pub use video::Video;

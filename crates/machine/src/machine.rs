@@ -133,6 +133,8 @@ pub struct MachineConfig {
     /// The display adapter (a VGA with Bochs VBE by default, as QEMU's
     /// `-vga std`).
     pub vga: VgaModel,
+    /// The disk, CD and floppy images attached (`--hda` ...).
+    pub drives: crate::storage::Drives,
 }
 
 /// Which display adapter the machine has.
@@ -183,6 +185,9 @@ pub enum MachineError {
     /// Video memory could not be mapped.
     #[error(transparent)]
     Video(#[from] morph86_memory::VramError),
+    /// A disk image could not be attached.
+    #[error(transparent)]
+    Storage(#[from] morph86_devices::ata::AttachError),
 }
 
 /// Bounds for [`Machine::run`].
@@ -349,6 +354,7 @@ impl Machine {
                 memory_mib: mib,
                 fw_cfg: !cfg.no_fw_cfg,
                 vga: cfg.vga == VgaModel::Std,
+                drives: cfg.drives,
             },
         )?;
         let mut m = Machine {
@@ -557,7 +563,9 @@ impl Machine {
         self.chipset.exit_device(&self.board)
     }
 
-    /// Flushes device output (serial, debug console).
+    /// Flushes device output (serial, debug console) and makes disk image
+    /// writes durable. Call it when a run ends, however it ended (dropping
+    /// the machine flushes the images too).
     pub fn flush(&mut self) {
         self.chipset.flush(&mut self.board);
     }

@@ -1,93 +1,63 @@
-//! The built-in default guest: a tiny real-mode program that greets through
-//! the debug console port (0xE9) and then halts. It shows the CPU running
-//! until the PC platform (devices, BIOS, loaders) gives `run` real guests.
+//! The built-in demo: what `morph86 run` (and plain `morph86`) boots when
+//! no kernel, firmware or drive is named. A small disk made from
+//! `roms/demo/demo.S` (built with the BIOS by the `morph86-bios` crate) is
+//! attached as the primary hard disk and the machine powers on through
+//! morph86's BIOS: text through INT 10h, then a Mandelbrot set in mode
+//! 13h, then a text summary, then a halt that ends the run.
+//!
+//! Headless, the text screen at the end is printed as the run's summary.
+//! A window front end uses [`DemoDisk::attach`] the same way and shows the
+//! screen instead.
 
-use morph86_cpu::{Bus, Cpu, CpuModel, FlatRam, SegReg, StepOutcome};
-use std::io::Write;
+use crate::run_cmd::{BootOrder, RunArgs};
+use anyhow::{bail, Context, Result};
+use morph86_devices::{ImageMode, ImageSpec};
+use morph86_machine::bios::BootDevice;
+use morph86_machine::VgaModel;
+use std::path::PathBuf;
 
-/// Load address, as for a boot sector.
-const ORG: u16 = 0x7C00;
+/// The demo disk's size: 1 MiB.
+const DEMO_SECTORS: usize = 2048;
 
-/// The demo program: print the NUL-terminated message at `msg`, then HLT.
-fn program() -> Vec<u8> {
-    let msg =
-        b"Hello from morph86: this text was printed by guest code running on the interpreter.\n\0";
-    let code_len = 14u16;
-    let mut c = vec![0xBE];
-    c.extend((ORG + code_len).to_le_bytes()); // mov si, msg
-    c.extend([
-        0xFC, // cld
-        0xAC, // next: lodsb
-        0x84, 0xC0, // test al, al
-        0x74, 0x04, // jz done
-        0xE6, 0xE9, // out 0xE9, al
-        0xEB, 0xF7, // jmp next
-        0xF4, // done: hlt
-    ]);
-    debug_assert_eq!(c.len(), usize::from(code_len));
-    c.extend_from_slice(msg);
-    c
+/// The demo disk's image file, removed when this is dropped (the machine
+/// keeps it open, in snapshot mode, so nothing is ever written to it).
+pub struct DemoDisk {
+    path: PathBuf,
 }
 
-/// RAM plus a debug console on port 0xE9.
-struct DemoBus<W: Write> {
-    ram: FlatRam,
-    out: W,
-}
-
-impl<W: Write> Bus for DemoBus<W> {
-    fn read_u8(&mut self, addr: u32) -> u8 {
-        self.ram.read_u8(addr)
-    }
-    fn write_u8(&mut self, addr: u32, value: u8) {
-        self.ram.write_u8(addr, value);
-    }
-    fn io_write(&mut self, port: u16, _size: u8, value: u32) {
-        if port == 0xE9 {
-            // A broken stdout must not crash the emulator; the guest cannot tell.
-            let _ = self.out.write_all(&[value as u8]);
+impl DemoDisk {
+    /// Writes the demo disk to a temporary file and sets `a` up to boot it
+    /// through the BIOS. Options the demo cannot honour are refused.
+    pub fn attach(a: &mut RunArgs) -> Result<DemoDisk> {
+        if a.vga == VgaModel::None {
+            bail!("the built-in demo draws on the VGA: it cannot run with --vga none");
         }
-    }
-    fn mark_code_page(&mut self, page: u32) {
-        self.ram.mark_code_page(page)
-    }
-    fn code_generation(&self, page: u32) -> u32 {
-        Bus::code_generation(&self.ram, page)
+        let path = std::env::temp_dir().join(format!("morph86-demo-{}.img", std::process::id()));
+        std::fs::write(&path, morph86_bios::demo_disk(DEMO_SECTORS))
+            .with_context(|| format!("writing the demo disk {}", path.display()))?;
+        a.hda = Some(ImageSpec::new(&path, ImageMode::Snapshot));
+        a.boot = Some(BootOrder(vec![BootDevice::HardDisk]));
+        Ok(DemoDisk { path })
     }
 }
 
-/// Runs the demo, writing the guest's console output to `out`.
-/// Returns the number of instructions executed.
-pub fn run<W: Write>(out: W) -> anyhow::Result<u64> {
-    let mut ram = FlatRam::new(1 << 20);
-    let p = program();
-    ram.bytes_mut()[usize::from(ORG)..usize::from(ORG) + p.len()].copy_from_slice(&p);
-    let mut bus = DemoBus { ram, out };
-    let mut cpu = Cpu::new(CpuModel::P6);
-    cpu.state.load_seg_real(SegReg::Cs, 0);
-    cpu.state.eip = u32::from(ORG);
-    loop {
-        match cpu.step(&mut bus) {
-            StepOutcome::Halted => break,
-            StepOutcome::TripleFault(f) => anyhow::bail!("guest triple fault ({f})"),
-            _ => {}
-        }
-        if cpu.icount > 10_000_000 {
-            anyhow::bail!("demo did not halt");
-        }
+impl Drop for DemoDisk {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
     }
-    bus.out.flush()?;
-    Ok(cpu.icount)
 }
 
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn demo_prints_its_greeting() {
-        let mut out = Vec::new();
-        let n = super::run(&mut out).expect("demo runs");
-        let text = String::from_utf8(out).expect("ascii");
-        assert!(text.starts_with("Hello from morph86"), "{text}");
-        assert!(n > 100);
+/// Prints the text screen as the headless demo's summary: its rows up to
+/// the last non-blank one.
+pub fn print_summary(text: &str) {
+    let rows: Vec<&str> = text.lines().map(str::trim_end).collect();
+    let n = rows
+        .iter()
+        .rposition(|r| !r.is_empty())
+        .map_or(0, |i| i + 1);
+    println!("---- morph86 demo: the screen at the end of the run ----");
+    for r in &rows[..n] {
+        println!("{r}");
     }
+    println!("--------------------------------------------------------");
 }

@@ -16,16 +16,25 @@ use std::process::ExitCode;
 #[derive(Parser)]
 #[command(name = "morph86", version, about)]
 struct Cli {
+    /// Without a command, morph86 boots the built-in demo (as `morph86 run`).
     #[command(subcommand)]
-    command: Command,
+    command: Option<Command>,
+}
+
+/// `run`'s options alone, to give plain `morph86` the defaults of
+/// `morph86 run`.
+#[derive(Parser)]
+struct DefaultRun {
+    #[command(flatten)]
+    run: run_cmd::RunArgs,
 }
 
 // Parsed once per process: the size of the `run` variant costs nothing.
 #[allow(clippy::large_enum_variant)]
 #[derive(Subcommand)]
 enum Command {
-    /// Run a guest: a kernel with --kernel, a firmware boot with --boot or
-    /// --bios, else the built-in demo program.
+    /// Run a guest: a kernel with --kernel, a firmware boot with --boot,
+    /// --bios or drives, else the built-in demo disk through the BIOS.
     Run(Box<run_cmd::RunArgs>),
     /// Run real-hardware single-step test suites (MOO files) against the interpreter.
     Conformance {
@@ -103,7 +112,10 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> Result<ExitCode> {
-    match cli.command {
+    let Some(command) = cli.command else {
+        return run_cmd::run_demo(DefaultRun::parse_from(["morph86"]).run);
+    };
+    match command {
         Command::Conformance {
             paths,
             cpu,
@@ -112,11 +124,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             show,
         } => conformance_cmd::run(&paths, cpu, max_fail, threads, show),
         Command::Run(args) if run_cmd::wants_kernel(&args) => run_cmd::run(*args),
-        Command::Run(_) => {
-            let n = demo::run(std::io::stdout().lock())?;
-            eprintln!("morph86: guest halted after {n} instructions");
-            Ok(ExitCode::SUCCESS)
-        }
+        Command::Run(args) => run_cmd::run_demo(*args),
         Command::Bench { iterations } => {
             let code = morph86_cpu::workloads::integer_mix(iterations);
             let (mut cpu, mut ram) = morph86_cpu::workloads::machine(&code);

@@ -10,11 +10,11 @@
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
-use morph86_devices::RtcDateTime;
+use morph86_devices::{ImageSpec, RtcDateTime};
 use morph86_devices::{OutputSink, SerialBackend};
 use morph86_machine::bios::{BootDevice, DEFAULT_BOOT_ORDER};
 use morph86_machine::{
-    ClockMode, EngineKind, EventLog, Machine, MachineConfig, RunLimits, VgaModel,
+    ClockMode, Drives, EngineKind, EventLog, Machine, MachineConfig, RunLimits, VgaModel,
 };
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -24,7 +24,8 @@ use std::time::Duration;
 #[derive(Args, Debug, Default)]
 pub struct RunArgs {
     /// A Linux bzImage or a Multiboot v1 kernel (ELF32 or a.out kludge).
-    /// Without it, `run` runs the built-in demo.
+    /// With no kernel, firmware, boot order or drive, `run` boots the
+    /// built-in demo disk through the BIOS.
     #[arg(long)]
     pub kernel: Option<PathBuf>,
     /// An initial ramdisk for a Linux kernel; for a Multiboot kernel, its
@@ -44,8 +45,8 @@ pub struct RunArgs {
     /// Default with --bios: c, a, d.
     #[arg(long, value_name = "ORDER", value_parser = parse_boot)]
     pub boot: Option<BootOrder>,
-    /// RAM in MiB.
-    #[arg(long, default_value_t = 128)]
+    /// RAM in MiB (2 to 3072).
+    #[arg(long, default_value_t = 128, value_parser = clap::value_parser!(u32).range(2..=3072))]
     pub memory: u32,
     /// COM1: stdio, file:PATH or none.
     #[arg(long, default_value = "stdio", value_parser = parse_serial)]
@@ -102,6 +103,22 @@ pub struct RunArgs {
     /// translation time, interpreter fallbacks by mnemonic).
     #[arg(long, short = 'v', alias = "stats")]
     pub verbose: bool,
+    /// Primary master hard disk: a raw image, FILE[,ro|,snapshot]
+    /// (snapshot: the guest's writes are kept in memory and discarded).
+    #[arg(long, value_name = "FILE[,ro|,snapshot]")]
+    pub hda: Option<ImageSpec>,
+    /// Primary slave hard disk: FILE[,ro|,snapshot].
+    #[arg(long, value_name = "FILE[,ro|,snapshot]")]
+    pub hdb: Option<ImageSpec>,
+    /// CD-ROM (secondary master): an ISO image, always read-only.
+    #[arg(long, value_name = "FILE")]
+    pub cdrom: Option<ImageSpec>,
+    /// First floppy drive: a 160K..2.88M image, FILE[,ro|,snapshot].
+    #[arg(long, value_name = "FILE[,ro|,snapshot]")]
+    pub fda: Option<ImageSpec>,
+    /// Second floppy drive: FILE[,ro|,snapshot].
+    #[arg(long, value_name = "FILE[,ro|,snapshot]")]
+    pub fdb: Option<ImageSpec>,
     /// The display adapter: std (a VGA with Bochs VBE, PCI 1234:1111, as
     /// QEMU's -vga std) or none.
     #[arg(long, default_value = "std")]
@@ -202,11 +219,25 @@ fn parse_stop_at(s: &str) -> Result<u64, String> {
 /// True when a kernel or a firmware boot was asked for (otherwise `run`
 /// runs the built-in demo).
 pub fn wants_kernel(a: &RunArgs) -> bool {
-    a.kernel.is_some() || a.bios.is_some() || a.boot.is_some()
+    let drives = [&a.hda, &a.hdb, &a.cdrom, &a.fda, &a.fdb];
+    a.kernel.is_some() || a.bios.is_some() || a.boot.is_some() || drives.iter().any(|d| d.is_some())
 }
 
 /// Runs `morph86 run --kernel ...` or a firmware boot (`--boot`, `--bios`).
 pub fn run(a: RunArgs) -> Result<ExitCode> {
+    run_with(a, false)
+}
+
+/// Runs the built-in demo disk through the BIOS with the other options of
+/// `a` (memory, engine, clock, screen options ...) honoured, and prints
+/// the text screen at the end.
+pub fn run_demo(mut a: RunArgs) -> Result<ExitCode> {
+    let _disk = crate::demo::DemoDisk::attach(&mut a)?;
+    run_with(a, true)
+}
+
+/// A run; `summary`: print the text screen at the end (the demo).
+fn run_with(a: RunArgs, summary: bool) -> Result<ExitCode> {
     let kernel = match &a.kernel {
         Some(path) => {
             if a.bios.is_some() || a.boot.is_some() {
@@ -267,6 +298,13 @@ pub fn run(a: RunArgs) -> Result<ExitCode> {
         None => None,
     };
     let screen = crate::screen::ScreenOptions::check(&a)?;
+    let drives = Drives {
+        hda: a.hda.clone(),
+        hdb: a.hdb.clone(),
+        cdrom: a.cdrom.clone(),
+        fda: a.fda.clone(),
+        fdb: a.fdb.clone(),
+    };
     let mut m = Machine::new(MachineConfig {
         memory_mib: a.memory,
         serial,
@@ -281,6 +319,7 @@ pub fn run(a: RunArgs) -> Result<ExitCode> {
         jit_cache_mb: a.jit_cache_mb,
         jit_cache_kib: 0,
         vga: a.vga,
+        drives,
     })?;
     screen.arm(&mut m);
     if let Some(p) = &a.event_log {
@@ -296,7 +335,7 @@ pub fn run(a: RunArgs) -> Result<ExitCode> {
         let order = a.boot.as_ref().map_or(&DEFAULT_BOOT_ORDER[..], |b| &b.0);
         m.boot_bios(bios, order)
             .context("powering on through the BIOS")?;
-        return finish(&a, m, timeout, raw, screen);
+        return finish(&a, m, timeout, raw, screen, summary);
     };
     if morph86_machine::linux::is_bzimage(&kernel) {
         let initrd = match &a.initrd {
@@ -312,7 +351,7 @@ pub fn run(a: RunArgs) -> Result<ExitCode> {
         m.boot_multiboot(kernel, &cmdline, modules)
             .with_context(|| format!("loading {}", path.display()))?;
     }
-    finish(&a, m, timeout, raw, screen)
+    finish(&a, m, timeout, raw, screen, summary)
 }
 
 /// Runs the machine to its end and reports; `raw` is the terminal state to
@@ -323,6 +362,7 @@ fn finish(
     timeout: Option<Duration>,
     raw: Option<crate::console::RawTerminal>,
     screen: crate::screen::ScreenOptions,
+    summary: bool,
 ) -> Result<ExitCode> {
     let start = std::time::Instant::now();
     let exit = m.run(RunLimits {
@@ -335,8 +375,14 @@ fn finish(
     let secs = start.elapsed().as_secs_f64();
     let icount = m.cpu.icount;
     let status = exit.status();
+    let text = summary.then(|| m.screen_text().map(|t| t.to_string()));
     // Give the terminal back before reporting.
     drop(raw);
+    match text {
+        Some(Some(t)) => crate::demo::print_summary(&t),
+        Some(None) => eprintln!("morph86: the demo ended outside a text mode"),
+        None => {}
+    }
     eprintln!("morph86: {exit}");
     if a.verbose {
         eprint!("{}", m.engine_report());
@@ -433,5 +479,47 @@ mod tests {
         .unwrap_err();
         assert!(format!("{e:#}").contains("missing.bin"), "{e:#}");
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[derive(clap::Parser)]
+    struct Cli {
+        #[command(flatten)]
+        run: RunArgs,
+    }
+
+    #[test]
+    fn drive_options_parse_and_bad_images_are_refused_before_the_run() {
+        use clap::Parser;
+        use morph86_devices::ImageMode;
+        let c = Cli::try_parse_from(["t", "--hda", "a.img,snapshot", "--cdrom", "c.iso"]).unwrap();
+        assert_eq!(
+            c.run.hda,
+            Some(ImageSpec::new("a.img", ImageMode::Snapshot))
+        );
+        assert_eq!(
+            c.run.cdrom,
+            Some(ImageSpec::new("c.iso", ImageMode::ReadWrite))
+        );
+        assert!(Cli::try_parse_from(["t", "--hdb", "a.img,bogus"]).is_err());
+        // A missing image and an empty one: errors naming the file, before
+        // the kernel runs.
+        let dir = tempfile::tempdir().unwrap();
+        let kernel = dir.path().join("k.bin");
+        std::fs::write(&kernel, [0u8; 64]).unwrap();
+        let empty = dir.path().join("empty.img");
+        std::fs::write(&empty, []).unwrap();
+        for (img, want) in [("missing.img", "cannot open"), ("empty.img", "empty")] {
+            let args = RunArgs {
+                kernel: Some(kernel.clone()),
+                serial: Backend::None,
+                memory: 16,
+                batch: 65536,
+                jit_cache_mb: 16,
+                hda: Some(ImageSpec::new(dir.path().join(img), ImageMode::ReadWrite)),
+                ..RunArgs::default()
+            };
+            let e = format!("{:#}", run(args).unwrap_err());
+            assert!(e.contains(img) && e.contains(want), "{e}");
+        }
     }
 }
