@@ -22,8 +22,8 @@
 #   MORPH86-DISK-DONE
 # With console=tty0 (the hd.img "vga" label) it prints the same on the VGA.
 #
-# Needs: syslinux, syslinux-common, isolinux, mtools, xorriso (Debian:
-# `apt-get install syslinux syslinux-common isolinux mtools xorriso`); for
+# Needs: syslinux, syslinux-common, isolinux, mtools, xorriso, fdisk (Debian:
+# `apt-get install syslinux syslinux-common isolinux mtools xorriso fdisk`); for
 # the hard disk and the CD also guest/ as scripts/build-guest.sh leaves it.
 # Pass --floppy-only to build just the floppy (needs only roms/build.sh).
 set -euo pipefail
@@ -39,8 +39,11 @@ floppy_only=0
 [ "${1:-}" = "--floppy-only" ] && floppy_only=1
 for t in syslinux mformat mcopy mmd xorriso; do
     command -v "$t" >/dev/null ||
-        die "$t not found: apt-get install syslinux syslinux-common isolinux mtools xorriso"
+        die "$t not found: apt-get install syslinux syslinux-common isolinux mtools xorriso fdisk"
 done
+if [ "$floppy_only" = 0 ]; then
+    command -v sfdisk >/dev/null || die "sfdisk not found: apt-get install fdisk"
+fi
 mods=/usr/lib/syslinux/modules/bios
 [ -f "$mods/ldlinux.c32" ] || die "no $mods (syslinux-common)"
 mkdir -p "$out"
