@@ -44,9 +44,9 @@ m=(); j=(); q=()
 echo "load before: $(cut -d' ' -f1-3 /proc/loadavg)"
 for i in $(seq "$runs"); do
   [[ $engines == *" jit "* ]] && j+=("$(time_to_marker ./target/release/morph86 run --engine jit --kernel "$kernel" --initrd "$initrd" \
-        --append console=ttyS0 --serial file:@LOG@ --no-reboot --exit-on-serial "$marker")")
+        --append console=ttyS0 --serial file:@LOG@ --no-reboot --display none --exit-on-serial "$marker")")
   [[ $engines == *" interp "* ]] && m+=("$(time_to_marker ./target/release/morph86 run --kernel "$kernel" --initrd "$initrd" \
-        --append console=ttyS0 --serial file:@LOG@ --no-reboot --exit-on-serial "$marker")")
+        --append console=ttyS0 --serial file:@LOG@ --no-reboot --display none --exit-on-serial "$marker")")
   [[ $engines == *" tcg "* ]] && q+=("$(time_to_marker qemu-system-i386 -accel tcg -m 128 -kernel "$kernel" -initrd "$initrd" \
         -append console=ttyS0 -display none -no-reboot -monitor none -serial file:@LOG@)")
 done

@@ -62,7 +62,7 @@ run_one() {
   case $engine in
   jit|interp)
     time_job "$job" ./target/release/morph86 run --engine "$engine" --kernel "$kernel" --initrd "$initrd" \
-      --append "$append" --serial file:@LOG@ --no-reboot ;;
+      --append "$append" --serial file:@LOG@ --no-reboot --display none ;;
   tcg)
     time_job "$job" qemu-system-i386 -accel tcg -m 128 -kernel "$kernel" -initrd "$initrd" \
       -append "$append" -display none -no-reboot -monitor none -serial file:@LOG@ ;;

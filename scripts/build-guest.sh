@@ -6,7 +6,8 @@
 #                             devtmpfs, prints MORPH86-GUEST-READY and runs a shell
 #                             (or, with morph86.poweroff on the command line,
 #                             powers off at once)
-#                             on the serial console
+#                             on the serial console (with morph86.vtshell on
+#                             the console: console=tty0, the VGA and keyboard)
 #   guest/config              the kernel's configuration
 #   guest/VERSION             the kernel package name and version
 #
@@ -166,8 +167,14 @@ for arg in $(cat /proc/cmdline); do
 done
 export HOME=/root PATH=/bin:/sbin:/usr/bin:/usr/sbin PS1='morph86# '
 cd /root
+# With morph86.vtshell the shell runs on the console (console=tty0: the VGA
+# and the keyboard) instead of the first serial port.
+case " $(cat /proc/cmdline) " in
+*" morph86.vtshell "*) vtshell=1 ;;
+*) vtshell= ;;
+esac
 while :; do
-    if [ -c /dev/ttyS0 ]; then
+    if [ -z "$vtshell" ] && [ -c /dev/ttyS0 ]; then
         setsid cttyhack sh </dev/ttyS0 >/dev/ttyS0 2>&1
     else
         setsid cttyhack sh

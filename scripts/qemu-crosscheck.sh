@@ -21,7 +21,8 @@ QEMU=${QEMU:-qemu-system-i386}
 CPU=${QEMU_CPU:-pentium3}
 TIMEOUT=${TIMEOUT:-20}
 if [ $# -eq 0 ]; then
-	set -- $(ls roms/build/*.elf | sed 's|.*/||; s|\.elf$||')
+	# kbd waits for keys (the window test drives it), so it is left out.
+	set -- $(ls roms/build/*.elf | sed 's|.*/||; s|\.elf$||' | grep -vx kbd)
 fi
 bad=0
 for k in "$@"; do

@@ -29,7 +29,7 @@ mkdir -p "$OUT"
 [ $# -eq 0 ] && set -- 13h 12h vbe text
 bad=0
 for mode in "$@"; do
-	"$MORPH86" run --kernel roms/build/vga.elf --append "draw=$mode" --serial none \
+	"$MORPH86" run --kernel roms/build/vga.elf --append "draw=$mode" --serial none --display none \
 		--no-reboot --timeout 120 --screenshot "$OUT/morph86-$mode.png" 2>"$OUT/morph86-$mode.log"
 	python3 - "$QEMU" "$mode" "$OUT" <<'EOF'
 import os, socket, struct, subprocess, sys, time, zlib

@@ -934,11 +934,26 @@ impl I8042Device {
         self.chip.mouse_event(dx, dy, buttons);
         self.drive();
     }
+
+    /// Mouse movement with the wheel (see [`I8042::mouse_event_wheel`]).
+    pub fn mouse_event_wheel(&mut self, dx: i32, dy: i32, dz: i32, buttons: u8) {
+        self.chip.mouse_event_wheel(dx, dy, dz, buttons);
+        self.drive();
+    }
 }
 
 impl crate::bus::Device for I8042Device {
     fn pio_read(&mut self, base: u16, _off: u16, size: u8) -> u32 {
         let v = self.chip.pio_read_port(base & 4);
+        if base & 4 == 0 {
+            // Reading the output buffer empties it and drops its IRQ line;
+            // a byte waiting behind it arrives afterwards, so the line
+            // rises again: a new edge for every byte (Linux reads one byte
+            // per interrupt from an edge-triggered line).
+            for l in [&self.irq1, &self.irq12].into_iter().flatten() {
+                l.set(false);
+            }
+        }
         self.after_access();
         (crate::all_ones(size) & !0xFF) | u32::from(v)
     }
@@ -1186,5 +1201,27 @@ mod tests {
         let k = bus.get(id).chip.clone();
         let json = serde_json::to_string(&k).unwrap();
         assert_eq!(serde_json::from_str::<I8042>(&json).unwrap(), k);
+    }
+    /// Each byte of a multi-byte reply is a new rising edge on IRQ1, as on
+    /// real hardware where the next byte arrives after the read: an
+    /// edge-triggered controller interrupts once per byte.
+    #[test]
+    fn every_byte_is_an_edge() {
+        let wires = crate::lines::Wires::new();
+        let mut bus = crate::IoBus::new();
+        let dev = I8042Device::new(wires.irq(1), wires.irq(12), wires.system());
+        let id = dev.map(&mut bus).unwrap();
+        wires.take_irq_changes();
+        bus.get_mut(id).key_event(&[0xE0, 0x75]);
+        let c = wires.take_irq_changes();
+        assert_eq!((c.levels & 2, c.rose & 2), (2, 2));
+        assert_eq!(bus.pio_read(0x60, 1), 0xE0);
+        let c = wires.take_irq_changes();
+        assert_eq!((c.levels & 2, c.rose & 2), (2, 2), "the second byte's edge");
+        assert_eq!(bus.pio_read(0x64, 1) & 1, 1);
+        assert_eq!(wires.take_irq_changes().rose, 0, "a status read is no edge");
+        assert_eq!(bus.pio_read(0x60, 1), 0x75);
+        let c = wires.take_irq_changes();
+        assert_eq!((c.levels & 2, c.rose & 2), (0, 0), "empty: low");
     }
 }

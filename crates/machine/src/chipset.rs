@@ -91,6 +91,7 @@ pub struct Chipset {
     exit: Option<DeviceId<DebugExit>>,
     debugcon: Option<DeviceId<DebugCon>>,
     pic: DeviceId<Pic8259Pair>,
+    i8042: DeviceId<I8042Device>,
     pm: DeviceId<AcpiPm>,
     lapic: DeviceId<LocalApic>,
     ioapic: DeviceId<IoApic>,
@@ -147,7 +148,7 @@ impl Chipset {
         let mut pit = Pit8254::new(time.clone());
         pit.connect_irq(wires.irq(0));
         pit.map(io)?;
-        I8042Device::new(wires.irq(1), wires.irq(12), wires.system()).map(io)?;
+        let i8042 = I8042Device::new(wires.irq(1), wires.irq(12), wires.system()).map(io)?;
         let mut rtc = Rtc146818::new(time.clone(), cfg.rtc_start);
         rtc.set_memory_size(640, u64::from(cfg.memory_mib) * 1024 - 1024);
         rtc.connect_irq(wires.irq(8));
@@ -184,6 +185,7 @@ impl Chipset {
             exit,
             debugcon,
             pic,
+            i8042,
             pm,
             lapic,
             ioapic,
@@ -267,6 +269,11 @@ impl Chipset {
     /// COM1.
     pub fn serial<'a>(&self, board: &'a mut Board) -> &'a mut Uart16550 {
         board.io.get_mut(self.serial)
+    }
+
+    /// The 8042 keyboard controller (host keys and mouse go in here).
+    pub fn i8042<'a>(&self, board: &'a mut Board) -> &'a mut I8042Device {
+        board.io.get_mut(self.i8042)
     }
 
     /// The exit device, if one is fitted.

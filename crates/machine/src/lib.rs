@@ -10,6 +10,7 @@ pub mod chipset;
 pub mod clock;
 pub mod event_log;
 pub mod firmware;
+pub mod host;
 pub mod linux;
 pub mod machine;
 pub mod multiboot;
@@ -20,6 +21,7 @@ pub mod video;
 pub use board::Board;
 pub use event_log::EventLog;
 pub use firmware::{acpi, mptable, smbios};
+pub use host::{HostInput, HostLink};
 pub use machine::{
     ClockMode, EngineKind, Machine, MachineConfig, MachineError, RunExit, RunLimits, VgaModel,
     EXIT_PORT, STATUS_TIMEOUT,

@@ -319,6 +319,8 @@ pub struct Machine {
     stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
     /// External interrupts delivered, by vector.
     interrupt_counts: Box<[u64; 256]>,
+    /// A front end's hook at the host check points (see [`crate::host`]).
+    host_link: Option<Box<dyn crate::host::HostLink>>,
 }
 
 impl Machine {
@@ -383,6 +385,7 @@ impl Machine {
             serial_watch: None,
             stop: Default::default(),
             interrupt_counts: Box::new([0; 256]),
+            host_link: None,
         };
         m.reset_platform();
         Ok(m)
@@ -553,6 +556,11 @@ impl Machine {
         self.resets
     }
 
+    /// The 8042 keyboard controller.
+    pub(crate) fn chipset_i8042(&mut self) -> &mut morph86_devices::I8042Device {
+        self.chipset.i8042(&mut self.board)
+    }
+
     /// COM1.
     pub fn serial(&mut self) -> &mut Uart16550 {
         self.chipset.serial(&mut self.board)
@@ -715,7 +723,9 @@ impl Machine {
                         self.idle_until(d, limits.timeout.map(|t| start + t));
                         continue;
                     }
-                    _ if interruptible && self.serial_watch.is_some() => {
+                    _ if interruptible
+                        && (self.serial_watch.is_some() || self.host_link.is_some()) =>
+                    {
                         // Only input can wake the CPU now; wait for it in host time.
                         std::thread::sleep(Duration::from_millis(1));
                         continue;
@@ -791,6 +801,9 @@ impl Machine {
         if self.stop.load(std::sync::atomic::Ordering::Relaxed) {
             return Some(RunExit::Stopped);
         }
+        if let Some(exit) = self.run_host_link() {
+            return Some(exit);
+        }
         self.board.time.set(self.board.clock.now());
         if self.serial().receive() {
             self.devices_touched = true;
@@ -806,6 +819,27 @@ impl Machine {
             }
         }
         self.display_checks()
+    }
+
+    /// The front end's turn at a host check point.
+    fn run_host_link(&mut self) -> Option<RunExit> {
+        let mut link = self.host_link.take()?;
+        let exit = link.check(self);
+        self.host_link = Some(link);
+        exit
+    }
+
+    /// Installs `link`, called at every host check point (see
+    /// [`crate::host::HostLink`]); `None` removes it.
+    pub fn set_host_link(&mut self, link: Option<Box<dyn crate::host::HostLink>>) {
+        self.host_link = link;
+    }
+
+    /// Host input reached a device: the run loop looks at the devices
+    /// again before the next instruction.
+    pub(crate) fn devices_changed(&mut self) {
+        self.devices_touched = true;
+        self.stale = true;
     }
 
     /// True when the earliest device deadline has come.

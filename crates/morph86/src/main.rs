@@ -4,6 +4,7 @@ mod conformance_cmd;
 mod console;
 mod demo;
 mod difftest_cmd;
+mod display;
 mod run_cmd;
 mod screen;
 
@@ -98,7 +99,13 @@ enum DifftestOracle {
 
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        // Without RUST_LOG: errors only, and not wgpu's while it probes
+        // the graphics back ends a window may use (a missing GL driver is
+        // no error when Vulkan works).
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("error,wgpu_hal=off")),
+        )
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();

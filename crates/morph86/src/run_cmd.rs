@@ -140,6 +140,11 @@ pub struct RunArgs {
     /// instructions).
     #[arg(long, value_name = "REGEX")]
     pub exit_on_screen: Option<String>,
+    /// Where the screen is shown: window (a desktop window; keys and mouse
+    /// go to the guest) or none. Default: a window when a display exists
+    /// (DISPLAY or WAYLAND_DISPLAY is set), else none.
+    #[arg(long, value_name = "window|none")]
+    pub display: Option<crate::display::DisplayMode>,
 }
 
 /// A boot order (`--boot`).
@@ -305,6 +310,7 @@ fn run_with(a: RunArgs, summary: bool) -> Result<ExitCode> {
         fda: a.fda.clone(),
         fdb: a.fdb.clone(),
     };
+    let display = crate::display::choose(a.display, a.vga)?;
     let mut m = Machine::new(MachineConfig {
         memory_mib: a.memory,
         serial,
@@ -331,11 +337,22 @@ fn run_with(a: RunArgs, summary: bool) -> Result<ExitCode> {
     if let Some(re) = watch {
         m.watch_serial(re);
     }
+    let ending = Ending {
+        limits: RunLimits {
+            max_insns: a.stop_at,
+            timeout,
+        },
+        raw,
+        screen,
+        summary,
+        verbose: a.verbose,
+        display,
+    };
     let Some((path, kernel)) = kernel else {
         let order = a.boot.as_ref().map_or(&DEFAULT_BOOT_ORDER[..], |b| &b.0);
         m.boot_bios(bios, order)
             .context("powering on through the BIOS")?;
-        return finish(&a, m, timeout, raw, screen, summary);
+        return finish(m, ending, "morph86".to_string());
     };
     if morph86_machine::linux::is_bzimage(&kernel) {
         let initrd = match &a.initrd {
@@ -351,27 +368,74 @@ fn run_with(a: RunArgs, summary: bool) -> Result<ExitCode> {
         m.boot_multiboot(kernel, &cmdline, modules)
             .with_context(|| format!("loading {}", path.display()))?;
     }
-    finish(&a, m, timeout, raw, screen, summary)
+    let title = match path.file_name() {
+        Some(f) => format!("morph86: {}", f.to_string_lossy()),
+        None => "morph86".to_string(),
+    };
+    finish(m, ending, title)
 }
 
-/// Runs the machine to its end and reports; `raw` is the terminal state to
-/// give back before reporting.
-fn finish(
-    a: &RunArgs,
-    mut m: Machine,
-    timeout: Option<Duration>,
+/// How a run ends and where it is shown.
+struct Ending {
+    limits: RunLimits,
+    /// The terminal state to give back before reporting.
     raw: Option<crate::console::RawTerminal>,
     screen: crate::screen::ScreenOptions,
+    /// Print the text screen at the end (the demo).
     summary: bool,
+    verbose: bool,
+    /// The display chosen, and whether the user asked for it.
+    display: (crate::display::DisplayMode, bool),
+}
+
+/// Runs the machine to its end, in a window titled `title` when one was
+/// chosen and can be opened, and reports.
+fn finish(m: Machine, e: Ending, title: String) -> Result<ExitCode> {
+    let Ending {
+        limits,
+        raw,
+        screen,
+        summary,
+        verbose,
+        display: (display, asked),
+    } = e;
+    let end = move |m, notify| finish_run(m, limits, screen, raw, (verbose, summary), notify);
+    if display != crate::display::DisplayMode::Window {
+        return end(m, None);
+    }
+    match crate::display::run_windowed(m, &title, end) {
+        crate::display::Windowed::Ran(r) => r,
+        crate::display::Windowed::NoWindow(_, _, e) if asked => Err(e),
+        crate::display::Windowed::NoWindow(m, end, e) => {
+            eprintln!("morph86: {e:#}; running without a window");
+            end(*m, None)
+        }
+    }
+}
+
+/// Runs `m` to the end of the run and does the end-of-run work: output
+/// flushed, screenshot and screen text written, the event log closed, the
+/// terminal given back, the report printed; `notify` (a window's) hears of
+/// the end once that work is done.
+fn finish_run(
+    mut m: Machine,
+    limits: RunLimits,
+    screen: crate::screen::ScreenOptions,
+    raw: Option<crate::console::RawTerminal>,
+    (verbose, summary): (bool, bool),
+    notify: Option<crate::display::Notify>,
 ) -> Result<ExitCode> {
     let start = std::time::Instant::now();
-    let exit = m.run(RunLimits {
-        max_insns: a.stop_at,
-        timeout,
-    });
+    let exit = m.run(limits);
+    m.set_host_link(None);
     m.flush();
     let saved = screen.save(&mut m);
     let logged = m.finish_event_log();
+    if let Some(n) = notify {
+        // The window shows the screen as the run left it.
+        m.update_display();
+        n(&m, &exit);
+    }
     let secs = start.elapsed().as_secs_f64();
     let icount = m.cpu.icount;
     let status = exit.status();
@@ -384,7 +448,7 @@ fn finish(
         None => {}
     }
     eprintln!("morph86: {exit}");
-    if a.verbose {
+    if verbose {
         eprint!("{}", m.engine_report());
     }
     if let Err(e) = logged {

@@ -145,6 +145,14 @@ pub struct Cpu {
     saved_eflags: u32,
 }
 
+// SAFETY: the raw pointers in a Cpu are `tlb_entries`, into the Cpu's own
+// TLB (heap storage it owns), and the TLB entries' host pointers into guest
+// RAM and video memory. The Cpu dereferences the latter only while it runs
+// with exclusive (`&mut`) access to the bus that owns that memory, so
+// moving a Cpu to another thread (with or without its machine) cannot let
+// two threads reach the same memory unsynchronised. It is not Sync.
+unsafe impl Send for Cpu {}
+
 impl Cpu {
     /// A CPU of `model` in its reset state.
     pub fn new(model: CpuModel) -> Cpu {
