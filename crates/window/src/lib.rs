@@ -165,9 +165,10 @@ pub struct Wake;
 /// Why the window could not be shown.
 #[derive(Debug, Error)]
 pub enum WindowError {
-    /// No display to open a window on (winit could not connect).
-    #[error("cannot open a window: {0}")]
-    EventLoop(#[from] winit::error::EventLoopError),
+    /// No display to open a window on (winit could not connect to the
+    /// one named).
+    #[error("cannot open a window: no connection to the display {0:?}")]
+    NoDisplay(String),
     /// The window could not be made.
     #[error("cannot create the window: {0}")]
     Os(#[from] winit::error::OsError),

@@ -208,17 +208,31 @@ impl HostLink for WindowLink {
 }
 
 /// Tells the UI how the run ended, from the emulator thread after the
-/// machine's end-of-run work (disks flushed, screenshots written).
-#[derive(Clone)]
+/// machine's end-of-run work (disks flushed, screenshots written). Dropped
+/// without [`EndHandle::finish`] (the machine thread panicked), it closes
+/// the window, so the UI never waits for a machine that is gone.
 pub struct EndHandle {
     pub(crate) ui: UiSender,
+    pub(crate) sent: bool,
+}
+
+impl Drop for EndHandle {
+    fn drop(&mut self) {
+        if !self.sent {
+            self.ui.event(ToUi::Ended {
+                state: RunState::Stopped,
+                keep_open: false,
+            });
+        }
+    }
 }
 
 impl EndHandle {
     /// Shows `frame` (the screen at the end) and ends the UI: the window
     /// closes, unless `keep_open`, when it stays with `state` in its title
     /// until the user closes it.
-    pub fn finish(&self, frame: Option<&Frame>, state: RunState, keep_open: bool) {
+    pub fn finish(mut self, frame: Option<&Frame>, state: RunState, keep_open: bool) {
+        self.sent = true;
         if let Some(f) = frame {
             if f.width > 0 && f.height > 0 {
                 let full = FrameUpdate::cut(f, DirtyRect::full(f.width, f.height));

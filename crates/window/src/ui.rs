@@ -47,7 +47,14 @@ impl Ui {
             // Only X is named: do not try Wayland first.
             builder.with_x11();
         }
-        let mut event_loop = builder.build()?;
+        let mut event_loop = builder.build().map_err(|e| {
+            tracing::debug!("window: {e}");
+            let name = ["WAYLAND_DISPLAY", "DISPLAY"]
+                .iter()
+                .find_map(|v| std::env::var(v).ok().filter(|s| !s.is_empty()))
+                .unwrap_or_default();
+            WindowError::NoDisplay(name)
+        })?;
         let (events_tx, events_rx) = unbounded();
         let (frames_tx, frames_rx) = bounded(2);
         let (commands_tx, commands_rx) = unbounded();
@@ -95,7 +102,14 @@ impl Ui {
             }
         }
         let link = WindowLink::new(sender.clone(), commands_rx);
-        Ok((Ui { event_loop, app }, link, EndHandle { ui: sender }))
+        Ok((
+            Ui { event_loop, app },
+            link,
+            EndHandle {
+                ui: sender,
+                sent: false,
+            },
+        ))
     }
 
     /// Runs the window until it is closed, or until the run ends (the
