@@ -4,13 +4,13 @@
 //! and sends what changed to the UI thread, reports the speed once a
 //! second, and pauses or ends the run when the UI asks.
 
-use crate::{FrameUpdate, RunState, ToMachine, ToUi, Wake};
+use crate::{FrameUpdate, RunState, ToMachine, ToUi};
 use crossbeam_channel::{Receiver, Sender, TryRecvError, TrySendError};
 use morph86_devices::vga::{DirtyRect, Frame};
 use morph86_machine::HostInput;
 use morph86_machine::{HostLink, Machine, RunExit};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
-use winit::event_loop::EventLoopProxy;
 
 /// How often the screen is rendered for the window (about 60 Hz).
 pub const FRAME_INTERVAL: Duration = Duration::from_micros(16_667);
@@ -23,14 +23,15 @@ pub const STATUS_INTERVAL: Duration = Duration::from_secs(1);
 pub(crate) struct UiSender {
     pub(crate) events: Sender<ToUi>,
     pub(crate) frames: Sender<FrameUpdate>,
-    pub(crate) proxy: EventLoopProxy<Wake>,
+    /// Wakes the UI's event loop (an `EventLoopProxy` in the window).
+    pub(crate) wake: Arc<dyn Fn() + Send + Sync>,
 }
 
 impl UiSender {
     fn event(&self, e: ToUi) {
         // The UI may be gone (the window was closed): nothing to tell then.
         if self.events.send(e).is_ok() {
-            let _ = self.proxy.send_event(Wake);
+            (self.wake)();
         }
     }
 
@@ -39,7 +40,7 @@ impl UiSender {
     fn try_frame(&self, frame: &Frame, rect: DirtyRect) -> bool {
         match self.frames.try_send(FrameUpdate::cut(frame, rect)) {
             Ok(()) => {
-                let _ = self.proxy.send_event(Wake);
+                (self.wake)();
                 true
             }
             Err(TrySendError::Full(_)) => false,
@@ -241,5 +242,216 @@ impl EndHandle {
             }
         }
         self.ui.event(ToUi::Ended { state, keep_open });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crossbeam_channel::{bounded, unbounded};
+    use morph86_machine::{Machine, MachineConfig, RunLimits};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    /// A Multiboot (a.out kludge) kernel at 1 MiB: puts 'A' at the top
+    /// left of the text screen, then copies every byte from the 8042 to the
+    /// second cell.
+    fn kernel() -> Vec<u8> {
+        let code = [
+            0x66, 0xC7, 0x05, 0x00, 0x80, 0x0B, 0x00, b'A',
+            0x1F, // mov word [0xb8000], 0x1f41
+            0xE4, 0x64, // poll: in al, 0x64
+            0xA8, 0x01, // test al, 1
+            0x74, 0xFA, // jz poll
+            0xE4, 0x60, // in al, 0x60
+            0xA2, 0x02, 0x80, 0x0B, 0x00, // mov [0xb8002], al
+            0xEB, 0xF3, // jmp poll
+        ];
+        let load = 0x10_0000u32;
+        let flags = 1u32 << 16;
+        let magic = morph86_machine::multiboot::HEADER_MAGIC;
+        let mut k = Vec::new();
+        for v in [
+            magic,
+            flags,
+            magic.wrapping_add(flags).wrapping_neg(),
+            load,
+            load,
+            load + 32 + code.len() as u32,
+            0,
+            load + 32,
+        ] {
+            k.extend(v.to_le_bytes());
+        }
+        k.extend_from_slice(&code);
+        k
+    }
+
+    struct Ui {
+        events: Receiver<ToUi>,
+        frames: Receiver<FrameUpdate>,
+        commands: Sender<ToMachine>,
+        wakes: Arc<AtomicUsize>,
+    }
+
+    /// A machine running [`kernel`] with a link whose UI side is returned.
+    fn machine() -> (Machine, Ui) {
+        let mut m = Machine::new(MachineConfig {
+            memory_mib: 4,
+            no_reboot: true,
+            ..Default::default()
+        })
+        .unwrap();
+        m.boot_multiboot(kernel(), "", vec![]).unwrap();
+        let (events_tx, events) = unbounded();
+        let (frames_tx, frames) = bounded(2);
+        let (commands, commands_rx) = unbounded();
+        let wakes = Arc::new(AtomicUsize::new(0));
+        let w = wakes.clone();
+        let ui = UiSender {
+            events: events_tx,
+            frames: frames_tx,
+            wake: Arc::new(move || {
+                w.fetch_add(1, Ordering::Relaxed);
+            }),
+        };
+        m.set_host_link(Some(Box::new(WindowLink::new(ui, commands_rx))));
+        (
+            m,
+            Ui {
+                events,
+                frames,
+                commands,
+                wakes,
+            },
+        )
+    }
+
+    fn run(m: &mut Machine, insns: u64) -> RunExit {
+        let max = m.cpu.icount + insns;
+        m.run(RunLimits {
+            max_insns: Some(max),
+            timeout: None,
+        })
+    }
+
+    /// The screen goes to the UI (whole at first, as the UI has nothing),
+    /// keys reach the guest, and a quit ends the run at a check point.
+    #[test]
+    fn frames_out_keys_in_quit_stops() {
+        let (mut m, ui) = machine();
+        ui.commands
+            .send(ToMachine::Input(morph86_machine::HostInput::Key(vec![
+                0x1C,
+            ])))
+            .unwrap();
+        assert_eq!(run(&mut m, 1_000_000), RunExit::InstructionLimit);
+        let first = ui.frames.try_recv().expect("a frame");
+        assert_eq!((first.width, first.height), (720, 400));
+        assert_eq!(first.rect, DirtyRect::full(720, 400));
+        assert!(ui.wakes.load(Ordering::Relaxed) >= 1);
+        // Without translation (no BIOS turned it on) the guest sees set 2.
+        let text = m.screen_text().unwrap();
+        assert_eq!(text.cells[0], (b'A', 0x1F));
+        assert_eq!(text.cells[1].0, 0x1C);
+        // The frame the UI holds shows the 'A' in white on blue.
+        let mut rgba = vec![0u8; 720 * 400 * 4];
+        first.apply_rgba(&mut rgba);
+        while let Ok(u) = ui.frames.try_recv() {
+            u.apply_rgba(&mut rgba);
+        }
+        let cell: Vec<&[u8]> = (0..16)
+            .flat_map(|y| (0..9).map(move |x| (y * 720 + x) * 4))
+            .map(|o| &rgba[o..o + 3])
+            .collect();
+        assert!(cell.iter().any(|p| p[2] > 0x80 && p[0] < 0x40), "blue");
+        assert!(cell.iter().any(|p| p[0] > 0xC0), "white");
+        ui.commands.send(ToMachine::Quit).unwrap();
+        let at = m.cpu.icount;
+        assert_eq!(run(&mut m, 10_000_000), RunExit::Stopped);
+        assert!(m.cpu.icount - at <= morph86_machine::machine::CHECK_INTERVAL);
+    }
+
+    /// Motion events with the same buttons merge into one movement at a
+    /// check point.
+    #[test]
+    fn mouse_motion_is_merged() {
+        let (mut m, ui) = machine();
+        let mut link = WindowLink::new(
+            UiSender {
+                events: unbounded().0,
+                frames: bounded(1).0,
+                wake: Arc::new(|| {}),
+            },
+            unbounded().1,
+        );
+        for _ in 0..3 {
+            link.input(
+                &mut m,
+                morph86_machine::HostInput::Mouse {
+                    dx: 2,
+                    dy: -1,
+                    dz: 0,
+                    buttons: 1,
+                },
+            );
+        }
+        assert_eq!(
+            link.mouse,
+            Some(morph86_machine::HostInput::Mouse {
+                dx: 6,
+                dy: -3,
+                dz: 0,
+                buttons: 1
+            })
+        );
+        link.input(
+            &mut m,
+            morph86_machine::HostInput::Mouse {
+                dx: 1,
+                dy: 0,
+                dz: 0,
+                buttons: 0,
+            },
+        );
+        assert_eq!(
+            link.mouse,
+            Some(morph86_machine::HostInput::Mouse {
+                dx: 1,
+                dy: 0,
+                dz: 0,
+                buttons: 0
+            }),
+            "new buttons: the old motion went to the guest"
+        );
+        drop(ui);
+    }
+
+    /// A pause holds the machine at a check point until the UI resumes
+    /// it; the title hears of both.
+    #[test]
+    fn pause_holds_the_machine_until_resumed() {
+        let (mut m, ui) = machine();
+        ui.commands.send(ToMachine::Pause).unwrap();
+        let commands = ui.commands.clone();
+        let resumer = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(100));
+            commands.send(ToMachine::Pause).unwrap();
+        });
+        let start = Instant::now();
+        assert_eq!(run(&mut m, 200_000), RunExit::InstructionLimit);
+        assert!(start.elapsed() >= Duration::from_millis(100));
+        resumer.join().unwrap();
+        let states: Vec<(RunState, Option<f64>)> = ui
+            .events
+            .try_iter()
+            .filter_map(|e| match e {
+                ToUi::Status { state, mips } => Some((state, mips)),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            states[..2],
+            [(RunState::Paused, None), (RunState::Running, None)]
+        );
     }
 }

@@ -61,7 +61,13 @@ impl Ui {
         let sender = UiSender {
             events: events_tx,
             frames: frames_tx,
-            proxy: event_loop.create_proxy(),
+            wake: {
+                let proxy = event_loop.create_proxy();
+                // The loop may be gone (the window closed): nothing to wake.
+                Arc::new(move || {
+                    let _ = proxy.send_event(Wake);
+                })
+            },
         };
         let mut app = App {
             name: name.to_string(),
