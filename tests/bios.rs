@@ -10,41 +10,14 @@ use morph86_devices::{Device, ImageMode, ImageSpec, OutputSink, SerialBackend, S
 use morph86_machine::bios::{BootDevice, DEFAULT_BOOT_ORDER};
 use morph86_machine::firmware::{build_tables, BoardDescription};
 use morph86_machine::{Drives, EngineKind, EventLog, Machine, MachineConfig, RunExit, RunLimits};
-use std::path::PathBuf;
-use std::process::Command;
-use std::sync::OnceLock;
 
 const RAM_MIB: u32 = 32;
 const NO_BOOT: &str = "No bootable device.";
 
-fn roms_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../roms")
-}
-
-/// Builds roms/ once per test process (the BIOS test ROMs are among them).
-fn build() {
-    static BUILT: OnceLock<Result<(), String>> = OnceLock::new();
-    let r = BUILT.get_or_init(|| {
-        let out = Command::new("sh")
-            .arg(roms_dir().join("build.sh"))
-            .output()
-            .map_err(|e| format!("running roms/build.sh: {e}"))?;
-        if out.status.success() {
-            Ok(())
-        } else {
-            Err(format!(
-                "roms/build.sh failed (needs gcc and binutils):\n{}",
-                String::from_utf8_lossy(&out.stderr)
-            ))
-        }
-    });
-    if let Err(e) = r {
-        panic!("{e}");
-    }
-}
+use morph86_tests::{build_roms, roms_dir};
 
 fn rom_file(name: &str) -> Vec<u8> {
-    build();
+    build_roms();
     let p = roms_dir().join("build").join(name);
     std::fs::read(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
 }

@@ -14,35 +14,11 @@ use morph86_machine::multiboot;
 use morph86_machine::{
     Drives, EngineKind, EventLog, Machine, MachineConfig, Module, RunExit, RunLimits, EXIT_PORT,
 };
-use std::path::PathBuf;
-use std::process::Command;
-use std::sync::OnceLock;
 
 /// Instructions each kernel may run (they need well under a million).
 const BUDGET: u64 = 50_000_000;
 
-fn roms_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../roms")
-}
-
-/// Builds the kernels once per test process.
-fn build() -> &'static Result<(), String> {
-    static BUILT: OnceLock<Result<(), String>> = OnceLock::new();
-    BUILT.get_or_init(|| {
-        let out = Command::new("sh")
-            .arg(roms_dir().join("build.sh"))
-            .output()
-            .map_err(|e| format!("running roms/build.sh: {e}"))?;
-        if out.status.success() {
-            Ok(())
-        } else {
-            Err(format!(
-                "roms/build.sh failed (needs gcc and binutils):\n{}",
-                String::from_utf8_lossy(&out.stderr)
-            ))
-        }
-    })
-}
+use morph86_tests::{build_roms, roms_dir};
 
 /// What a kernel is booted with, as QEMU's `-append` and `-initrd` give it.
 #[derive(Clone, Copy, Default)]
@@ -204,9 +180,7 @@ fn load(name: &str) -> Kernel {
         "ata" => ATA_BOOT,
         _ => Boot::default(),
     };
-    if let Err(e) = build() {
-        panic!("{e}");
-    }
+    build_roms();
     let build_dir = roms_dir().join("build");
     let path = build_dir.join(format!("{name}.elf"));
     let kernel = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));

@@ -12,31 +12,8 @@ use morph86_devices::{SerialBackend, SharedBuffer};
 use morph86_machine::multiboot;
 use morph86_machine::{EngineKind, Machine, MachineConfig, RunExit, RunLimits, EXIT_PORT};
 use std::path::PathBuf;
-use std::process::Command;
-use std::sync::OnceLock;
 
-fn roms_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../roms")
-}
-
-/// Builds the kernels once per test process.
-fn build() -> &'static Result<(), String> {
-    static BUILT: OnceLock<Result<(), String>> = OnceLock::new();
-    BUILT.get_or_init(|| {
-        let out = Command::new("sh")
-            .arg(roms_dir().join("build.sh"))
-            .output()
-            .map_err(|e| format!("running roms/build.sh: {e}"))?;
-        if out.status.success() {
-            Ok(())
-        } else {
-            Err(format!(
-                "roms/build.sh failed (needs gcc and binutils):\n{}",
-                String::from_utf8_lossy(&out.stderr)
-            ))
-        }
-    })
-}
+use morph86_tests::{build_roms, roms_dir};
 
 /// Runs vga.elf with `draw=MODE` to its final HLT and takes the screenshot.
 fn screenshot(mode: &str) -> Frame {
@@ -48,9 +25,7 @@ fn screenshot(mode: &str) -> Frame {
 /// pages are collected and their write pointers revoked while the guest
 /// still draws.
 fn screenshot_with(mode: &str, engine: EngineKind, slice: Option<u64>) -> Frame {
-    if let Err(e) = build() {
-        panic!("{e}");
-    }
+    build_roms();
     let kernel = std::fs::read(roms_dir().join("build/vga.elf")).expect("vga.elf");
     let serial = SharedBuffer::new();
     let mut m = Machine::new(MachineConfig {

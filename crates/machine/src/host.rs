@@ -74,28 +74,7 @@ mod tests {
     use crate::machine::{MachineConfig, RunLimits, CHECK_INTERVAL};
     use std::sync::{Arc, Mutex};
 
-    /// A Multiboot (a.out kludge) kernel at 1 MiB running `code`.
-    fn kernel(code: &[u8]) -> Vec<u8> {
-        let load = 0x10_0000u32;
-        let flags = 1u32 << 16;
-        let magic = crate::multiboot::HEADER_MAGIC;
-        let mut k = Vec::new();
-        let end = load + 32 + code.len() as u32;
-        for v in [
-            magic,
-            flags,
-            magic.wrapping_add(flags).wrapping_neg(),
-            load,
-            load,
-            end,
-            0,
-            load + 32,
-        ] {
-            k.extend(v.to_le_bytes());
-        }
-        k.extend_from_slice(code);
-        k
-    }
+    use crate::multiboot::test_kernel as kernel;
 
     /// Sends one key at the first check point after `at` instructions, and
     /// records where each check point fell.

@@ -900,27 +900,7 @@ mod tests {
     use super::*;
     use morph86_devices::SharedBuffer;
 
-    /// An a.out-kludge kernel at 1 MiB running `code` (32-bit).
-    fn kernel(code: &[u8]) -> Vec<u8> {
-        let load = 0x10_0000u32;
-        let len = 32 + code.len() as u32;
-        let flags = 1u32 << 16;
-        let mut k = Vec::new();
-        for v in [
-            multiboot::HEADER_MAGIC,
-            flags,
-            multiboot::HEADER_MAGIC.wrapping_add(flags).wrapping_neg(),
-            load,
-            load,
-            load + len,
-            0,
-            load + 32,
-        ] {
-            k.extend(v.to_le_bytes());
-        }
-        k.extend_from_slice(code);
-        k
-    }
+    use crate::multiboot::test_kernel as kernel;
 
     fn machine(serial: SharedBuffer, no_reboot: bool) -> Machine {
         Machine::new(MachineConfig {

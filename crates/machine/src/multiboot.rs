@@ -763,6 +763,29 @@ where
         .collect()
 }
 
+/// An a.out-kludge Multiboot kernel at 1 MiB running `code` (32-bit), for
+/// the crate's tests.
+#[cfg(test)]
+pub(crate) fn test_kernel(code: &[u8]) -> Vec<u8> {
+    let load = 0x10_0000u32;
+    let flags = 1u32 << 16;
+    let mut k = Vec::new();
+    for v in [
+        HEADER_MAGIC,
+        flags,
+        HEADER_MAGIC.wrapping_add(flags).wrapping_neg(),
+        load,
+        load,
+        load + 32 + code.len() as u32,
+        0,
+        load + 32,
+    ] {
+        k.extend(v.to_le_bytes());
+    }
+    k.extend_from_slice(code);
+    k
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
