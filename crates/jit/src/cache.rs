@@ -20,6 +20,8 @@ pub struct CodeCache {
     write: MmapMut,
     exec: Mmap,
     used: usize,
+    /// Where blocks start: below it is code that outlives every flush.
+    floor: usize,
 }
 
 impl CodeCache {
@@ -36,6 +38,7 @@ impl CodeCache {
             write,
             exec,
             used: 0,
+            floor: 0,
         })
     }
 
@@ -74,9 +77,17 @@ impl CodeCache {
         self.write[field..field + 4].copy_from_slice(&rel.to_le_bytes());
     }
 
-    /// Forgets every block.
+    /// Appends `code` that stays when the cache is emptied (call before
+    /// any block is added) and returns its offset.
+    pub fn push_permanent(&mut self, code: &[u8]) -> Option<usize> {
+        let at = self.push(code)?;
+        self.floor = self.used;
+        Some(at)
+    }
+
+    /// Forgets every block (code added with `push_permanent` stays).
     pub fn clear(&mut self) {
-        self.used = 0;
+        self.used = self.floor;
     }
 
     /// The executable address of the code at `offset`.

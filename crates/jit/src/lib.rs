@@ -202,10 +202,19 @@ impl Default for JitEngine {
 impl JitEngine {
     /// An engine whose code cache holds at most `cap` bytes.
     pub fn new(cap: usize) -> JitEngine {
+        let mut cache = CodeCache::new(cap.max(4096))
+            .map_err(|e| tracing::warn!("no JIT code cache ({e}); interpreting"))
+            .ok();
+        // Every block is entered through the trampoline, at offset 0.
+        if cache
+            .as_mut()
+            .and_then(|c| c.push_permanent(&translate::trampoline()))
+            != Some(0)
+        {
+            cache = None;
+        }
         JitEngine {
-            cache: CodeCache::new(cap.max(4096))
-                .map_err(|e| tracing::warn!("no JIT code cache ({e}); interpreting"))
-                .ok(),
+            cache,
             blocks: vec![EMPTY_BLOCK; TABLE_SIZE],
             bus_epoch: u64::MAX,
             stats: JitStats::default(),
@@ -467,9 +476,15 @@ impl JitEngine {
         // host addresses that the TLB's tags vouch for (see `translate`),
         // and may jump to other blocks of the cache only through links made
         // by `link`, which keep the same guarantees.
+        //
+        // The trampoline at offset 0 (see `translate::trampoline`) is itself
+        // such a function, taking the block's address in rsi; it keeps the
+        // host's callee-saved registers and moves the guest's registers into
+        // their host registers and back.
         unsafe {
-            let f: extern "sysv64" fn(*mut Cpu) -> u32 = std::mem::transmute(entry);
-            exit = f(cpu);
+            let tramp = self.cache.as_ref()?.entry(0);
+            let f: extern "sysv64" fn(*mut Cpu, *const u8) -> u32 = std::mem::transmute(tramp);
+            exit = f(cpu, entry);
         }
         self.stats.block_runs += 1;
         let ran = cpu.icount - start;

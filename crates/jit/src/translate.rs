@@ -2,8 +2,11 @@
 //! x86-64 host function.
 //!
 //! Generated code receives the CPU's context (`morph86_cpu::Cpu`, whose head
-//! is `#[repr(C)]`: see `morph86_cpu::interp::context_offsets`) in `rdi` and
-//! works on the guest registers and EFLAGS there. Arithmetic runs as the
+//! is `#[repr(C)]`: see `morph86_cpu::interp::context_offsets`) in `rdi`.
+//! The guest's eight registers live in host registers while translated code
+//! runs (see [`HOST_REG`]; [`trampoline`] loads them on the way in and stores
+//! them on the way out, and helper calls store and reload them); EIP,
+//! EFLAGS and the instruction count stay in the context. Arithmetic runs as the
 //! same host instruction on the guest's values, and the host's arithmetic
 //! flags become the guest's (`pushfq`), masked to the flags the instruction
 //! defines; flags the SDM leaves undefined get the interpreter's values,
@@ -47,6 +50,9 @@
 //! which is how the sensitive and privileged instructions, I/O, memory
 //! operands, control transfers and the forms without a 64-bit encoding are
 //! handled today: none of them ever runs natively.
+
+// dynasm converts dynamic register numbers with `.into()`, already `u8` here.
+#![allow(clippy::useless_conversion)]
 
 use dynasmrt::{dynasm, AssemblyOffset, DynamicLabel, DynasmApi, DynasmLabelApi};
 
@@ -628,25 +634,144 @@ fn reg_off(r: usize) -> i32 {
     (offsets::REGS + 4 * r) as i32
 }
 
-/// Emits the host code merging the host flags (in `rcx` after `pushfq;
-/// pop rcx`) into the guest's EFLAGS under `mask`; `clear` flags are zeroed.
-fn merge_flags(a: &mut Assembler, mask: u32, clear: u32, live: bool) {
-    if !live {
-        return;
+/// The host register that holds guest register `r` (EAX, ECX, EDX, EBX,
+/// ESP, EBP, ESI, EDI) while translated code runs: rbx, r12, rdx, r13, rbp,
+/// r14, r9, r15. The four with byte forms (AL..BL, AH..BH) avoid rsp..rdi,
+/// whose byte forms mean AH..BH without a REX prefix; the host's scratch
+/// registers are rax, rcx, rsi, r8, r10 and r11, and rdi holds the context.
+/// The pinned registers always hold zero-extended 32-bit values.
+const HOST_REG: [u8; 8] = [3, 12, 2, 13, 5, 14, 9, 15];
+
+/// The host register of guest register `r` (see [`HOST_REG`]).
+fn hr(r: usize) -> u8 {
+    HOST_REG[r]
+}
+
+/// Stores the pinned registers into the context (before a helper reads or
+/// changes the guest's registers, or when translated code returns).
+fn spill(a: &mut Assembler) {
+    for r in 0..8 {
+        let off = reg_off(r);
+        dynasm!(a ; .arch x64 ; mov DWORD [rdi + off], Rd(hr(r)));
     }
+}
+
+/// Loads the pinned registers from the context.
+fn reload(a: &mut Assembler) {
+    for r in 0..8 {
+        let off = reg_off(r);
+        dynasm!(a ; .arch x64 ; mov Rd(hr(r)), DWORD [rdi + off]);
+    }
+}
+
+/// The way into translated code, emitted once at the start of the code
+/// cache: `extern "sysv64" fn(ctx, block) -> u32` saves the host's
+/// callee-saved registers, loads the guest's registers into their host
+/// registers ([`HOST_REG`]), calls the block (which may chain on to others;
+/// the last one returns here) and stores them back.
+pub fn trampoline() -> Vec<u8> {
+    let mut a = Assembler::new(0);
+    dynasm!(a
+        ; .arch x64
+        ; push rbx
+        ; push rbp
+        ; push r12
+        ; push r13
+        ; push r14
+        ; push r15
+        // Entered at 8 mod 16; six pushes keep that, so one more slot makes
+        // the call below enter the block at 8 mod 16 as a normal call does.
+        ; sub rsp, 8
+    );
+    reload(&mut a);
+    dynasm!(a ; .arch x64 ; call rsi);
+    spill(&mut a);
+    dynasm!(a
+        ; .arch x64
+        ; add rsp, 8
+        ; pop r15
+        ; pop r14
+        ; pop r13
+        ; pop r12
+        ; pop rbp
+        ; pop rbx
+        ; ret
+    );
+    a.finalize().unwrap_or_default()
+}
+
+/// Saves the host's flags, which an operation just set, in the pending
+/// slot (`[rsp + 8]`: the trampoline's spare stack slot, which every block
+/// sees there). The guest's EFLAGS takes them later, under the mask the
+/// translator keeps for them ([`materialize`]), when something reads EFLAGS
+/// or the block is left: two host instructions per flag-setting operation
+/// instead of a read-modify-write of EFLAGS.
+fn merge_flags(a: &mut Assembler, _mask: u32, _clear: u32, live: bool) {
+    if live {
+        dynasm!(a ; .arch x64 ; pushfq ; pop QWORD [rsp + 8]);
+    }
+}
+
+/// Merges the pending host flags (see [`merge_flags`]) into the guest's
+/// EFLAGS: the `mask` flags from the host, the `clear` ones zeroed.
+/// Clobbers ecx and r11.
+fn materialize(a: &mut Assembler, (mask, clear): (u32, u32)) {
     let fl = offsets::EFLAGS as i32;
     let keep = !(mask | clear) as i32;
     let mask = mask as i32;
     dynasm!(a
         ; .arch x64
-        ; pushfq
-        ; pop rcx
+        ; mov ecx, DWORD [rsp + 8]
         ; and ecx, mask
-        ; mov edx, DWORD [rdi + fl]
-        ; and edx, keep
-        ; or edx, ecx
-        ; mov DWORD [rdi + fl], edx
+        ; mov r11d, DWORD [rdi + fl]
+        ; and r11d, keep
+        ; or r11d, ecx
+        ; mov DWORD [rdi + fl], r11d
     );
+}
+
+/// The flags an op leaves pending when they are live (see
+/// [`merge_flags`]): the host's mask and the flags cleared.
+fn saves_flags(op: Op) -> Option<(u32, u32)> {
+    let alu = |alu: Alu| {
+        if matches!(alu, Alu::And | Alu::Or | Alu::Xor | Alu::Test) {
+            (LOGIC_FLAGS, AF)
+        } else {
+            (ARITH_FLAGS, 0)
+        }
+    };
+    match op {
+        Op::Alu(x, ..) | Op::AluRM(x, ..) | Op::AluMR(x, ..) | Op::Byte(ByteOp::Alu(x), ..) => {
+            Some(alu(x))
+        }
+        Op::IncDec(..) | Op::Unary(Unary::Inc | Unary::Dec, _) => Some((INC_FLAGS, 0)),
+        Op::Unary(Unary::Neg, _) => Some((ARITH_FLAGS, 0)),
+        _ => None,
+    }
+}
+
+/// Whether EFLAGS must be up to date before `op` runs (`live`: its own
+/// flags are wanted): it reads flags, computes its own from EFLAGS, keeps
+/// some of the earlier ones, calls a helper, or ends the block.
+fn needs_eflags(op: Op, live: bool) -> bool {
+    match op {
+        Op::Alu(Alu::Adc | Alu::Sbb, ..)
+        | Op::AluRM(Alu::Adc | Alu::Sbb, ..)
+        | Op::AluMR(Alu::Adc | Alu::Sbb, ..)
+        | Op::Byte(ByteOp::Alu(Alu::Adc | Alu::Sbb), ..)
+        | Op::Jcc(..)
+        | Op::Jmp(_)
+        | Op::Call(_)
+        | Op::Ret(_)
+        | Op::Rdtsc
+        | Op::Setcc(..)
+        | Op::Cmov(..) => true,
+        Op::Shift(..) | Op::Shift16(..) | Op::ShiftCl(..) | Op::Rotate(..) | Op::Imul(..) => live,
+        _ => match saves_flags(op) {
+            Some((mask, clear)) => live && mask | clear != ARITH_FLAGS,
+            None => false,
+        },
+    }
 }
 
 /// Loads the guest's CF into the host's CF (for ADC and SBB).
@@ -800,24 +925,26 @@ fn emit_ea(a: &mut Assembler, m: Mem) {
     }
 }
 
-/// The effective address of `m` into r8d.
+/// The effective address of `m` into r8d: one LEA on the pinned
+/// registers (zero-extended, so the low 32 bits of the 64-bit sum are the
+/// guest's address modulo 4 GiB).
 fn emit_offset(a: &mut Assembler, m: Mem) {
     let disp = m.disp as i32;
-    dynasm!(a ; .arch x64 ; mov r8d, disp);
-    if let Some(b) = m.base {
-        let b = reg_off(b);
-        dynasm!(a ; .arch x64 ; add r8d, DWORD [rdi + b]);
-    }
-    if let Some(x) = m.index {
-        let x = reg_off(x);
-        dynasm!(a ; .arch x64 ; mov r9d, DWORD [rdi + x]);
-        match m.scale {
-            2 => dynasm!(a ; .arch x64 ; shl r9d, 1),
-            4 => dynasm!(a ; .arch x64 ; shl r9d, 2),
-            8 => dynasm!(a ; .arch x64 ; shl r9d, 3),
-            _ => {}
-        }
-        dynasm!(a ; .arch x64 ; add r8d, r9d);
+    match (m.base.map(hr), m.index.map(hr)) {
+        (None, None) => dynasm!(a ; .arch x64 ; mov r8d, disp),
+        (Some(b), None) => dynasm!(a ; .arch x64 ; lea r8d, [Rq(b) + disp]),
+        (None, Some(x)) => match m.scale {
+            1 => dynasm!(a ; .arch x64 ; lea r8d, [Rq(x) + disp]),
+            2 => dynasm!(a ; .arch x64 ; lea r8d, [Rq(x) * 2 + disp]),
+            4 => dynasm!(a ; .arch x64 ; lea r8d, [Rq(x) * 4 + disp]),
+            _ => dynasm!(a ; .arch x64 ; lea r8d, [Rq(x) * 8 + disp]),
+        },
+        (Some(b), Some(x)) => match m.scale {
+            1 => dynasm!(a ; .arch x64 ; lea r8d, [Rq(b) + Rq(x) + disp]),
+            2 => dynasm!(a ; .arch x64 ; lea r8d, [Rq(b) + Rq(x) * 2 + disp]),
+            4 => dynasm!(a ; .arch x64 ; lea r8d, [Rq(b) + Rq(x) * 4 + disp]),
+            _ => dynasm!(a ; .arch x64 ; lea r8d, [Rq(b) + Rq(x) * 8 + disp]),
+        },
     }
 }
 
@@ -858,12 +985,8 @@ fn emit_tlb_sized(a: &mut Assembler, size_bytes: u8, write: bool, user: bool, mi
     );
 }
 
-/// Applies `alu` to eax and esi (`byte`: to al and sil) and merges its
-/// flags.
-fn emit_alu_op(a: &mut Assembler, alu: Alu, live: bool) {
-    emit_alu_sized(a, alu, false, live);
-}
-
+/// Applies `alu` to al and sil and merges its flags (see [`emit_alu32`]
+/// for 32-bit operands).
 fn emit_alu_sized(a: &mut Assembler, alu: Alu, byte: bool, live: bool) {
     if matches!(alu, Alu::Adc | Alu::Sbb) {
         load_carry(a);
@@ -891,50 +1014,87 @@ fn emit_alu_sized(a: &mut Assembler, alu: Alu, byte: bool, live: bool) {
     }
 }
 
-/// Loads a source operand into esi.
-fn emit_src(a: &mut Assembler, src: Src) {
-    match src {
-        Src::Reg(s) => {
-            let s = reg_off(s);
-            dynasm!(a ; .arch x64 ; mov esi, DWORD [rdi + s]);
+/// Emits the host twin of `alu` with the given destination and source
+/// tokens (one arm per operation).
+macro_rules! by_alu {
+    ($a:expr, $alu:expr, [$($dst:tt)+], [$($src:tt)+]) => {
+        match $alu {
+            Alu::Add => dynasm!($a ; .arch x64 ; add $($dst)+, $($src)+),
+            Alu::Adc => dynasm!($a ; .arch x64 ; adc $($dst)+, $($src)+),
+            Alu::Sub => dynasm!($a ; .arch x64 ; sub $($dst)+, $($src)+),
+            Alu::Sbb => dynasm!($a ; .arch x64 ; sbb $($dst)+, $($src)+),
+            Alu::Cmp => dynasm!($a ; .arch x64 ; cmp $($dst)+, $($src)+),
+            Alu::And => dynasm!($a ; .arch x64 ; and $($dst)+, $($src)+),
+            Alu::Or => dynasm!($a ; .arch x64 ; or $($dst)+, $($src)+),
+            Alu::Xor => dynasm!($a ; .arch x64 ; xor $($dst)+, $($src)+),
+            Alu::Test => dynasm!($a ; .arch x64 ; test $($dst)+, $($src)+),
         }
-        Src::Imm(v) => dynasm!(a ; .arch x64 ; mov esi, v as i32),
+    };
+}
+
+/// Where a 32-bit ALU operation's operand is on the host: a pinned guest
+/// register, an immediate, or memory at r10.
+#[derive(Clone, Copy)]
+enum Opnd {
+    Reg(u8),
+    Imm(i32),
+    AtR10,
+}
+
+/// The host twin of a 32-bit `alu` on `dst` and `src` (at most one of them
+/// in memory), with the guest's flags merged when `live`.
+fn emit_alu32(a: &mut Assembler, alu: Alu, dst: Opnd, src: Opnd, live: bool) {
+    if matches!(alu, Alu::Adc | Alu::Sbb) {
+        load_carry(a);
+    }
+    match (dst, src) {
+        (Opnd::Reg(d), Opnd::Reg(s)) => by_alu!(a, alu, [Rd(d)], [Rd(s)]),
+        (Opnd::Reg(d), Opnd::Imm(v)) => by_alu!(a, alu, [Rd(d)], [v]),
+        // TEST is symmetric and has only the memory-first form.
+        (Opnd::Reg(d), Opnd::AtR10) if alu == Alu::Test => {
+            dynasm!(a ; .arch x64 ; test DWORD [r10], Rd(d))
+        }
+        (Opnd::Reg(d), Opnd::AtR10) => by_alu!(a, alu, [Rd(d)], [DWORD[r10]]),
+        (Opnd::AtR10, Opnd::Reg(s)) => by_alu!(a, alu, [DWORD[r10]], [Rd(s)]),
+        (Opnd::AtR10, Opnd::Imm(v)) => by_alu!(a, alu, [DWORD[r10]], [v]),
+        _ => unreachable!("one memory operand at most, never an immediate destination"),
+    }
+    if matches!(alu, Alu::And | Alu::Or | Alu::Xor | Alu::Test) {
+        merge_flags(a, LOGIC_FLAGS, AF, live);
+    } else {
+        merge_flags(a, ARITH_FLAGS, 0, live);
+    }
+}
+
+/// A source operand on the host.
+fn opnd(src: Src) -> Opnd {
+    match src {
+        Src::Reg(s) => Opnd::Reg(hr(s)),
+        Src::Imm(v) => Opnd::Imm(v as i32),
     }
 }
 
 /// Emits an instruction with a memory operand; a TLB miss goes to `miss`.
 fn emit_mem(a: &mut Assembler, op: Op, user: bool, miss: DynamicLabel, live: bool) {
-    let sp_off = reg_off(4);
+    let sp = hr(4);
     match op {
         Op::Load(d, m) => {
-            let d = reg_off(d);
             emit_ea(a, m);
             emit_tlb(a, false, user, miss);
-            dynasm!(a
-                ; .arch x64
-                ; mov eax, DWORD [r10]
-                ; mov DWORD [rdi + d], eax
-            );
+            dynasm!(a ; .arch x64 ; mov Rd(hr(d)), DWORD [r10]);
         }
         Op::Store(m, src) => {
-            emit_src(a, src);
             emit_ea(a, m);
             emit_tlb(a, true, user, miss);
-            dynasm!(a ; .arch x64 ; mov DWORD [r10], esi);
+            match src {
+                Src::Reg(s) => dynasm!(a ; .arch x64 ; mov DWORD [r10], Rd(hr(s))),
+                Src::Imm(v) => dynasm!(a ; .arch x64 ; mov DWORD [r10], v as i32),
+            }
         }
         Op::AluRM(alu, d, m) => {
-            let d_off = reg_off(d);
             emit_ea(a, m);
             emit_tlb(a, false, user, miss);
-            dynasm!(a
-                ; .arch x64
-                ; mov esi, DWORD [r10]
-                ; mov eax, DWORD [rdi + d_off]
-            );
-            emit_alu_op(a, alu, live);
-            if !matches!(alu, Alu::Cmp | Alu::Test) {
-                dynasm!(a ; .arch x64 ; mov DWORD [rdi + d_off], eax);
-            }
+            emit_alu32(a, alu, Opnd::Reg(hr(d)), Opnd::AtR10, live);
         }
         Op::AluMR(alu, m, src) => {
             let rmw = !matches!(alu, Alu::Cmp | Alu::Test);
@@ -942,32 +1102,23 @@ fn emit_mem(a: &mut Assembler, op: Op, user: bool, miss: DynamicLabel, live: boo
             // A written operand needs a write tag (write permission implies
             // read permission on x86 pages).
             emit_tlb(a, rmw, user, miss);
-            emit_src(a, src);
-            dynasm!(a ; .arch x64 ; mov eax, DWORD [r10]);
-            emit_alu_op(a, alu, live);
-            if rmw {
-                dynasm!(a ; .arch x64 ; mov DWORD [r10], eax);
-            }
+            emit_alu32(a, alu, Opnd::AtR10, opnd(src), live);
         }
         Op::Push(r) => {
-            let r = reg_off(r);
             emit_stack_slot(a, user, miss);
             dynasm!(a
                 ; .arch x64
-                ; mov eax, DWORD [rdi + r]
-                ; mov DWORD [r10], eax
-                ; mov DWORD [rdi + sp_off], r8d
+                ; mov DWORD [r10], Rd(hr(r))
+                ; mov Rd(sp), r8d
             );
         }
         Op::Pop(r) => {
-            let r = reg_off(r);
-            dynasm!(a ; .arch x64 ; mov r8d, DWORD [rdi + sp_off]);
+            dynasm!(a ; .arch x64 ; mov r8d, Rd(sp));
             emit_tlb(a, false, user, miss);
             dynasm!(a
                 ; .arch x64
-                ; mov eax, DWORD [r10]
-                ; add DWORD [rdi + sp_off], 4
-                ; mov DWORD [rdi + r], eax
+                ; mov Rd(hr(r)), DWORD [r10]
+                ; add Rd(sp), 4
             );
         }
         Op::Call(_) | Op::Ret(_) => unreachable!("see emit_call and emit_ret"),
@@ -993,12 +1144,15 @@ fn load8(
 ) {
     match l {
         Loc8::Reg(r, hi) => {
-            let off = reg_off(r) + i32::from(hi);
-            match (bytes, signed) {
-                (1, false) => dynasm!(a ; .arch x64 ; movzx eax, BYTE [rdi + off]),
-                (1, true) => dynasm!(a ; .arch x64 ; movsx eax, BYTE [rdi + off]),
-                (_, false) => dynasm!(a ; .arch x64 ; movzx eax, WORD [rdi + off]),
-                (_, true) => dynasm!(a ; .arch x64 ; movsx eax, WORD [rdi + off]),
+            let h = hr(r);
+            match (bytes, signed, hi) {
+                // AH..BH: through eax, whose second byte has a form (no REX).
+                (1, false, true) => dynasm!(a ; .arch x64 ; mov eax, Rd(h) ; movzx eax, ah),
+                (1, true, true) => dynasm!(a ; .arch x64 ; mov eax, Rd(h) ; movsx eax, ah),
+                (1, false, false) => dynasm!(a ; .arch x64 ; movzx eax, Rb(h)),
+                (1, true, false) => dynasm!(a ; .arch x64 ; movsx eax, Rb(h)),
+                (_, false, _) => dynasm!(a ; .arch x64 ; movzx eax, Rw(h)),
+                (_, true, _) => dynasm!(a ; .arch x64 ; movsx eax, Rw(h)),
             }
         }
         Loc8::Mem(m) => {
@@ -1021,13 +1175,18 @@ fn load8(
 }
 
 /// Stores al to a byte location (memory: to the host address in r10 that
-/// `load8` or the store's own check left).
+/// `load8` or the store's own check left). Clobbers ecx.
 fn store8(a: &mut Assembler, l: Loc8) {
     match l {
-        Loc8::Reg(r, hi) => {
-            let off = reg_off(r) + i32::from(hi);
-            dynasm!(a ; .arch x64 ; mov BYTE [rdi + off], al);
-        }
+        Loc8::Reg(r, false) => dynasm!(a ; .arch x64 ; mov Rb(hr(r)), al),
+        // AH..BH: through ecx, whose second byte has a form (no REX); no
+        // flag changes.
+        Loc8::Reg(r, true) => dynasm!(a
+            ; .arch x64
+            ; mov ecx, Rd(hr(r))
+            ; mov ch, al
+            ; mov Rd(hr(r)), ecx
+        ),
         Loc8::Mem(_) => dynasm!(a ; .arch x64 ; mov BYTE [r10], al),
     }
 }
@@ -1037,8 +1196,7 @@ fn emit_byte(a: &mut Assembler, op: Op, user: bool, miss: Option<DynamicLabel>, 
     match op {
         Op::Movx(d, src, signed, bytes) => {
             load8(a, src, bytes, signed, false, user, miss);
-            let d = reg_off(d);
-            dynasm!(a ; .arch x64 ; mov DWORD [rdi + d], eax);
+            dynasm!(a ; .arch x64 ; mov Rd(hr(d)), eax);
         }
         Op::Byte(ByteOp::Mov, dst, src) => {
             // The source first (a register or an immediate when the
@@ -1082,12 +1240,8 @@ fn emit_byte(a: &mut Assembler, op: Op, user: bool, miss: Option<DynamicLabel>, 
 /// The slot a push writes: r8d := ESP - 4 (ESP itself unchanged until the
 /// store is done), checked for a write; r10 is its host address.
 fn emit_stack_slot(a: &mut Assembler, user: bool, miss: DynamicLabel) {
-    let sp_off = reg_off(4);
-    dynasm!(a
-        ; .arch x64
-        ; mov r8d, DWORD [rdi + sp_off]
-        ; sub r8d, 4
-    );
+    let sp = hr(4);
+    dynasm!(a ; .arch x64 ; lea r8d, [Rq(sp) - 4]);
     emit_tlb(a, true, user, miss);
 }
 
@@ -1121,24 +1275,24 @@ fn touches_memory(op: Op) -> bool {
 /// any other) and leaves ESP lowered; `RET`: loads the return address into
 /// eax and releases the stack.
 fn emit_call_ret(a: &mut Assembler, op: Op, next: u32, user: bool, miss: DynamicLabel) {
-    let sp_off = reg_off(4);
+    let sp = hr(4);
     match op {
         Op::Call(_) => {
             emit_stack_slot(a, user, miss);
             dynasm!(a
                 ; .arch x64
                 ; mov DWORD [r10], next as i32
-                ; mov DWORD [rdi + sp_off], r8d
+                ; mov Rd(sp), r8d
             );
         }
         Op::Ret(extra) => {
             let release = 4 + i32::from(extra);
-            dynasm!(a ; .arch x64 ; mov r8d, DWORD [rdi + sp_off]);
+            dynasm!(a ; .arch x64 ; mov r8d, Rd(sp));
             emit_tlb(a, false, user, miss);
             dynasm!(a
                 ; .arch x64
                 ; mov eax, DWORD [r10]
-                ; add DWORD [rdi + sp_off], release
+                ; add Rd(sp), release
             );
         }
         _ => unreachable!("not a call or return"),
@@ -1235,11 +1389,11 @@ fn emit_ret_lookup(a: &mut Assembler, cache: usize, user: bool, needs: u8) {
         ; xor r11d, eax
         ; and r11d, (RET_CACHE_SLOTS - 1) as i32
         ; imul r11d, r11d, size
-        ; mov rdx, QWORD cache as i64
-        ; add rdx, r11
-        ; cmp eax, DWORD [rdx + at_eip]
+        ; mov r8, QWORD cache as i64
+        ; add r8, r11
+        ; cmp eax, DWORD [r8 + at_eip]
         ; jne >miss
-        ; mov r11d, DWORD [rdx + key]
+        ; mov r11d, DWORD [r8 + key]
         ; test r11d, reject
         ; jnz >miss
         ; and r11d, 0xFF
@@ -1256,13 +1410,13 @@ fn emit_ret_lookup(a: &mut Assembler, cache: usize, user: bool, needs: u8) {
         ; cmp r11d, DWORD [r10 + tag]
         ; jne >miss
         ; mov r11d, DWORD [r10 + phys]
-        ; cmp r11d, DWORD [rdx + phys_page]
+        ; cmp r11d, DWORD [r8 + phys_page]
         ; jne >miss
-        ; mov r10, QWORD [rdx + gen_at]
+        ; mov r10, QWORD [r8 + gen_at]
         ; mov r11d, DWORD [r10]
-        ; cmp r11d, DWORD [rdx + gen]
+        ; cmp r11d, DWORD [r8 + gen]
         ; jne >miss
-        ; jmp QWORD [rdx + code]
+        ; jmp QWORD [r8 + code]
         ; miss:
     );
 }
@@ -1292,10 +1446,10 @@ fn emit_shift_sized(
     word: bool,
     live: bool,
 ) {
-    let r = reg_off(r);
+    let r = hr(r);
     let fl = offsets::EFLAGS as i32;
     let c = count as i8;
-    dynasm!(a ; .arch x64 ; mov eax, DWORD [rdi + r]);
+    dynasm!(a ; .arch x64 ; mov eax, Rd(r));
     match (kind, word) {
         (ShiftKind::Shl, false) => dynasm!(a ; .arch x64 ; shl eax, c),
         (ShiftKind::Shr, false) => dynasm!(a ; .arch x64 ; shr eax, c),
@@ -1304,39 +1458,40 @@ fn emit_shift_sized(
         (ShiftKind::Shr, true) => dynasm!(a ; .arch x64 ; shr ax, c),
         (ShiftKind::Sar, true) => dynasm!(a ; .arch x64 ; sar ax, c),
     }
-    dynasm!(a ; .arch x64 ; mov DWORD [rdi + r], eax);
     if !live {
+        dynasm!(a ; .arch x64 ; mov Rd(r), eax);
         return;
     }
     dynasm!(a
         ; .arch x64
         ; pushfq
         ; pop rcx
-        ; mov edx, DWORD [rdi + fl]
-        ; and edx, !(ARITH_FLAGS as i32)
+        ; mov Rd(r), eax
+        ; mov r11d, DWORD [rdi + fl]
+        ; and r11d, !(ARITH_FLAGS as i32)
         ; mov esi, ecx
         ; and ecx, 0xC5
-        ; or edx, ecx
-        ; or edx, AF as i32
+        ; or r11d, ecx
+        ; or r11d, AF as i32
     );
     match (kind, count) {
         (ShiftKind::Shl, _) => dynasm!(a
             ; .arch x64
-            ; mov ecx, edx
+            ; mov ecx, r11d
             ; shr ecx, 7
-            ; xor ecx, edx
+            ; xor ecx, r11d
             ; and ecx, 1
             ; shl ecx, 11
-            ; or edx, ecx
+            ; or r11d, ecx
         ),
         (ShiftKind::Shr, 1) => dynasm!(a
             ; .arch x64
             ; and esi, 0x800
-            ; or edx, esi
+            ; or r11d, esi
         ),
         _ => {}
     }
-    dynasm!(a ; .arch x64 ; mov DWORD [rdi + fl], edx);
+    dynasm!(a ; .arch x64 ; mov DWORD [rdi + fl], r11d);
 }
 
 /// The segments `op` needs usable ([`BlockInfo::needs`]).
@@ -1425,7 +1580,7 @@ fn emit_setcc(a: &mut Assembler, cc: Cond) {
     }
 }
 
-/// Replaces the guest's six arithmetic flags with those in edx.
+/// Replaces the guest's six arithmetic flags with those in r11d.
 fn set_arith_flags(a: &mut Assembler, live: bool) {
     if !live {
         return;
@@ -1435,7 +1590,7 @@ fn set_arith_flags(a: &mut Assembler, live: bool) {
         ; .arch x64
         ; mov ecx, DWORD [rdi + fl]
         ; and ecx, !(ARITH_FLAGS as i32)
-        ; or ecx, edx
+        ; or ecx, r11d
         ; mov DWORD [rdi + fl], ecx
     );
 }
@@ -1464,10 +1619,7 @@ fn emit_access(
 /// write when `write`, which leaves r10 pointing at it).
 fn load_rm_esi(a: &mut Assembler, rm: Rm, write: bool, user: bool, miss: Option<DynamicLabel>) {
     match rm {
-        Rm::Reg(r) => {
-            let r = reg_off(r);
-            dynasm!(a ; .arch x64 ; mov esi, DWORD [rdi + r]);
-        }
+        Rm::Reg(r) => dynasm!(a ; .arch x64 ; mov esi, Rd(hr(r))),
         Rm::Mem(m) => {
             emit_access(a, m, 4, write, user, miss);
             dynasm!(a ; .arch x64 ; mov esi, DWORD [r10]);
@@ -1478,10 +1630,7 @@ fn load_rm_esi(a: &mut Assembler, rm: Rm, write: bool, user: bool, miss: Option<
 /// Stores esi to a 32-bit operand (memory: at r10, as `load_rm_esi` left).
 fn store_rm_esi(a: &mut Assembler, rm: Rm) {
     match rm {
-        Rm::Reg(r) => {
-            let r = reg_off(r);
-            dynasm!(a ; .arch x64 ; mov DWORD [rdi + r], esi);
-        }
+        Rm::Reg(r) => dynasm!(a ; .arch x64 ; mov Rd(hr(r)), esi),
         Rm::Mem(_) => dynasm!(a ; .arch x64 ; mov DWORD [r10], esi),
     }
 }
@@ -1496,23 +1645,25 @@ fn emit_more(a: &mut Assembler, op: Op, user: bool, miss: Option<DynamicLabel>, 
             // The interpreter: CF = OF = the product does not fit; SF and
             // PF from the low half; ZF and AF clear (undefined in the SDM).
             load_rm_esi(a, src, false, user, miss);
-            let d = reg_off(d);
+            let d = hr(d);
             match imm {
                 Some(v) => dynasm!(a ; .arch x64 ; mov eax, v as i32),
-                None => dynasm!(a ; .arch x64 ; mov eax, DWORD [rdi + d]),
+                None => dynasm!(a ; .arch x64 ; mov eax, Rd(d)),
+            }
+            dynasm!(a ; .arch x64 ; imul eax, esi ; mov Rd(d), eax);
+            if !live {
+                return;
             }
             dynasm!(a
                 ; .arch x64
-                ; imul eax, esi
-                ; mov DWORD [rdi + d], eax
                 ; seto cl
                 ; movzx esi, cl
                 ; imul esi, esi, 0x801
                 ; test eax, eax
                 ; pushfq
-                ; pop rdx
-                ; and edx, 0x84
-                ; or edx, esi
+                ; pop r11
+                ; and r11d, 0x84
+                ; or r11d, esi
             );
             set_arith_flags(a, live);
         }
@@ -1526,14 +1677,11 @@ fn emit_more(a: &mut Assembler, op: Op, user: bool, miss: Option<DynamicLabel>, 
         Op::Cmov(cc, d, src) => {
             // The source is read (and may fault) whatever the condition.
             load_rm_esi(a, src, false, user, miss);
-            let d = reg_off(d);
             emit_setcc(a, cc);
             dynasm!(a
                 ; .arch x64
                 ; test al, al
-                ; jz >keep
-                ; mov DWORD [rdi + d], esi
-                ; keep:
+                ; cmovnz Rd(hr(d)), esi
             );
         }
         Op::Unary(u, rm) => {
@@ -1557,42 +1705,44 @@ fn emit_more(a: &mut Assembler, op: Op, user: bool, miss: Option<DynamicLabel>, 
             // loop leaves them for any count (ROL: CF = bit 0, OF = bit 31 ^
             // CF; ROR: CF = bit 31, OF = bit 31 ^ bit 30); the other flags
             // stay.
-            let r = reg_off(r);
+            let r = hr(r);
             let c = c as i8;
-            dynasm!(a ; .arch x64 ; mov eax, DWORD [rdi + r]);
+            if left {
+                dynasm!(a ; .arch x64 ; rol Rd(r), c);
+            } else {
+                dynasm!(a ; .arch x64 ; ror Rd(r), c);
+            }
+            if !live {
+                return;
+            }
+            dynasm!(a ; .arch x64 ; mov eax, Rd(r));
             if left {
                 dynasm!(a
                     ; .arch x64
-                    ; rol eax, c
-                    ; mov edx, eax
-                    ; and edx, 1
+                    ; mov r11d, eax
+                    ; and r11d, 1
                     ; mov esi, eax
                     ; shr esi, 31
-                    ; xor esi, edx
+                    ; xor esi, r11d
                 );
             } else {
                 dynasm!(a
                     ; .arch x64
-                    ; ror eax, c
-                    ; mov edx, eax
-                    ; shr edx, 31
+                    ; mov r11d, eax
+                    ; shr r11d, 31
                     ; mov esi, eax
                     ; shr esi, 30
                     ; and esi, 1
-                    ; xor esi, edx
+                    ; xor esi, r11d
                 );
-            }
-            dynasm!(a ; .arch x64 ; mov DWORD [rdi + r], eax);
-            if !live {
-                return;
             }
             dynasm!(a
                 ; .arch x64
                 ; shl esi, 11
-                ; or edx, esi
+                ; or r11d, esi
                 ; mov ecx, DWORD [rdi + fl]
                 ; and ecx, !0x801
-                ; or ecx, edx
+                ; or ecx, r11d
                 ; mov DWORD [rdi + fl], ecx
             );
         }
@@ -1604,10 +1754,7 @@ fn emit_more(a: &mut Assembler, op: Op, user: bool, miss: Option<DynamicLabel>, 
                 Src8::Loc(l) => load8(a, l, 2, false, false, user, miss),
             }
             match dst {
-                Loc8::Reg(r, _) => {
-                    let r = reg_off(r);
-                    dynasm!(a ; .arch x64 ; mov WORD [rdi + r], ax);
-                }
+                Loc8::Reg(r, _) => dynasm!(a ; .arch x64 ; mov Rw(hr(r)), ax),
                 Loc8::Mem(m) => {
                     emit_access(a, m, 2, true, user, miss);
                     dynasm!(a ; .arch x64 ; mov WORD [r10], ax);
@@ -1623,61 +1770,61 @@ fn emit_more(a: &mut Assembler, op: Op, user: bool, miss: Option<DynamicLabel>, 
 /// immediate count (see [`emit_shift`]), OF of SHR depending on whether
 /// the count is 1.
 fn emit_shift_cl(a: &mut Assembler, kind: ShiftKind, r: usize, live: bool) {
-    let r = reg_off(r);
-    let count_reg = reg_off(1);
+    let r = hr(r);
+    let count_reg = hr(1);
     let fl = offsets::EFLAGS as i32;
     dynasm!(a
         ; .arch x64
-        ; mov ecx, DWORD [rdi + count_reg]
+        ; mov ecx, Rd(count_reg)
         ; and ecx, 31
         ; jz >skip
-        ; mov eax, DWORD [rdi + r]
-        ; mov r9d, eax
+        ; mov eax, Rd(r)
+        ; mov r8d, eax
     );
     match kind {
         ShiftKind::Shl => dynasm!(a ; .arch x64 ; shl eax, cl),
         ShiftKind::Shr => dynasm!(a ; .arch x64 ; shr eax, cl),
         ShiftKind::Sar => dynasm!(a ; .arch x64 ; sar eax, cl),
     }
-    dynasm!(a ; .arch x64 ; mov DWORD [rdi + r], eax);
     if !live {
-        dynasm!(a ; .arch x64 ; skip:);
+        dynasm!(a ; .arch x64 ; mov Rd(r), eax ; skip:);
         return;
     }
     dynasm!(a
         ; .arch x64
         ; pushfq
         ; pop rsi
+        ; mov Rd(r), eax
         ; and esi, 0xC5
-        ; mov edx, DWORD [rdi + fl]
-        ; and edx, !(ARITH_FLAGS as i32)
-        ; or edx, esi
-        ; or edx, AF as i32
+        ; mov r11d, DWORD [rdi + fl]
+        ; and r11d, !(ARITH_FLAGS as i32)
+        ; or r11d, esi
+        ; or r11d, AF as i32
     );
     match kind {
         ShiftKind::Shl => dynasm!(a
             ; .arch x64
-            ; mov esi, edx
+            ; mov esi, r11d
             ; shr esi, 7
-            ; xor esi, edx
+            ; xor esi, r11d
             ; and esi, 1
             ; shl esi, 11
-            ; or edx, esi
+            ; or r11d, esi
         ),
         ShiftKind::Shr => dynasm!(a
             ; .arch x64
             ; cmp ecx, 1
             ; jne >wide
-            ; shr r9d, 31
-            ; shl r9d, 11
-            ; or edx, r9d
+            ; shr r8d, 31
+            ; shl r8d, 11
+            ; or r11d, r8d
             ; wide:
         ),
         ShiftKind::Sar => {}
     }
     dynasm!(a
         ; .arch x64
-        ; mov DWORD [rdi + fl], edx
+        ; mov DWORD [rdi + fl], r11d
         ; skip:
     );
 }
@@ -1696,9 +1843,8 @@ fn emit(a: &mut Assembler, op: Op, live: bool) {
         | Op::Call(_)
         | Op::Ret(_) => unreachable!("memory ops: see emit_mem"),
         Op::Lea(d, m) => {
-            let d = reg_off(d);
             emit_ea(a, m);
-            dynasm!(a ; .arch x64 ; mov DWORD [rdi + d], r8d);
+            dynasm!(a ; .arch x64 ; mov Rd(hr(d)), r8d);
         }
         Op::Shift(kind, r, count) => emit_shift(a, kind, r, count, live),
         Op::Byte(..) | Op::Movx(..) => emit_byte(a, op, false, None, live),
@@ -1710,39 +1856,17 @@ fn emit(a: &mut Assembler, op: Op, live: bool) {
         | Op::ShiftCl(..)
         | Op::Shift16(..)
         | Op::Word(..) => emit_more(a, op, false, None, live),
-        Op::MovRR(d, s) => {
-            let (d, s) = (reg_off(d), reg_off(s));
-            dynasm!(a
-                ; .arch x64
-                ; mov eax, DWORD [rdi + s]
-                ; mov DWORD [rdi + d], eax
-            );
-        }
-        Op::MovRI(d, v) => {
-            let d = reg_off(d);
-            dynasm!(a
-                ; .arch x64
-                ; mov DWORD [rdi + d], v as i32
-            );
-        }
+        Op::MovRR(d, s) => dynasm!(a ; .arch x64 ; mov Rd(hr(d)), Rd(hr(s))),
+        Op::MovRI(d, v) => dynasm!(a ; .arch x64 ; mov Rd(hr(d)), v as i32),
         Op::IncDec(inc, r) => {
-            let r = reg_off(r);
             if inc {
-                dynasm!(a ; .arch x64 ; inc DWORD [rdi + r]);
+                dynasm!(a ; .arch x64 ; inc Rd(hr(r)));
             } else {
-                dynasm!(a ; .arch x64 ; dec DWORD [rdi + r]);
+                dynasm!(a ; .arch x64 ; dec Rd(hr(r)));
             }
             merge_flags(a, INC_FLAGS, 0, live);
         }
-        Op::Alu(alu, d, src) => {
-            let d_off = reg_off(d);
-            dynasm!(a ; .arch x64 ; mov eax, DWORD [rdi + d_off]);
-            emit_src(a, src);
-            emit_alu_op(a, alu, live);
-            if !matches!(alu, Alu::Cmp | Alu::Test) {
-                dynasm!(a ; .arch x64 ; mov DWORD [rdi + d_off], eax);
-            }
-        }
+        Op::Alu(alu, d, src) => emit_alu32(a, alu, Opnd::Reg(hr(d)), opnd(src), live),
     }
 }
 
@@ -1765,11 +1889,19 @@ fn emit_rdtsc(a: &mut Assembler, k: u32, miss: DynamicLabel) {
         ; .arch x64
         // Keeps the context and aligns the stack to 16 bytes for the call
         // (a block is entered by a call, or a jump from one, at 8 mod 16).
+    );
+    spill(a);
+    dynasm!(a
+        ; .arch x64
         ; push rdi
         ; mov esi, k as i32
         ; mov rax, QWORD helper as usize as i64
         ; call rax
         ; pop rdi
+    );
+    reload(a);
+    dynasm!(a
+        ; .arch x64
         ; test eax, eax
         ; jz =>miss
     );
@@ -1883,11 +2015,24 @@ pub fn translate(
     let live = flag_liveness(&ops);
     let mut exits = Vec::new();
     let mut ended = false;
+    // Host flags saved by an earlier op that EFLAGS has not taken yet.
+    let mut pending = None;
     for (k, &(op, len)) in ops.iter().enumerate() {
         let live = live[k];
         let here = eip.wrapping_add(bytes);
         bytes += u32::from(len);
         let next = eip.wrapping_add(bytes);
+        if needs_eflags(op, live) {
+            if let Some(p) = pending.take() {
+                materialize(a, p);
+            }
+        }
+        let before = pending;
+        if live {
+            if let Some(p) = saves_flags(op) {
+                pending = Some(p);
+            }
+        }
         match op {
             Op::Jcc(cc, target) => {
                 emit_jcc(a, cc, (target, next), n, &mut sites, first_id);
@@ -1899,31 +2044,37 @@ pub fn translate(
             }
             Op::Call(_) | Op::Ret(_) => {
                 let miss = a.new_dynamic_label();
-                exits.push((miss, here, k as u32));
+                exits.push((miss, here, k as u32, before));
                 emit_call_ret(a, op, next, user, miss);
                 exit_after_ret(a, op, n, &mut sites, &ctx);
                 ended = true;
             }
             Op::Rdtsc => {
                 let miss = a.new_dynamic_label();
-                exits.push((miss, here, k as u32));
+                exits.push((miss, here, k as u32, before));
                 emit_rdtsc(a, k as u32, miss);
             }
             op if touches_memory(op) => {
                 let miss = a.new_dynamic_label();
-                exits.push((miss, here, k as u32));
+                exits.push((miss, here, k as u32, before));
                 emit_mem(a, op, user, miss, live);
             }
             _ => emit(a, op, live),
         }
     }
     if !ended {
+        if let Some(p) = pending.take() {
+            materialize(a, p);
+        }
         link_exit(a, eip.wrapping_add(bytes), n, &mut sites, first_id);
     }
-    // Early exits: EIP on the instruction whose access missed, and the
-    // count of those before it.
-    for (label, at, k) in exits {
+    // Early exits: EIP on the instruction whose access missed, the count of
+    // those before it, and the flags they left.
+    for (label, at, k, pending) in exits {
         dynasm!(a ; .arch x64 ; =>label);
+        if let Some(p) = pending {
+            materialize(a, p);
+        }
         exit(a, at, k);
     }
     dynasm!(a
