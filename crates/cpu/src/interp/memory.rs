@@ -81,7 +81,7 @@ impl Cpu {
 
     /// The TLB entry for `lin` allowing a `write` (or read/fetch) at `user` level.
     #[inline]
-    fn tlb_entry<B: Bus>(
+    pub(super) fn tlb_entry<B: Bus>(
         &mut self,
         bus: &mut B,
         lin: u32,

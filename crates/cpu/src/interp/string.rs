@@ -60,6 +60,105 @@ impl Cpu {
         f
     }
 
+    /// Up to `left` iterations of a forward 32-bit-address REP MOVS or REP
+    /// STOS of `size`-byte elements done at once within the current pages,
+    /// when every access there would succeed and reach RAM directly (the TLB
+    /// grants host pointers: no fault, no MMIO, no code or page-table page
+    /// to track). Returns the iterations done (0: take the one-by-one path,
+    /// which handles everything else).
+    fn bulk_run<B: Bus>(
+        &mut self,
+        bus: &mut B,
+        kind: Kind,
+        src_seg: SegReg,
+        size: u32,
+        left: u32,
+    ) -> u32 {
+        let user = self.user();
+        // Elements that stay within one page from `lin`.
+        let in_page = |lin: u32| (4096 - (lin & 0xFFF)) / size;
+        let di = self.state.regs[reg::EDI];
+        let Ok(dst) = self.seg_linear(SegReg::Es, di, size, true) else {
+            return 0;
+        };
+        let mut n = left.min(in_page(dst));
+        let mut src = 0;
+        if kind == Kind::Movs {
+            let si = self.state.regs[reg::ESI];
+            let Ok(s) = self.seg_linear(src_seg, si, size, false) else {
+                return 0;
+            };
+            src = s;
+            n = n.min(in_page(src));
+        }
+        if n == 0 {
+            return 0;
+        }
+        // The segment limits must allow the last element too, without wrap.
+        let span = (n - 1) * size;
+        let last_ok = |cpu: &Self, seg: SegReg, off: u32, lin: u32| {
+            off.checked_add(span).is_some()
+                && cpu.seg_linear(
+                    seg,
+                    off + span,
+                    size,
+                    kind == Kind::Stos || seg == SegReg::Es,
+                ) == Ok(lin.wrapping_add(span))
+        };
+        if !last_ok(self, SegReg::Es, di, dst) {
+            return 0;
+        }
+        if kind == Kind::Movs && !last_ok(self, src_seg, self.state.regs[reg::ESI], src) {
+            return 0;
+        }
+        // The source is translated first, as the instruction reads it first
+        // (a walk sets accessed and dirty bits).
+        let mut from = std::ptr::null_mut();
+        if kind == Kind::Movs {
+            let Ok(e) = self.tlb_entry(bus, src, false, user) else {
+                return 0;
+            };
+            let Some(p) = e.host(src, false, user) else {
+                return 0;
+            };
+            from = p;
+        }
+        let Ok(e) = self.tlb_entry(bus, dst, true, user) else {
+            return 0;
+        };
+        let Some(to) = e.host(dst, true, user) else {
+            return 0;
+        };
+        let bytes = (n * size) as usize;
+        match kind {
+            Kind::Stos => {
+                let v = self.state.regs[reg::EAX].to_le_bytes();
+                // SAFETY: `to` is the host address of `dst` in a RAM page the
+                // TLB's write tag vouches for (see `lin_write`), and the
+                // `bytes` from it stay within that page (`in_page`).
+                let out = unsafe { std::slice::from_raw_parts_mut(to, bytes) };
+                for chunk in out.chunks_exact_mut(size as usize) {
+                    chunk.copy_from_slice(&v[..size as usize]);
+                }
+            }
+            _ => {
+                // A forward copy element by element, as the instruction
+                // does: overlapping ranges repeat the pattern.
+                for k in 0..bytes {
+                    // SAFETY: both ranges lie within RAM pages their TLB tags
+                    // vouch for (`in_page` bounds them); byte copies in
+                    // order are what REP MOVS does for any overlap.
+                    unsafe { *to.add(k) = *from.add(k) };
+                }
+                self.state.regs[reg::ESI] = self.state.regs[reg::ESI].wrapping_add(n * size);
+            }
+        }
+        self.state.regs[reg::EDI] = di.wrapping_add(n * size);
+        self.state.regs[reg::ECX] -= n;
+        self.commit_regs();
+        n
+    }
+
     pub(super) fn string_op<B: Bus>(&mut self, bus: &mut B, d: &Decoded) -> Exec {
         use Mnemonic as M;
         let (kind, size): (Kind, u32) = match d.insn.mnemonic() {
@@ -94,9 +193,32 @@ impl Cpu {
         };
         let rep = d.rep != 0;
         let mut iterations = 0;
+        // REP MOVS and REP STOS forwards through RAM pages: whole runs of
+        // iterations at once, with the same results and chunking.
+        let bulk = rep
+            && a32
+            && delta == size
+            && matches!(kind, Kind::Movs | Kind::Stos)
+            && !matches!(
+                self.model,
+                crate::model::CpuModel::I8086 | crate::model::CpuModel::I80286
+            )
+            && self.state.dr[7] & 0xFF == 0;
         loop {
             if rep && self.index(reg::ECX, a32) == 0 {
                 break;
+            }
+            if bulk {
+                let left = (REP_CHUNK - iterations).min(self.state.regs[reg::ECX]);
+                let done = self.bulk_run(bus, kind, src_seg, size, left);
+                if done > 0 {
+                    iterations += done;
+                    if iterations >= REP_CHUNK && self.state.regs[reg::ECX] != 0 {
+                        self.state.eip = self.start_eip;
+                        break;
+                    }
+                    continue;
+                }
             }
             // Each access is followed at once by its pointer update; on the
             // 80286 a faulting access still updates its pointer (and CX).

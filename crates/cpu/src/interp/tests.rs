@@ -266,3 +266,46 @@ fn the_context_head_is_laid_out_for_generated_code() {
     cpu.step(&mut ram);
     assert_eq!(cpu.tlb_entries, cpu.tlb.active_entries());
 }
+
+#[test]
+fn bulk_rep_movs_and_stos_match_one_by_one() {
+    // Real mode with 32-bit addresses (0x67), so that REP MOVS/STOS take the
+    // bulk path; a breakpoint armed in DR7 (never hit) forces the
+    // one-by-one path, which is the reference. DS = 3000, ES = 3000.
+    // mov ax,0x3000; mov es,ax; mov ecx,N; mov esi,S; mov edi,D; mov eax,V;
+    // [67 F3 op]; hlt
+    let cases: &[(u8, u32, u32, u32)] = &[
+        (0xA4, 0x5000, 0x0000, 0x0001), // movsb, overlapping: the pattern repeats
+        (0xA4, 0x3001, 0x0003, 0x8000), // movsb, unaligned, across pages
+        (0xA5, 0x1800, 0x0100, 0x9002), // movsd
+        (0xAA, 0x7000, 0x0000, 0x0FF0), // stosb, more than a chunk
+        (0xAB, 0x0C01, 0x0000, 0x0005), // stosd
+        (0xAB, 0x4100, 0x0000, 0xC000), // stosd past the 64 KiB limit: #GP midway
+        (0xA5, 0x2000, 0xE000, 0x0000), // movsd whose source crosses the limit
+    ];
+    for &(op, n, s, d) in cases {
+        let run = |reference: bool| {
+            let mut code = vec![0xB8, 0x00, 0x30, 0x8E, 0xC0, 0x66, 0xB9];
+            code.extend_from_slice(&n.to_le_bytes());
+            code.extend_from_slice(&[0x66, 0xBE]);
+            code.extend_from_slice(&s.to_le_bytes());
+            code.extend_from_slice(&[0x66, 0xBF]);
+            code.extend_from_slice(&d.to_le_bytes());
+            code.extend_from_slice(&[0x66, 0xB8, 0x11, 0x22, 0x33, 0x44, 0x67, 0xF3, op, 0xF4]);
+            let (mut cpu, mut ram) = real(CpuModel::P6, &code);
+            for i in 0..0x10000usize {
+                ram.bytes_mut()[0x30000 + i] = (i * 7 + i / 251) as u8;
+            }
+            if reference {
+                cpu.state.dr[0] = 0xF_FFF0;
+                cpu.state.dr[7] = 0x1;
+            }
+            let out = run_to_halt(&mut cpu, &mut ram);
+            (out, cpu.state.regs, ram.bytes()[0x30000..0x40000].to_vec())
+        };
+        let (bulk, reference) = (run(false), run(true));
+        assert_eq!(bulk.0, reference.0, "outcomes, op {op:02x} n {n:#x}");
+        assert_eq!(bulk.1, reference.1, "registers, op {op:02x} n {n:#x}");
+        assert!(bulk.2 == reference.2, "memory, op {op:02x} n {n:#x}");
+    }
+}
