@@ -35,6 +35,7 @@
 //! | `MOVZX`, `MOVSX r32, r/m8 / r/m16` | the same |
 //! | `IMUL r32, r/m32 [, imm]`, `SETcc r/m8`, `CMOVcc r32, r/m32`, `NOT NEG r/m32`, `INC DEC m32`, `ROL ROR r32, imm`, `SHL SHR SAR r32, CL`, 16-bit `MOV` and shifts by immediates, `PAUSE`, FS/GS-relative operands | `tests::later_forms_agree_with_the_interpreter`, `translate::tests::the_allow_list_stops_at_memory_and_control` |
 //! | `RDTSC` (a call to `Cpu::native_rdtsc`, the virtual counter; CR4.TSD faults go to the interpreter) | `tests::rdtsc_reads_the_virtual_counter` |
+//! | `BT BTS BTR BTC r32, r32 / imm8` and `m32, imm8` (CF only, as the interpreter), `PUSH m32`, `LEAVE`, `JMP` / `CALL r/m32` (near; the target through the return cache), `DIV r/m32` (a zero divisor or an overflow leaves the block first, for the interpreter's #DE), `LODS STOS MOVS SCAS` without REP (DF set leaves the block) | `tests::later_forms_agree_with_the_interpreter`, `difftest engines`, the Linux boot's event log |
 //!
 //! Memory operands use 32-bit addressing in flat segments (the engine runs
 //! a block only while CS, DS, ES and SS are flat 4 GiB segments, and the
@@ -153,6 +154,40 @@ enum Op {
     /// `RDTSC`, through a helper on the virtual CPU
     /// (`Cpu::native_rdtsc`): never the host's counter.
     Rdtsc,
+    /// `BT BTS BTR BTC r32, r32 / imm8` and `m32, imm8`: CF only.
+    Bt(BtKind, Rm, Src),
+    /// `PUSH m32`.
+    PushMem(Mem),
+    /// `LEAVE` (32-bit stack).
+    Leave,
+    /// `JMP r/m32` (ends the block; the target through the return cache).
+    JmpInd(Rm),
+    /// `CALL r/m32` (ends the block, as `JmpInd`).
+    CallInd(Rm),
+    /// `DIV r/m32` (a zero divisor or a quotient that does not fit leaves
+    /// the block: the interpreter raises #DE).
+    Div(Rm),
+    /// `LODS STOS MOVS SCAS` without REP, 32-bit addresses, no segment
+    /// override, with the operand size in bytes (DF set leaves the block).
+    Str(StrKind, u8),
+}
+
+/// Which bit test.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum BtKind {
+    Bt,
+    Bts,
+    Btr,
+    Btc,
+}
+
+/// Which string instruction.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum StrKind {
+    Lods,
+    Stos,
+    Movs,
+    Scas,
 }
 
 /// What a byte operation does.
@@ -344,6 +379,9 @@ fn classify(d: &Decoded, eip: u32) -> Option<Op> {
     if i.mnemonic() == Mnemonic::Rdtsc {
         return Some(Op::Rdtsc);
     }
+    if let Some(op) = classify_string(d) {
+        return Some(op);
+    }
     if i.mnemonic() == Mnemonic::Nop && i.op_count() == 0 {
         return Some(Op::Nop);
     }
@@ -530,6 +568,29 @@ fn classify(d: &Decoded, eip: u32) -> Option<Op> {
         Mnemonic::Imul if i.op_count() == 3 => {
             Some(Op::Imul(reg(0)?, rm(1)?, Some(i.immediate(2) as u32)))
         }
+        Mnemonic::Bt | Mnemonic::Bts | Mnemonic::Btr | Mnemonic::Btc if i.op_count() == 2 => {
+            let kind = match i.mnemonic() {
+                Mnemonic::Bt => BtKind::Bt,
+                Mnemonic::Bts => BtKind::Bts,
+                Mnemonic::Btr => BtKind::Btr,
+                _ => BtKind::Btc,
+            };
+            let bit = match i.op_kind(1) {
+                OpKind::Immediate8 => Src::Imm(u32::from(i.immediate8())),
+                // A register bit offset reaches outside a memory operand.
+                _ if i.op_kind(0) == OpKind::Register => Src::Reg(reg(1)?),
+                _ => return None,
+            };
+            Some(Op::Bt(kind, rm(0)?, bit))
+        }
+        Mnemonic::Push if i.op_count() == 1 && i.op_kind(0) == OpKind::Memory => {
+            Some(Op::PushMem(mem(0)?))
+        }
+        Mnemonic::Leave if d.op32 => Some(Op::Leave),
+        // Near indirect only: the far forms load CS.
+        Mnemonic::Jmp if i.code() == iced_x86::Code::Jmp_rm32 => Some(Op::JmpInd(rm(0)?)),
+        Mnemonic::Call if i.code() == iced_x86::Code::Call_rm32 => Some(Op::CallInd(rm(0)?)),
+        Mnemonic::Div if i.op_count() == 1 => Some(Op::Div(rm(0)?)),
         Mnemonic::Rol | Mnemonic::Ror
             if i.op_count() == 2 && i.op_kind(1) == OpKind::Immediate8 =>
         {
@@ -548,6 +609,37 @@ fn classify(d: &Decoded, eip: u32) -> Option<Op> {
             None
         }
     }
+}
+
+/// `LODS STOS MOVS SCAS` without REP (the caller has refused REP), with
+/// 32-bit addresses and no segment override other than DS.
+fn classify_string(d: &Decoded) -> Option<Op> {
+    let i = &d.insn;
+    let kind = match i.mnemonic() {
+        Mnemonic::Lodsb | Mnemonic::Lodsd => StrKind::Lods,
+        Mnemonic::Stosb | Mnemonic::Stosd => StrKind::Stos,
+        Mnemonic::Movsb | Mnemonic::Movsw | Mnemonic::Movsd => StrKind::Movs,
+        Mnemonic::Scasb => StrKind::Scas,
+        _ => return None,
+    };
+    let string_operand = (0..i.op_count())
+        .any(|k| matches!(i.op_kind(k), OpKind::MemoryESEDI | OpKind::MemorySegESI));
+    if !d.addr32 || !string_operand {
+        return None;
+    }
+    if matches!(kind, StrKind::Lods | StrKind::Movs) && i.memory_segment() != Register::DS {
+        return None;
+    }
+    let size = match i.mnemonic() {
+        Mnemonic::Lodsb | Mnemonic::Stosb | Mnemonic::Movsb | Mnemonic::Scasb => 1,
+        Mnemonic::Movsw => 2,
+        _ => 4,
+    };
+    // The operand size prefix turns the 4-byte forms into 2-byte ones.
+    if size == 4 && !d.op32 || size == 2 && d.op32 {
+        return None;
+    }
+    Some(Op::Str(kind, size))
 }
 
 /// The 16-bit forms on the allow-list (operand-size prefix in 32-bit
@@ -621,7 +713,15 @@ fn scan(code: &[u8], eip: u32) -> (Vec<(Op, u8)>, Option<Mnemonic>) {
         at += usize::from(d.len);
         if matches!(
             ops.last(),
-            Some((Op::Jcc(..) | Op::Jmp(_) | Op::Call(_) | Op::Ret(_), _))
+            Some((
+                Op::Jcc(..)
+                    | Op::Jmp(_)
+                    | Op::Call(_)
+                    | Op::Ret(_)
+                    | Op::JmpInd(_)
+                    | Op::CallInd(_),
+                _
+            ))
         ) {
             break;
         }
@@ -745,7 +845,8 @@ fn saves_flags(op: Op) -> Option<(u32, u32)> {
             Some(alu(x))
         }
         Op::IncDec(..) | Op::Unary(Unary::Inc | Unary::Dec, _) => Some((INC_FLAGS, 0)),
-        Op::Unary(Unary::Neg, _) => Some((ARITH_FLAGS, 0)),
+        Op::Unary(Unary::Neg, _) | Op::Str(StrKind::Scas, _) => Some((ARITH_FLAGS, 0)),
+        Op::Bt(..) => Some((0x1, 0)),
         _ => None,
     }
 }
@@ -763,6 +864,8 @@ fn needs_eflags(op: Op, live: bool) -> bool {
         | Op::Jmp(_)
         | Op::Call(_)
         | Op::Ret(_)
+        | Op::JmpInd(_)
+        | Op::CallInd(_)
         | Op::Rdtsc
         | Op::Setcc(..)
         | Op::Cmov(..) => true,
@@ -1126,6 +1229,9 @@ fn emit_mem(a: &mut Assembler, op: Op, user: bool, miss: DynamicLabel, live: boo
         Op::Imul(..) | Op::Setcc(..) | Op::Cmov(..) | Op::Unary(..) | Op::Word(..) => {
             emit_more(a, op, user, Some(miss), live)
         }
+        Op::Bt(..) | Op::PushMem(_) | Op::Leave | Op::Div(_) | Op::Str(..) => {
+            emit_late(a, op, user, Some(miss), live)
+        }
         _ => unreachable!("not a memory op"),
     }
 }
@@ -1245,7 +1351,8 @@ fn emit_stack_slot(a: &mut Assembler, user: bool, miss: DynamicLabel) {
     emit_tlb(a, true, user, miss);
 }
 
-/// True for ops that access memory (and so may leave the block early).
+/// True for ops that access memory or may fault (and so may leave the
+/// block early).
 fn touches_memory(op: Op) -> bool {
     let mem8 = |l: Loc8| matches!(l, Loc8::Mem(_));
     match op {
@@ -1255,7 +1362,13 @@ fn touches_memory(op: Op) -> bool {
         Op::Setcc(_, d) => return mem8(d),
         Op::Word(d, Src8::Loc(s)) => return mem8(d) || mem8(s),
         Op::Word(d, _) => return mem8(d),
-        Op::Imul(_, r, _) | Op::Cmov(_, _, r) | Op::Unary(_, r) => return matches!(r, Rm::Mem(_)),
+        Op::Imul(_, r, _)
+        | Op::Cmov(_, _, r)
+        | Op::Unary(_, r)
+        | Op::Bt(_, r, _)
+        | Op::JmpInd(r) => return matches!(r, Rm::Mem(_)),
+        // A zero divisor, DF set: these leave the block too.
+        Op::Div(_) | Op::Str(..) | Op::PushMem(_) | Op::Leave | Op::CallInd(_) => return true,
         _ => {}
     }
     matches!(
@@ -1273,7 +1386,8 @@ fn touches_memory(op: Op) -> bool {
 
 /// `CALL rel32`: pushes the return address `next` (a write checked like
 /// any other) and leaves ESP lowered; `RET`: loads the return address into
-/// eax and releases the stack.
+/// eax and releases the stack; `JMP` / `CALL r/m32`: the target into eax
+/// (and the push).
 fn emit_call_ret(a: &mut Assembler, op: Op, next: u32, user: bool, miss: DynamicLabel) {
     let sp = hr(4);
     match op {
@@ -1284,6 +1398,23 @@ fn emit_call_ret(a: &mut Assembler, op: Op, next: u32, user: bool, miss: Dynamic
                 ; mov DWORD [r10], next as i32
                 ; mov Rd(sp), r8d
             );
+        }
+        Op::JmpInd(rm) | Op::CallInd(rm) => {
+            match rm {
+                Rm::Reg(r) => dynasm!(a ; .arch x64 ; mov eax, Rd(hr(r))),
+                Rm::Mem(m) => {
+                    emit_access(a, m, 4, false, user, Some(miss));
+                    dynasm!(a ; .arch x64 ; mov eax, DWORD [r10]);
+                }
+            }
+            if matches!(op, Op::CallInd(_)) {
+                emit_stack_slot(a, user, miss);
+                dynasm!(a
+                    ; .arch x64
+                    ; mov DWORD [r10], next as i32
+                    ; mov Rd(sp), r8d
+                );
+            }
         }
         Op::Ret(extra) => {
             let release = 4 + i32::from(extra);
@@ -1517,9 +1648,14 @@ fn needs_of(op: Op) -> u8 {
         | Op::Lea(_, m) => seg(m),
         Op::Byte(_, d, s) | Op::Word(d, s) => loc(d) | src(s),
         Op::Movx(_, l, _, _) | Op::Setcc(_, l) => loc(l),
-        Op::Imul(_, Rm::Mem(m), _) | Op::Cmov(_, _, Rm::Mem(m)) | Op::Unary(_, Rm::Mem(m)) => {
-            seg(m)
-        }
+        Op::Imul(_, Rm::Mem(m), _)
+        | Op::Cmov(_, _, Rm::Mem(m))
+        | Op::Unary(_, Rm::Mem(m))
+        | Op::Bt(_, Rm::Mem(m), _)
+        | Op::JmpInd(Rm::Mem(m))
+        | Op::CallInd(Rm::Mem(m))
+        | Op::Div(Rm::Mem(m))
+        | Op::PushMem(m) => seg(m),
         _ => 0,
     }
 }
@@ -1765,6 +1901,136 @@ fn emit_more(a: &mut Assembler, op: Op, user: bool, miss: Option<DynamicLabel>, 
     }
 }
 
+/// The guest's EDX is the host's (DIV uses both implicitly).
+const _: () = assert!(HOST_REG[2] == 2);
+
+/// Emits BT*, PUSH m32, LEAVE, DIV and the string instructions.
+fn emit_late(a: &mut Assembler, op: Op, user: bool, miss: Option<DynamicLabel>, live: bool) {
+    let sp = hr(4);
+    match op {
+        Op::Bt(kind, Rm::Reg(d), bit) => {
+            let d = hr(d);
+            match (kind, bit) {
+                (BtKind::Bt, Src::Reg(b)) => dynasm!(a ; .arch x64 ; bt Rd(d), Rd(hr(b))),
+                (BtKind::Bts, Src::Reg(b)) => dynasm!(a ; .arch x64 ; bts Rd(d), Rd(hr(b))),
+                (BtKind::Btr, Src::Reg(b)) => dynasm!(a ; .arch x64 ; btr Rd(d), Rd(hr(b))),
+                (BtKind::Btc, Src::Reg(b)) => dynasm!(a ; .arch x64 ; btc Rd(d), Rd(hr(b))),
+                (BtKind::Bt, Src::Imm(v)) => dynasm!(a ; .arch x64 ; bt Rd(d), BYTE v as i8),
+                (BtKind::Bts, Src::Imm(v)) => dynasm!(a ; .arch x64 ; bts Rd(d), BYTE v as i8),
+                (BtKind::Btr, Src::Imm(v)) => dynasm!(a ; .arch x64 ; btr Rd(d), BYTE v as i8),
+                (BtKind::Btc, Src::Imm(v)) => dynasm!(a ; .arch x64 ; btc Rd(d), BYTE v as i8),
+            }
+            merge_flags(a, 0x1, 0, live);
+        }
+        Op::Bt(kind, Rm::Mem(m), Src::Imm(v)) => {
+            emit_access(a, m, 4, kind != BtKind::Bt, user, miss);
+            let v = (v & 31) as i8;
+            match kind {
+                BtKind::Bt => dynasm!(a ; .arch x64 ; bt DWORD [r10], BYTE v),
+                BtKind::Bts => dynasm!(a ; .arch x64 ; bts DWORD [r10], BYTE v),
+                BtKind::Btr => dynasm!(a ; .arch x64 ; btr DWORD [r10], BYTE v),
+                BtKind::Btc => dynasm!(a ; .arch x64 ; btc DWORD [r10], BYTE v),
+            }
+            merge_flags(a, 0x1, 0, live);
+        }
+        Op::PushMem(m) => {
+            emit_access(a, m, 4, false, user, miss);
+            dynasm!(a ; .arch x64 ; mov eax, DWORD [r10]);
+            emit_stack_slot(a, user, miss.expect("PUSH m32 has an exit"));
+            dynasm!(a
+                ; .arch x64
+                ; mov DWORD [r10], eax
+                ; mov Rd(sp), r8d
+            );
+        }
+        Op::Leave => {
+            let bp = hr(5);
+            dynasm!(a ; .arch x64 ; mov r8d, Rd(bp));
+            emit_tlb(a, false, user, miss.expect("LEAVE has an exit"));
+            dynasm!(a
+                ; .arch x64
+                ; lea Rd(sp), [Rq(bp) + 4]
+                ; mov Rd(bp), DWORD [r10]
+            );
+        }
+        Op::Div(rm) => {
+            let miss = miss.expect("DIV has an exit");
+            load_rm_esi(a, rm, false, user, Some(miss));
+            let (ax, dx) = (hr(0), hr(2));
+            dynasm!(a
+                ; .arch x64
+                ; test esi, esi
+                ; jz =>miss
+                ; cmp Rd(dx), esi
+                ; jae =>miss
+                ; mov eax, Rd(ax)
+                ; div esi
+                ; mov Rd(ax), eax
+            );
+        }
+        Op::Str(kind, size) => {
+            let miss = miss.expect("a string instruction has an exit");
+            let fl = offsets::EFLAGS as i32;
+            let (ax, si, di) = (hr(0), hr(6), hr(7));
+            dynasm!(a
+                ; .arch x64
+                ; test DWORD [rdi + fl], 0x400
+                ; jnz =>miss
+            );
+            let step = i32::from(size);
+            match kind {
+                StrKind::Lods => {
+                    dynasm!(a ; .arch x64 ; mov r8d, Rd(si));
+                    emit_tlb_sized(a, size, false, user, miss);
+                    match size {
+                        1 => dynasm!(a ; .arch x64 ; mov Rb(ax), BYTE [r10]),
+                        _ => dynasm!(a ; .arch x64 ; mov Rd(ax), DWORD [r10]),
+                    }
+                    dynasm!(a ; .arch x64 ; lea Rd(si), [Rq(si) + step]);
+                }
+                StrKind::Stos => {
+                    dynasm!(a ; .arch x64 ; mov r8d, Rd(di));
+                    emit_tlb_sized(a, size, true, user, miss);
+                    match size {
+                        1 => dynasm!(a ; .arch x64 ; mov BYTE [r10], Rb(ax)),
+                        _ => dynasm!(a ; .arch x64 ; mov DWORD [r10], Rd(ax)),
+                    }
+                    dynasm!(a ; .arch x64 ; lea Rd(di), [Rq(di) + step]);
+                }
+                StrKind::Movs => {
+                    dynasm!(a ; .arch x64 ; mov r8d, Rd(si));
+                    emit_tlb_sized(a, size, false, user, miss);
+                    match size {
+                        1 => dynasm!(a ; .arch x64 ; movzx eax, BYTE [r10]),
+                        2 => dynasm!(a ; .arch x64 ; movzx eax, WORD [r10]),
+                        _ => dynasm!(a ; .arch x64 ; mov eax, DWORD [r10]),
+                    }
+                    dynasm!(a ; .arch x64 ; mov r8d, Rd(di));
+                    emit_tlb_sized(a, size, true, user, miss);
+                    match size {
+                        1 => dynasm!(a ; .arch x64 ; mov BYTE [r10], al),
+                        2 => dynasm!(a ; .arch x64 ; mov WORD [r10], ax),
+                        _ => dynasm!(a ; .arch x64 ; mov DWORD [r10], eax),
+                    }
+                    dynasm!(a
+                        ; .arch x64
+                        ; lea Rd(si), [Rq(si) + step]
+                        ; lea Rd(di), [Rq(di) + step]
+                    );
+                }
+                StrKind::Scas => {
+                    dynasm!(a ; .arch x64 ; mov r8d, Rd(di));
+                    emit_tlb_sized(a, 1, false, user, miss);
+                    dynasm!(a ; .arch x64 ; cmp Rb(ax), BYTE [r10]);
+                    merge_flags(a, ARITH_FLAGS, 0, live);
+                    dynasm!(a ; .arch x64 ; lea Rd(di), [Rq(di) + 1]);
+                }
+            }
+        }
+        _ => unreachable!("not one of the late forms"),
+    }
+}
+
 /// `SHL` / `SHR` / `SAR r32, CL`: a count of 0 (after masking to 5 bits)
 /// changes nothing, flags included; otherwise the flags are as for an
 /// immediate count (see [`emit_shift`]), OF of SHR depending on whether
@@ -1847,6 +2113,10 @@ fn emit(a: &mut Assembler, op: Op, live: bool) {
             dynasm!(a ; .arch x64 ; mov Rd(hr(d)), r8d);
         }
         Op::Shift(kind, r, count) => emit_shift(a, kind, r, count, live),
+        Op::Bt(..) => emit_late(a, op, false, None, live),
+        Op::PushMem(_) | Op::Leave | Op::Div(_) | Op::Str(..) | Op::JmpInd(_) | Op::CallInd(_) => {
+            unreachable!("these may leave the block: see emit_mem")
+        }
         Op::Byte(..) | Op::Movx(..) => emit_byte(a, op, false, None, live),
         Op::Imul(..)
         | Op::Setcc(..)
@@ -1919,7 +2189,9 @@ fn flags_written(op: Op) -> (u32, u32) {
         | Op::Shift(..)
         | Op::Shift16(..)
         | Op::Imul(..)
+        | Op::Str(StrKind::Scas, _)
         | Op::Unary(Unary::Neg, _) => all,
+        Op::Bt(..) => 0x1,
         Op::IncDec(..) | Op::Unary(Unary::Inc | Unary::Dec, _) => INC_FLAGS,
         Op::Rotate(..) => 0x801,
         _ => 0,
@@ -2042,7 +2314,7 @@ pub fn translate(
                 link_exit(a, target, n, &mut sites, first_id);
                 ended = true;
             }
-            Op::Call(_) | Op::Ret(_) => {
+            Op::Call(_) | Op::Ret(_) | Op::JmpInd(_) | Op::CallInd(_) => {
                 let miss = a.new_dynamic_label();
                 exits.push((miss, here, k as u32, before));
                 emit_call_ret(a, op, next, user, miss);
