@@ -977,7 +977,29 @@ mod tests {
             let r = [0u8, 1, 2, 3][rng.below(4) as usize];
             let s = [0u8, 1, 2, 3][rng.below(4) as usize];
             let ext = rng.below(4) as u8; // BT, BTS, BTR, BTC
-            match rng.below(8) {
+            let alu16 = [0x01u8, 0x11, 0x19, 0x21, 0x09, 0x29, 0x31, 0x39, 0x85];
+            match rng.below(10) {
+                // push imm32 / imm8; pop r
+                8 => {
+                    if rng.below(2) == 0 {
+                        p.push(0x68);
+                        p.extend((rng.next() as u32).to_le_bytes());
+                    } else {
+                        p.extend([0x6A, rng.next() as u8]);
+                    }
+                    p.push(0x58 | r);
+                }
+                // 16-bit ALU: registers, an immediate, memory at [esi+d8]
+                9 => match rng.below(3) {
+                    0 => p.extend([0x66, alu16[rng.below(9) as usize], 0xC0 | s << 3 | r]),
+                    1 => p.extend([0x66, 0x83, 0xC0 | ext << 3 | r, rng.next() as u8]),
+                    _ => p.extend([
+                        0x66,
+                        alu16[rng.below(9) as usize],
+                        0x46 | s << 3,
+                        rng.below(32) as u8 * 4 + 1,
+                    ]),
+                },
                 0 => p.extend([0x0F, 0xA3 + ext * 8, 0xC0 | s << 3 | r]),
                 1 => p.extend([0x0F, 0xBA, 0xE0 | ext << 3 | r, rng.next() as u8]),
                 2 => p.extend([

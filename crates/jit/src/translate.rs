@@ -158,6 +158,11 @@ enum Op {
     Bt(BtKind, Rm, Src),
     /// `PUSH m32`.
     PushMem(Mem),
+    /// `PUSH imm32 / imm8`.
+    PushImm(u32),
+    /// 16-bit `ADD ... TEST` (operand-size prefix), registers, memory and
+    /// immediates.
+    Alu16(Alu, Loc8, Src8),
     /// `LEAVE` (32-bit stack).
     Leave,
     /// `JMP r/m32` (ends the block; the target through the return cache).
@@ -540,6 +545,15 @@ fn classify(d: &Decoded, eip: u32) -> Option<Op> {
             }
             Some(Op::Shift(kind, reg(0)?, count))
         }
+        Mnemonic::Push if i.op_count() == 1 && i.op_kind(0) == OpKind::Memory => {
+            Some(Op::PushMem(mem(0)?))
+        }
+        Mnemonic::Push
+            if i.op_count() == 1
+                && matches!(i.op_kind(0), OpKind::Immediate32 | OpKind::Immediate8to32) =>
+        {
+            Some(Op::PushImm(i.immediate(0) as u32))
+        }
         Mnemonic::Push if i.op_count() == 1 => match reg(0)? {
             4 => None,
             r => Some(Op::Push(r)),
@@ -582,9 +596,6 @@ fn classify(d: &Decoded, eip: u32) -> Option<Op> {
                 _ => return None,
             };
             Some(Op::Bt(kind, rm(0)?, bit))
-        }
-        Mnemonic::Push if i.op_count() == 1 && i.op_kind(0) == OpKind::Memory => {
-            Some(Op::PushMem(mem(0)?))
         }
         Mnemonic::Leave if d.op32 => Some(Op::Leave),
         // Near indirect only: the far forms load CS.
@@ -687,7 +698,26 @@ fn classify16(d: &Decoded, loc8: impl Fn(u32) -> Option<Loc8>) -> Option<Op> {
             };
             Some(Op::Shift16(kind, r, count))
         }
-        _ => None,
+        m => {
+            let alu = match m {
+                Mnemonic::Add => Alu::Add,
+                Mnemonic::Adc => Alu::Adc,
+                Mnemonic::Sub => Alu::Sub,
+                Mnemonic::Sbb => Alu::Sbb,
+                Mnemonic::Cmp => Alu::Cmp,
+                Mnemonic::And => Alu::And,
+                Mnemonic::Or => Alu::Or,
+                Mnemonic::Xor => Alu::Xor,
+                Mnemonic::Test => Alu::Test,
+                _ => return None,
+            };
+            let src = match i.op_kind(1) {
+                OpKind::Immediate16 | OpKind::Immediate8to16 => Src8::Imm(i.immediate(1) as u16),
+                _ if word(1) => Src8::Loc(loc8(1)?),
+                _ => return None,
+            };
+            Some(Op::Alu16(alu, loc8(0)?, src))
+        }
     }
 }
 
@@ -841,9 +871,11 @@ fn saves_flags(op: Op) -> Option<(u32, u32)> {
         }
     };
     match op {
-        Op::Alu(x, ..) | Op::AluRM(x, ..) | Op::AluMR(x, ..) | Op::Byte(ByteOp::Alu(x), ..) => {
-            Some(alu(x))
-        }
+        Op::Alu(x, ..)
+        | Op::AluRM(x, ..)
+        | Op::AluMR(x, ..)
+        | Op::Byte(ByteOp::Alu(x), ..)
+        | Op::Alu16(x, ..) => Some(alu(x)),
         Op::IncDec(..) | Op::Unary(Unary::Inc | Unary::Dec, _) => Some((INC_FLAGS, 0)),
         Op::Unary(Unary::Neg, _) | Op::Str(StrKind::Scas, _) => Some((ARITH_FLAGS, 0)),
         Op::Bt(..) => Some((0x1, 0)),
@@ -860,6 +892,7 @@ fn needs_eflags(op: Op, live: bool) -> bool {
         | Op::AluRM(Alu::Adc | Alu::Sbb, ..)
         | Op::AluMR(Alu::Adc | Alu::Sbb, ..)
         | Op::Byte(ByteOp::Alu(Alu::Adc | Alu::Sbb), ..)
+        | Op::Alu16(Alu::Adc | Alu::Sbb, ..)
         | Op::Jcc(..)
         | Op::Jmp(_)
         | Op::Call(_)
@@ -1088,35 +1121,6 @@ fn emit_tlb_sized(a: &mut Assembler, size_bytes: u8, write: bool, user: bool, mi
     );
 }
 
-/// Applies `alu` to al and sil and merges its flags (see [`emit_alu32`]
-/// for 32-bit operands).
-fn emit_alu_sized(a: &mut Assembler, alu: Alu, byte: bool, live: bool) {
-    if matches!(alu, Alu::Adc | Alu::Sbb) {
-        load_carry(a);
-    }
-    match (alu, byte) {
-        (Alu::Add, false) => dynasm!(a ; .arch x64 ; add eax, esi),
-        (Alu::Adc, false) => dynasm!(a ; .arch x64 ; adc eax, esi),
-        (Alu::Sub | Alu::Cmp, false) => dynasm!(a ; .arch x64 ; sub eax, esi),
-        (Alu::Sbb, false) => dynasm!(a ; .arch x64 ; sbb eax, esi),
-        (Alu::And | Alu::Test, false) => dynasm!(a ; .arch x64 ; and eax, esi),
-        (Alu::Or, false) => dynasm!(a ; .arch x64 ; or eax, esi),
-        (Alu::Xor, false) => dynasm!(a ; .arch x64 ; xor eax, esi),
-        (Alu::Add, true) => dynasm!(a ; .arch x64 ; add al, sil),
-        (Alu::Adc, true) => dynasm!(a ; .arch x64 ; adc al, sil),
-        (Alu::Sub | Alu::Cmp, true) => dynasm!(a ; .arch x64 ; sub al, sil),
-        (Alu::Sbb, true) => dynasm!(a ; .arch x64 ; sbb al, sil),
-        (Alu::And | Alu::Test, true) => dynasm!(a ; .arch x64 ; and al, sil),
-        (Alu::Or, true) => dynasm!(a ; .arch x64 ; or al, sil),
-        (Alu::Xor, true) => dynasm!(a ; .arch x64 ; xor al, sil),
-    }
-    if matches!(alu, Alu::And | Alu::Or | Alu::Xor | Alu::Test) {
-        merge_flags(a, LOGIC_FLAGS, AF, live);
-    } else {
-        merge_flags(a, ARITH_FLAGS, 0, live);
-    }
-}
-
 /// Emits the host twin of `alu` with the given destination and source
 /// tokens (one arm per operation).
 macro_rules! by_alu {
@@ -1133,6 +1137,24 @@ macro_rules! by_alu {
             Alu::Test => dynasm!($a ; .arch x64 ; test $($dst)+, $($src)+),
         }
     };
+}
+
+/// Applies `alu` to al and sil (`size` 1) or ax and si (2) and merges its
+/// flags (see [`emit_alu32`] for 32-bit operands).
+fn emit_alu_sized(a: &mut Assembler, alu: Alu, size: u8, live: bool) {
+    if matches!(alu, Alu::Adc | Alu::Sbb) {
+        load_carry(a);
+    }
+    if size == 1 {
+        by_alu!(a, alu, [al], [sil]);
+    } else {
+        by_alu!(a, alu, [ax], [si]);
+    }
+    if matches!(alu, Alu::And | Alu::Or | Alu::Xor | Alu::Test) {
+        merge_flags(a, LOGIC_FLAGS, AF, live);
+    } else {
+        merge_flags(a, ARITH_FLAGS, 0, live);
+    }
 }
 
 /// Where a 32-bit ALU operation's operand is on the host: a pinned guest
@@ -1225,11 +1247,11 @@ fn emit_mem(a: &mut Assembler, op: Op, user: bool, miss: DynamicLabel, live: boo
             );
         }
         Op::Call(_) | Op::Ret(_) => unreachable!("see emit_call and emit_ret"),
-        Op::Byte(..) | Op::Movx(..) => emit_byte(a, op, user, Some(miss), live),
+        Op::Byte(..) | Op::Movx(..) | Op::Alu16(..) => emit_byte(a, op, user, Some(miss), live),
         Op::Imul(..) | Op::Setcc(..) | Op::Cmov(..) | Op::Unary(..) | Op::Word(..) => {
             emit_more(a, op, user, Some(miss), live)
         }
-        Op::Bt(..) | Op::PushMem(_) | Op::Leave | Op::Div(_) | Op::Str(..) => {
+        Op::Bt(..) | Op::PushMem(_) | Op::PushImm(_) | Op::Leave | Op::Div(_) | Op::Str(..) => {
             emit_late(a, op, user, Some(miss), live)
         }
         _ => unreachable!("not a memory op"),
@@ -1323,20 +1345,24 @@ fn emit_byte(a: &mut Assembler, op: Op, user: bool, miss: Option<DynamicLabel>, 
             }
             store8(a, dst);
         }
-        Op::Byte(ByteOp::Alu(alu), dst, src) => {
-            // esi := the source byte; eax := the destination byte.
+        Op::Byte(ByteOp::Alu(alu), dst, src) | Op::Alu16(alu, dst, src) => {
+            let size = if matches!(op, Op::Byte(..)) { 1 } else { 2 };
+            // esi := the source; eax := the destination.
             match src {
                 Src8::Imm(v) => dynasm!(a ; .arch x64 ; mov esi, i32::from(v)),
                 Src8::Loc(l) => {
-                    load8(a, l, 1, false, false, user, miss);
+                    load8(a, l, size, false, false, user, miss);
                     dynasm!(a ; .arch x64 ; mov esi, eax);
                 }
             }
             let writes = !matches!(alu, Alu::Cmp | Alu::Test);
-            load8(a, dst, 1, false, writes, user, miss);
-            emit_alu_sized(a, alu, true, live);
-            if writes {
-                store8(a, dst);
+            load8(a, dst, size, false, writes, user, miss);
+            emit_alu_sized(a, alu, size, live);
+            match (writes, size, dst) {
+                (false, ..) => {}
+                (_, 1, _) => store8(a, dst),
+                (_, _, Loc8::Reg(r, _)) => dynasm!(a ; .arch x64 ; mov Rw(hr(r)), ax),
+                (_, _, Loc8::Mem(_)) => dynasm!(a ; .arch x64 ; mov WORD [r10], ax),
             }
         }
         _ => unreachable!("not a byte op"),
@@ -1360,15 +1386,17 @@ fn touches_memory(op: Op) -> bool {
         Op::Byte(_, d, _) if mem8(d) => return true,
         Op::Movx(_, s, _, _) if mem8(s) => return true,
         Op::Setcc(_, d) => return mem8(d),
-        Op::Word(d, Src8::Loc(s)) => return mem8(d) || mem8(s),
-        Op::Word(d, _) => return mem8(d),
+        Op::Word(d, Src8::Loc(s)) | Op::Alu16(_, d, Src8::Loc(s)) => return mem8(d) || mem8(s),
+        Op::Word(d, _) | Op::Alu16(_, d, _) => return mem8(d),
         Op::Imul(_, r, _)
         | Op::Cmov(_, _, r)
         | Op::Unary(_, r)
         | Op::Bt(_, r, _)
         | Op::JmpInd(r) => return matches!(r, Rm::Mem(_)),
         // A zero divisor, DF set: these leave the block too.
-        Op::Div(_) | Op::Str(..) | Op::PushMem(_) | Op::Leave | Op::CallInd(_) => return true,
+        Op::Div(_) | Op::Str(..) | Op::PushMem(_) | Op::PushImm(_) | Op::Leave | Op::CallInd(_) => {
+            return true
+        }
         _ => {}
     }
     matches!(
@@ -1646,7 +1674,7 @@ fn needs_of(op: Op) -> u8 {
         | Op::AluRM(_, _, m)
         | Op::AluMR(_, m, _)
         | Op::Lea(_, m) => seg(m),
-        Op::Byte(_, d, s) | Op::Word(d, s) => loc(d) | src(s),
+        Op::Byte(_, d, s) | Op::Word(d, s) | Op::Alu16(_, d, s) => loc(d) | src(s),
         Op::Movx(_, l, _, _) | Op::Setcc(_, l) => loc(l),
         Op::Imul(_, Rm::Mem(m), _)
         | Op::Cmov(_, _, Rm::Mem(m))
@@ -1943,6 +1971,14 @@ fn emit_late(a: &mut Assembler, op: Op, user: bool, miss: Option<DynamicLabel>, 
                 ; mov Rd(sp), r8d
             );
         }
+        Op::PushImm(v) => {
+            emit_stack_slot(a, user, miss.expect("PUSH imm has an exit"));
+            dynasm!(a
+                ; .arch x64
+                ; mov DWORD [r10], v as i32
+                ; mov Rd(sp), r8d
+            );
+        }
         Op::Leave => {
             let bp = hr(5);
             dynasm!(a ; .arch x64 ; mov r8d, Rd(bp));
@@ -2114,10 +2150,16 @@ fn emit(a: &mut Assembler, op: Op, live: bool) {
         }
         Op::Shift(kind, r, count) => emit_shift(a, kind, r, count, live),
         Op::Bt(..) => emit_late(a, op, false, None, live),
-        Op::PushMem(_) | Op::Leave | Op::Div(_) | Op::Str(..) | Op::JmpInd(_) | Op::CallInd(_) => {
+        Op::PushMem(_)
+        | Op::PushImm(_)
+        | Op::Leave
+        | Op::Div(_)
+        | Op::Str(..)
+        | Op::JmpInd(_)
+        | Op::CallInd(_) => {
             unreachable!("these may leave the block: see emit_mem")
         }
-        Op::Byte(..) | Op::Movx(..) => emit_byte(a, op, false, None, live),
+        Op::Byte(..) | Op::Movx(..) | Op::Alu16(..) => emit_byte(a, op, false, None, live),
         Op::Imul(..)
         | Op::Setcc(..)
         | Op::Cmov(..)
@@ -2186,6 +2228,7 @@ fn flags_written(op: Op) -> (u32, u32) {
         | Op::AluRM(..)
         | Op::AluMR(..)
         | Op::Byte(ByteOp::Alu(_), ..)
+        | Op::Alu16(..)
         | Op::Shift(..)
         | Op::Shift16(..)
         | Op::Imul(..)
@@ -2212,7 +2255,9 @@ fn flags_read(op: Op) -> u32 {
         return ARITH_FLAGS;
     }
     match op {
-        Op::Alu(Alu::Adc | Alu::Sbb, ..) | Op::Byte(ByteOp::Alu(Alu::Adc | Alu::Sbb), ..) => 0x1,
+        Op::Alu(Alu::Adc | Alu::Sbb, ..)
+        | Op::Byte(ByteOp::Alu(Alu::Adc | Alu::Sbb), ..)
+        | Op::Alu16(Alu::Adc | Alu::Sbb, ..) => 0x1,
         Op::Jcc(..) | Op::Setcc(..) | Op::Cmov(..) => ARITH_FLAGS,
         _ => 0,
     }
@@ -2450,13 +2495,17 @@ mod tests {
                 Op::Shift16(ShiftKind::Shr, 1, 4),
             ]
         );
-        // 16-bit ALU operations, LOCK, JECXZ, a far jump: none are taken.
-        for code in [
-            &[0x66, 0x01, 0xD8][..],
-            &[0xF0, 0x01, 0xD8],
-            &[0xE3, 0x00],
-            &[0xFF, 0x28],
-        ] {
+        // 16-bit ALU operations are (add ax,bx), LOCK, JECXZ, a far jump
+        // are not.
+        assert_eq!(
+            scan(&[0x66, 0x01, 0xD8], 0x1000).0[0].0,
+            Op::Alu16(
+                Alu::Add,
+                Loc8::Reg(0, false),
+                Src8::Loc(Loc8::Reg(3, false))
+            )
+        );
+        for code in [&[0xF0, 0x01, 0xD8][..], &[0xE3, 0x00], &[0xFF, 0x28]] {
             assert!(scan(code, 0x1000).0.is_empty(), "{code:02x?}");
         }
         // A call far back: the target wraps modulo 4 GiB (in the kernel,
