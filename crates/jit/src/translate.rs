@@ -47,6 +47,13 @@
 //! it — which is where faults, device accesses and code-page writes are
 //! handled. Faults are therefore precise by construction.
 //!
+//! Instructions on the helper list (`runs_in_helper`: x87, the flag and
+//! width conversions, XCHG/CMPXCHG/XADD, MUL/IDIV, BSF/BSR, SHLD/SHRD,
+//! PUSHF, CPUID, the REP string forms) run in the interpreter from inside
+//! the block, through a helper call: registers spilled, flags merged, the
+//! count the interpreter sees exact; the block goes on only when the
+//! instruction completed normally and did not write the block's page.
+//!
 //! Everything else ends the block and runs in the reference interpreter,
 //! which is how the sensitive and privileged instructions, I/O, memory
 //! operands, control transfers and the forms without a 64-bit encoding are
@@ -160,6 +167,10 @@ enum Op {
     PushMem(Mem),
     /// `PUSH imm32 / imm8`.
     PushImm(u32),
+    /// An instruction on the helper list ([`runs_in_helper`]): the
+    /// interpreter runs it from inside the block, through the engine's
+    /// helper, and the block goes on when it completed normally.
+    Helper,
     /// 16-bit `ADD ... TEST` (operand-size prefix), registers, memory and
     /// immediates.
     Alu16(Alu, Loc8, Src8),
@@ -358,9 +369,77 @@ fn gpr32(r: Register) -> Option<usize> {
     (n < 8).then_some(n)
 }
 
+/// The helper list: instructions the interpreter runs from inside a block
+/// (VMware-style: they never run natively, and no block boundary is paid
+/// for them). None of them changes CS, CPL, IF, TF, a segment, a control or
+/// debug register or the address space, so a block's assumptions hold
+/// after them; whatever else they do (faults, device accesses, self-
+/// modifying stores, REP yields) ends the block where the interpreter
+/// left it. Covered by `tests::helper_instructions_agree_with_the_interpreter`,
+/// the test kernels and the Linux boot's event log.
+fn runs_in_helper(m: Mnemonic) -> bool {
+    use Mnemonic as M;
+    if format!("{m:?}").starts_with('F') {
+        return true; // x87 (D8-DF and FWAIT)
+    }
+    matches!(
+        m,
+        M::Sahf
+            | M::Lahf
+            | M::Cld
+            | M::Std
+            | M::Clc
+            | M::Stc
+            | M::Cmc
+            | M::Bswap
+            | M::Xchg
+            | M::Cmpxchg
+            | M::Cmpxchg8b
+            | M::Xadd
+            | M::Mul
+            | M::Imul
+            | M::Idiv
+            | M::Div
+            | M::Shld
+            | M::Shrd
+            | M::Cdq
+            | M::Cwde
+            | M::Cbw
+            | M::Cwd
+            | M::Bsf
+            | M::Bsr
+            | M::Pushfd
+            | M::Pushf
+            | M::Cpuid
+            | M::Movsb
+            | M::Movsw
+            | M::Movsd
+            | M::Stosb
+            | M::Stosw
+            | M::Stosd
+            | M::Lodsb
+            | M::Lodsw
+            | M::Lodsd
+            | M::Scasb
+            | M::Scasw
+            | M::Scasd
+            | M::Cmpsb
+            | M::Cmpsw
+            | M::Cmpsd
+    )
+}
+
+/// The op for `d` at guest `eip`: a translated form, else a helper call.
+fn classify(d: &Decoded, eip: u32) -> Option<Op> {
+    if d.invalid || d.too_long {
+        return None;
+    }
+    classify_native(d, eip).or_else(|| runs_in_helper(d.insn.mnemonic()).then_some(Op::Helper))
+}
+
 /// The allow-list: the op for `d` at guest `eip`, if it is a translatable
 /// form.
-fn classify(d: &Decoded, eip: u32) -> Option<Op> {
+fn classify_native(d: &Decoded, eip: u32) -> Option<Op> {
     let i = &d.insn;
     if d.invalid || d.too_long || i.has_lock_prefix() {
         return None;
@@ -795,7 +874,7 @@ fn reload(a: &mut Assembler) {
 }
 
 /// The way into translated code, emitted once at the start of the code
-/// cache: `extern "sysv64" fn(ctx, block) -> u32` saves the host's
+/// cache: `extern "sysv64" fn(ctx, block, helper_frame) -> u32` saves the host's
 /// callee-saved registers, loads the guest's registers into their host
 /// registers ([`HOST_REG`]), calls the block (which may chain on to others;
 /// the last one returns here) and stores them back.
@@ -809,16 +888,19 @@ pub fn trampoline() -> Vec<u8> {
         ; push r13
         ; push r14
         ; push r15
-        // Entered at 8 mod 16; six pushes keep that, so one more slot makes
-        // the call below enter the block at 8 mod 16 as a normal call does.
-        ; sub rsp, 8
+        // Entered at 8 mod 16; six pushes keep that, so three more slots
+        // make the call below enter the block at 8 mod 16 as a normal call
+        // does. The block sees them at rsp + 8 (pending flags), rsp + 16
+        // (the helper frame, the third argument) and rsp + 24 (unused).
+        ; sub rsp, 24
+        ; mov [rsp + 8], rdx
     );
     reload(&mut a);
     dynasm!(a ; .arch x64 ; call rsi);
     spill(&mut a);
     dynasm!(a
         ; .arch x64
-        ; add rsp, 8
+        ; add rsp, 24
         ; pop r15
         ; pop r14
         ; pop r13
@@ -900,6 +982,7 @@ fn needs_eflags(op: Op, live: bool) -> bool {
         | Op::JmpInd(_)
         | Op::CallInd(_)
         | Op::Rdtsc
+        | Op::Helper
         | Op::Setcc(..)
         | Op::Cmov(..) => true,
         Op::Shift(..) | Op::Shift16(..) | Op::ShiftCl(..) | Op::Rotate(..) | Op::Imul(..) => live,
@@ -2135,7 +2218,7 @@ fn emit(a: &mut Assembler, op: Op, live: bool) {
     match op {
         Op::Nop => {}
         Op::Jcc(..) | Op::Jmp(_) => unreachable!("branches end blocks: see translate"),
-        Op::Rdtsc => unreachable!("a helper call: see translate"),
+        Op::Rdtsc | Op::Helper => unreachable!("a helper call: see translate"),
         Op::Load(..)
         | Op::Store(..)
         | Op::AluRM(..)
@@ -2219,6 +2302,55 @@ fn emit_rdtsc(a: &mut Assembler, k: u32, miss: DynamicLabel) {
     );
 }
 
+/// The engine's helper for [`Op::Helper`]: `extern "sysv64" fn(ctx,
+/// frame, k, next_eip, page) -> u32`, where `frame` is what the engine
+/// passed the trampoline, `k` the instruction's place in its block (the
+/// count the interpreter must see is the context's plus `k`), `next_eip`
+/// where the block goes on and `page` the block's physical page number
+/// (a store into it retires the block). It returns 1 when the block may go
+/// on (the count restored, the TLB caught up), else 0, with EIP, the count
+/// and the state as the interpreter left them.
+#[derive(Clone, Copy, Debug)]
+pub struct HelperCall {
+    /// The helper's address.
+    pub func: usize,
+    /// The block's physical page number.
+    pub page: u32,
+}
+
+/// Calls the helper for instruction `k` (at `here`; the next at `next`); a
+/// 0 from it leaves through `as_is`.
+fn emit_helper_call(
+    a: &mut Assembler,
+    h: HelperCall,
+    (here, next): (u32, u32),
+    k: u32,
+    as_is: DynamicLabel,
+) {
+    let eip_off = offsets::EIP as i32;
+    dynasm!(a ; .arch x64 ; mov DWORD [rdi + eip_off], here as i32);
+    spill(a);
+    dynasm!(a
+        ; .arch x64
+        // The frame is 16 bytes above the block's return address, 24 after
+        // this push (which aligns the call, as in `emit_rdtsc`).
+        ; push rdi
+        ; mov rsi, [rsp + 24]
+        ; mov edx, k as i32
+        ; mov ecx, next as i32
+        ; mov r8d, h.page as i32
+        ; mov rax, QWORD h.func as i64
+        ; call rax
+        ; pop rdi
+    );
+    reload(a);
+    dynasm!(a
+        ; .arch x64
+        ; test eax, eax
+        ; jz =>as_is
+    );
+}
+
 /// Which guest flags `op` sets in every case (so that earlier values die)
 /// and which it may set.
 fn flags_written(op: Op) -> (u32, u32) {
@@ -2239,8 +2371,8 @@ fn flags_written(op: Op) -> (u32, u32) {
         Op::Rotate(..) => 0x801,
         _ => 0,
     };
-    // A shift by CL of 0 changes nothing.
-    let maybe = if matches!(op, Op::ShiftCl(..)) {
+    // A shift by CL of 0 changes nothing; a helper may change any flag.
+    let maybe = if matches!(op, Op::ShiftCl(..) | Op::Helper) {
         all
     } else {
         sure
@@ -2251,7 +2383,7 @@ fn flags_written(op: Op) -> (u32, u32) {
 /// Which guest flags must be right in EFLAGS when `op` starts: those it
 /// reads, and all of them before an access that may leave the block.
 fn flags_read(op: Op) -> u32 {
-    if touches_memory(op) || op == Op::Rdtsc {
+    if touches_memory(op) || matches!(op, Op::Rdtsc | Op::Helper) {
         return ARITH_FLAGS;
     }
     match op {
@@ -2296,8 +2428,22 @@ pub fn translate(
     user: bool,
     first_id: u32,
     ret_cache: Option<*const RetEntry>,
+    helper: Option<HelperCall>,
 ) -> (BlockInfo, Vec<LinkSite>) {
-    let (ops, stop) = scan(code, eip);
+    let (mut ops, mut stop) = scan(code, eip);
+    if helper.is_none() {
+        // No helper to call: the block ends before the first such op.
+        if let Some(k) = ops.iter().position(|&(op, _)| op == Op::Helper) {
+            ops.truncate(k);
+            stop = decode(
+                CpuModel::P6,
+                true,
+                &code[ops.iter().map(|o| usize::from(o.1)).sum::<usize>()..],
+            )
+            .ok()
+            .map(|d| d.insn.mnemonic());
+        }
+    }
     let needs = ops.iter().fold(0, |acc, &(op, _)| acc | needs_of(op));
     let ctx = BlockCtx {
         user,
@@ -2331,6 +2477,7 @@ pub fn translate(
     );
     let live = flag_liveness(&ops);
     let mut exits = Vec::new();
+    let as_is = a.new_dynamic_label();
     let mut ended = false;
     // Host flags saved by an earlier op that EFLAGS has not taken yet.
     let mut pending = None;
@@ -2366,6 +2513,10 @@ pub fn translate(
                 exit_after_ret(a, op, n, &mut sites, &ctx);
                 ended = true;
             }
+            Op::Helper => {
+                let h = helper.expect("helper ops need a helper");
+                emit_helper_call(a, h, (here, next), k as u32, as_is);
+            }
             Op::Rdtsc => {
                 let miss = a.new_dynamic_label();
                 exits.push((miss, here, k as u32, before));
@@ -2398,6 +2549,11 @@ pub fn translate(
         ; .arch x64
         ; =>bail
         ; mov eax, EXIT_UNLINKED as i32
+        ; ret
+        // A helper left the guest where the interpreter did (EIP and the
+        // count are exact).
+        ; =>as_is
+        ; mov eax, EXIT_EARLY as i32
         ; ret
     );
     let info = BlockInfo {
