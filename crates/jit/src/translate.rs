@@ -1175,7 +1175,7 @@ fn emit_tlb(a: &mut Assembler, write: bool, user: bool, miss: DynamicLabel) {
 }
 
 /// The inline TLB check for an access of `size` bytes (1, 2 or 4) at the
-/// linear address in r8d; see [`emit_tlb`].
+/// linear address in r8d; see [`emit_tlb`]. Clobbers ecx and r11.
 fn emit_tlb_sized(a: &mut Assembler, size_bytes: u8, write: bool, user: bool, miss: DynamicLabel) {
     let entries = context_offsets::TLB_ENTRIES as i32;
     let tag = (if write {
@@ -1184,22 +1184,21 @@ fn emit_tlb_sized(a: &mut Assembler, size_bytes: u8, write: bool, user: bool, mi
         entry_offsets::READ_TAG
     } + 4 * usize::from(user)) as i32;
     let addend = entry_offsets::ADDEND as i32;
-    let size = entry_offsets::SIZE as i32;
     let mask = (TLB_SIZE - 1) as i32;
     let align = !0xFFF_i32 | (i32::from(size_bytes) - 1);
     dynasm!(a
         ; .arch x64
-        ; mov r10, QWORD [rdi + entries]
         ; mov r11d, r8d
         ; shr r11d, 12
         ; and r11d, mask
-        ; imul r11d, r11d, size
-        ; add r10, r11
-        ; mov r11d, r8d
-        ; and r11d, align // the page | the bits a misaligned access sets
-        ; cmp r11d, DWORD [r10 + tag]
+        // The slot is at index * 40: (index * 5) * 8 in the addressing.
+        ; lea r11d, [r11 + r11 * 4]
+        ; mov r10, QWORD [rdi + entries]
+        ; mov ecx, r8d
+        ; and ecx, align // the page | the bits a misaligned access sets
+        ; cmp ecx, DWORD [r10 + r11 * 8 + tag]
         ; jne =>miss
-        ; mov r10, QWORD [r10 + addend]
+        ; mov r10, QWORD [r10 + r11 * 8 + addend]
         ; add r10, r8
     );
 }
@@ -2014,6 +2013,9 @@ fn emit_more(a: &mut Assembler, op: Op, user: bool, miss: Option<DynamicLabel>, 
 
 /// The guest's EDX is the host's (DIV uses both implicitly).
 const _: () = assert!(HOST_REG[2] == 2);
+
+/// The inline TLB check scales the slot index by 5 * 8.
+const _: () = assert!(entry_offsets::SIZE == 40);
 
 /// Emits BT*, PUSH m32, LEAVE, DIV and the string instructions.
 fn emit_late(a: &mut Assembler, op: Op, user: bool, miss: Option<DynamicLabel>, live: bool) {
