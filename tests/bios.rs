@@ -693,3 +693,59 @@ fn boot_failures_are_reported_on_screen() {
     }
     assert!(screen.contains("MORPH86 HARDDISK"), "{screen}");
 }
+
+#[test]
+fn vbe_sets_a_linear_framebuffer_mode_through_int_10h() {
+    // roms/bios/vbeboot.S: INT 10h 4F00h/4F01h/4F02h for mode 142h
+    // (640x480x32, linear framebuffer), then a pattern drawn from
+    // protected mode into the framebuffer the BIOS reported.
+    let boot = rom_file("vbeboot.bin");
+    let disk = disk_image(2048, Some(&boot));
+    let images = Images::new().hda(&disk);
+    for engine in [EngineKind::Interp, EngineKind::Jit] {
+        let e9 = SharedBuffer::new();
+        let mut m = Machine::new(MachineConfig {
+            memory_mib: RAM_MIB,
+            debugcon: Some(OutputSink::Buffer(e9.clone())),
+            no_reboot: true,
+            drives: images.drives.clone(),
+            engine,
+            ..Default::default()
+        })
+        .expect("machine");
+        let order = morph86_machine::bios::parse_boot_order("c").unwrap();
+        m.boot_bios(None, &order).unwrap();
+        let mut r = Run {
+            m,
+            e9,
+            log: None,
+            serial: SharedBuffer::new(),
+        };
+        r.until("VBE DONE", 1, 50_000_000);
+        let e9 = r.e9.text();
+        assert!(e9.contains("VBE00 004F 0300"), "VBE 3.0 controller: {e9}");
+        // Attributes: supported, colour, graphics, linear framebuffer (and
+        // TTY output); 640x480, 32 bpp, 2560 bytes a line; the BAR of the
+        // VGA's framebuffer.
+        let info = e9.lines().find(|l| l.starts_with("VBE01 ")).expect(&e9);
+        let f: Vec<u32> = info
+            .split(' ')
+            .skip(1)
+            .map(|h| u32::from_str_radix(h, 16).unwrap())
+            .collect();
+        assert_eq!(f[0], 0x4F, "{info}");
+        assert_eq!(f[1] & 0x99, 0x99, "{info}");
+        assert_eq!(&f[2..6], &[640, 480, 32, 2560], "{info}");
+        assert_ne!(f[6] << 16 | f[7], 0, "{info}");
+        assert!(e9.contains("VBE02 004F"), "{e9}");
+        assert!(e9.contains("VBE DONE"), "{e9}");
+        let frame = r.m.screenshot().expect("a display");
+        assert_eq!((frame.width, frame.height), (640, 480), "{engine:?}");
+        for y in 0..480 {
+            for x in 0..640 {
+                let want = (x & 0xFF) << 16 | (y & 0xFF) << 8 | ((x ^ y) & 0xFF);
+                assert_eq!(frame.pixel(x, y), Some(want), "({x}, {y}) {engine:?}");
+            }
+        }
+    }
+}
