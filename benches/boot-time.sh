@@ -57,8 +57,11 @@ echo "load after: $(cut -d' ' -f1-3 /proc/loadavg)"
 mm=$(printf '%s\n' "${m[@]}" | median)
 jm=$(printf '%s\n' "${j[@]}" | median)
 qm=$(printf '%s\n' "${q[@]}" | median)
-echo "morph86 (JIT): ${j[*]} s, median $jm s"
-echo "morph86 (interpreter): ${m[*]} s, median $mm s"
-echo "qemu-system-i386 -accel tcg: ${q[*]} s, median $qm s"
-echo "ratio morph86 JIT/qemu: $(echo "scale=2; $jm / $qm" | bc)"
-echo "ratio morph86 interpreter/qemu: $(echo "scale=2; $mm / $qm" | bc)"
+# Only the engines that ran are reported.
+[ "$jm" = NaN ] || echo "morph86 (JIT): ${j[*]} s, median $jm s"
+[ "$mm" = NaN ] || echo "morph86 (interpreter): ${m[*]} s, median $mm s"
+[ "$qm" = NaN ] || echo "qemu-system-i386 -accel tcg: ${q[*]} s, median $qm s"
+if [ "$qm" != NaN ]; then
+  [ "$jm" = NaN ] || echo "ratio morph86 JIT/qemu: $(echo "scale=2; $jm / $qm" | bc)"
+  [ "$mm" = NaN ] || echo "ratio morph86 interpreter/qemu: $(echo "scale=2; $mm / $qm" | bc)"
+fi

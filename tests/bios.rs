@@ -235,6 +235,10 @@ fn services_answer_as_the_machine_describes_itself() {
     const ZF: u32 = 1 << 6;
     assert_eq!(report(&e9, "INT12")[0] & 0xFFFF, 639);
     let eq = report(&e9, "INT11")[0] & 0xFFFF;
+    // The board has no parallel port: no printer in the equipment word,
+    // and INT 17h answers for a port that is not there (AH = 0, AL kept).
+    assert_eq!(eq >> 14, 0, "no printer: {eq:#x}");
+    assert_eq!(report(&e9, "INT17")[0] & 0xFFFF, 0x0000, "INT 17h status");
     assert_eq!(eq & 0x30, 0x20, "80x25 colour: {eq:#x}");
     assert_eq!(eq & 2, 2, "an FPU: {eq:#x}");
     assert_eq!(eq >> 9 & 7, 4, "four serial ports: {eq:#x}");

@@ -162,6 +162,10 @@ e820_done:
 	REPORT s_int12
 	int $0x11
 	REPORT s_int11
+	movw $0x0200, %ax	/* printer 0 status: no parallel port here */
+	xorw %dx, %dx
+	int $0x17
+	REPORT s_int17
 	movw $0xE801, %ax
 	int $0x15
 	REPORT s_e801
@@ -462,6 +466,7 @@ s_e820:		.asciz "E820 "
 s_e820end:	.asciz "E820 end\n"
 s_int12:	.asciz "INT12"
 s_int11:	.asciz "INT11"
+s_int17:	.asciz "INT17"
 s_e801:		.asciz "E801"
 s_int1588:	.asciz "INT1588"
 s_time:		.asciz "TIME"
