@@ -753,3 +753,33 @@ fn vbe_sets_a_linear_framebuffer_mode_through_int_10h() {
         }
     }
 }
+
+#[test]
+fn el_torito_hard_disk_emulation_answers_as_drive_80() {
+    let boot = rom_file("bootsect.bin");
+    // Two cylinders of 16 heads and 63 sectors; the BIOS takes the
+    // geometry from the first partition's end (C1 H15 S63).
+    let sectors = 2 * 16 * 63;
+    let mut disk = disk_image(sectors, Some(&boot));
+    let mut entry = [0x80, 1, 1, 0, 0x06, 15, 63, 1, 0, 0, 0, 0, 0, 0, 0, 0];
+    entry[8..12].copy_from_slice(&63u32.to_le_bytes());
+    entry[12..16].copy_from_slice(&(sectors as u32 - 63).to_le_bytes());
+    disk[0x1BE..0x1CE].copy_from_slice(&entry);
+    let iso = el_torito_iso(&disk, 4, 1, false);
+    let r = boot_with(&Images::new().cdrom(&iso), "d");
+    let e9 = r.e9.text();
+    assert!(e9.contains("BOOT 80\n"), "{e9}");
+    assert!(
+        e9.contains("GEOM 0000 0000 013F 0F01 "),
+        "2 cylinders, 16 heads, 63 sectors:\n{e9}"
+    );
+    assert!(e9.contains("EDD 3000 AA55 "), "{e9}");
+    assert!(e9.contains("DATA SECTOR01 "), "42h read of LBA 1:\n{e9}");
+    assert!(e9.contains("DATA SECTOR63 "), "02h read of C0 H1 S1:\n{e9}");
+    // The CD is read-only: 43h fails with AH = 03h (write protected), CF.
+    let write = e9.lines().find(|l| l.starts_with("WRITE ")).unwrap();
+    assert!(write.starts_with("WRITE 03"), "{write}");
+    let flags = u32::from_str_radix(write.rsplit(' ').next().unwrap(), 16).unwrap();
+    assert_eq!(flags & 1, 1, "{write}");
+    assert!(e9.contains("BOOT DONE"), "{e9}");
+}
