@@ -1690,6 +1690,15 @@ fn emit_shift_sized(
     let r = hr(r);
     let fl = offsets::EFLAGS as i32;
     let c = count as i8;
+    if !live && !word {
+        // Nobody reads the flags: the host shift on the register itself.
+        match kind {
+            ShiftKind::Shl => dynasm!(a ; .arch x64 ; shl Rd(r), c),
+            ShiftKind::Shr => dynasm!(a ; .arch x64 ; shr Rd(r), c),
+            ShiftKind::Sar => dynasm!(a ; .arch x64 ; sar Rd(r), c),
+        }
+        return;
+    }
     dynasm!(a ; .arch x64 ; mov eax, Rd(r));
     match (kind, word) {
         (ShiftKind::Shl, false) => dynasm!(a ; .arch x64 ; shl eax, c),
@@ -1892,14 +1901,18 @@ fn emit_more(a: &mut Assembler, op: Op, user: bool, miss: Option<DynamicLabel>, 
             // PF from the low half; ZF and AF clear (undefined in the SDM).
             load_rm_esi(a, src, false, user, miss);
             let d = hr(d);
+            if !live {
+                match imm {
+                    Some(v) => dynasm!(a ; .arch x64 ; imul Rd(d), esi, v as i32),
+                    None => dynasm!(a ; .arch x64 ; imul Rd(d), esi),
+                }
+                return;
+            }
             match imm {
                 Some(v) => dynasm!(a ; .arch x64 ; mov eax, v as i32),
                 None => dynasm!(a ; .arch x64 ; mov eax, Rd(d)),
             }
             dynasm!(a ; .arch x64 ; imul eax, esi ; mov Rd(d), eax);
-            if !live {
-                return;
-            }
             dynasm!(a
                 ; .arch x64
                 ; seto cl
@@ -1923,12 +1936,13 @@ fn emit_more(a: &mut Assembler, op: Op, user: bool, miss: Option<DynamicLabel>, 
         Op::Cmov(cc, d, src) => {
             // The source is read (and may fault) whatever the condition.
             load_rm_esi(a, src, false, user, miss);
-            emit_setcc(a, cc);
-            dynasm!(a
-                ; .arch x64
-                ; test al, al
-                ; cmovnz Rd(hr(d)), esi
-            );
+            // The condition holds with the host's ZF set when it is a
+            // negated form, clear otherwise (see `emit_cond`).
+            if emit_cond(a, cc) {
+                dynasm!(a ; .arch x64 ; cmovz Rd(hr(d)), esi);
+            } else {
+                dynasm!(a ; .arch x64 ; cmovnz Rd(hr(d)), esi);
+            }
         }
         Op::Unary(u, rm) => {
             load_rm_esi(a, rm, true, user, miss);
