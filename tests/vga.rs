@@ -258,3 +258,72 @@ fn linux_boots_to_the_vga_console_without_a_bios() {
     }
     assert!(checked >= 80 * 24);
 }
+
+/// Debian's kernel loads its own bochs-drm driver (from
+/// `guest/initramfs-drm.cpio.gz`, built by scripts/build-drm-guest.sh),
+/// which finds the Bochs VBE interface behind the VGA's PCI function, sets
+/// 1024x768x32 through it and puts the framebuffer console there; the
+/// guest writes 30 lines to that console. The screenshot shows them: only
+/// fbcon's two colours, the text where 30 lines of it belong, and the same
+/// pixels for the same characters on every line.
+#[test]
+#[ignore = "boots Linux (minutes); run with --ignored after scripts/build-drm-guest.sh"]
+fn linux_bochs_drm_puts_its_console_on_the_framebuffer() {
+    let guest = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../guest");
+    let kernel =
+        std::fs::read(guest.join("bzImage")).expect("guest/bzImage: run scripts/build-guest.sh");
+    let initrd = std::fs::read(guest.join("initramfs-drm.cpio.gz"))
+        .expect("guest/initramfs-drm.cpio.gz: run scripts/build-drm-guest.sh");
+    let engine = match std::env::var("MORPH86_ENGINE") {
+        Ok(e) => e.parse().expect("MORPH86_ENGINE: interp or jit"),
+        Err(_) => EngineKind::Interp,
+    };
+    let serial = SharedBuffer::new();
+    let mut m = Machine::new(MachineConfig {
+        serial: SerialBackend::buffer(serial.clone(), None),
+        no_reboot: true,
+        engine,
+        ..Default::default()
+    })
+    .expect("machine");
+    m.boot_linux(kernel, Some(initrd), "console=ttyS0")
+        .expect("kernel loads");
+    m.watch_serial(regex::Regex::new("MORPH86-DRM-DONE").unwrap());
+    let exit = m.run(RunLimits {
+        max_insns: None,
+        timeout: Some(std::time::Duration::from_secs(1500)),
+    });
+    let log = serial.text();
+    assert_eq!(exit, RunExit::SerialMatch, "{log}");
+    assert!(log.contains("[drm] Initialized bochs-drm"), "{log}");
+    assert!(
+        log.contains("MORPH86-DRM fb0 bochs-drmdrmfb 1024,768 32 4096"),
+        "{log}"
+    );
+    let f = m.screenshot().expect("a display");
+    assert_eq!((f.width, f.height), (1024, 768));
+    // "MORPH86 BOCHS-DRM LINE n": 23 cells of prefix, up to 25 in all.
+    let (cell_w, cell_h, prefix) = (8, 16, 23);
+    let mut lit_colour = None;
+    for y in 0..768 {
+        for x in 0..1024 {
+            let p = f.pixel(x, y).unwrap();
+            if p == 0 {
+                continue;
+            }
+            assert!(x < 25 * cell_w && y < 30 * cell_h, "lit at ({x}, {y})");
+            assert_eq!(*lit_colour.get_or_insert(p), p, "one text colour");
+        }
+    }
+    let row = |line: u32| -> Vec<bool> {
+        (0..cell_h)
+            .flat_map(|y| (0..prefix * cell_w).map(move |x| (x, line * cell_h + y)))
+            .map(|(x, y)| f.pixel(x, y) != Some(0))
+            .collect()
+    };
+    let first = row(0);
+    assert!(first.iter().filter(|&&b| b).count() > 300, "text is drawn");
+    for line in 1..30 {
+        assert_eq!(row(line), first, "line {}: the same prefix", line + 1);
+    }
+}
