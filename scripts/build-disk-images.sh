@@ -141,7 +141,7 @@ TIMEOUT 1
 DEFAULT serial
 LABEL serial
   KERNEL bzImage
-  APPEND initrd=initrd.gz console=ttyS0 morph86.poweroff
+  APPEND initrd=initrd.gz console=ttyS0 vga=0x342 morph86.poweroff
 LABEL vga
   KERNEL bzImage
   APPEND initrd=initrd.gz console=tty0 morph86.poweroff

@@ -1,5 +1,6 @@
 //! Disk images booted through morph86's own BIOS with no `--kernel`: a hard
-//! disk with an MBR, a FAT partition and SYSLINUX; an El Torito ISO with
+//! disk with an MBR, a FAT partition and SYSLINUX (the kernel set to a VBE
+//! mode with `vga=0x342`, so vesafb runs too); an El Torito ISO with
 //! ISOLINUX; the same hard disk with `console=tty0`, read only through the
 //! VGA text screen. Each boots Debian's 686 kernel, whose initramfs loads
 //! ata_piix, sd_mod, sr_mod, isofs and vfat, mounts /dev/sda1 and /dev/sr0
@@ -99,6 +100,14 @@ fn a_syslinux_hard_disk_boots_and_linux_reads_its_disks() {
     assert_eq!(exit, RunExit::SerialMatch, "{out}");
     assert!(out.contains("SYSLINUX"), "{out}");
     check_hashes(&out);
+    // `vga=0x342`: the kernel's real-mode setup asked the BIOS (INT 10h
+    // 4F01h/4F02h) for VBE mode 142h, and vesafb runs on what it reported.
+    assert!(
+        out.contains("vesafb: mode is 640x480x32, linelength=2560"),
+        "{out}"
+    );
+    assert!(out.contains("vesafb: framebuffer at 0xfd000000"), "{out}");
+    assert!(out.contains("fb0: VESA VGA frame buffer device"), "{out}");
 }
 
 #[test]
