@@ -14,40 +14,14 @@
 # needs no network once build-guest.sh has run.
 set -euo pipefail
 
-root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-guest="$root/guest"
-die() {
-    echo "build-drm-guest: error: $*" >&2
-    exit 1
-}
+. "$(dirname "${BASH_SOURCE[0]}")/guest-modules.sh"
 
-kdeb="$(find "$guest/cache" -maxdepth 1 -name 'linux-image-6.1.0-*-686_*_i386.deb' 2>/dev/null | sort -V | tail -n 1)"
-[ -n "$kdeb" ] && [ -d "$guest/initramfs" ] || die "run scripts/build-guest.sh first"
-
-work="$(mktemp -d)"
-trap 'rm -rf "$work"' EXIT
-dpkg-deb --fsys-tarfile "$kdeb" | tar -x -C "$work" --wildcards './lib/modules/*'
-moddir="$(find "$work/lib/modules" -mindepth 1 -maxdepth 1 -type d | head -n 1)"
-[ -n "$moddir" ] || die "no modules in $(basename "$kdeb")"
-
-ir="$work/initramfs"
-cp -a "$guest/initramfs" "$ir"
-mkdir -p "$ir/lib/modules"
 # In dependency order (each module's `depends=` in its .modinfo).
 mods="drivers/video/fbdev/core/fb_sys_fops drivers/video/fbdev/core/syscopyarea
 drivers/video/fbdev/core/sysfillrect drivers/video/fbdev/core/sysimgblt
 drivers/gpu/drm/drm drivers/gpu/drm/drm_kms_helper drivers/gpu/drm/ttm/ttm
 drivers/gpu/drm/drm_ttm_helper drivers/gpu/drm/drm_vram_helper drivers/gpu/drm/tiny/bochs"
-list=""
-for m in $mods; do
-    f="$(find "$moddir/kernel/$(dirname "$m")" -maxdepth 1 -name "$(basename "$m").ko*" | head -n 1)"
-    [ -n "$f" ] || die "module $m not in the kernel package"
-    case "$f" in
-    *.xz) xz -dc "$f" >"$ir/lib/modules/$(basename "$m").ko" ;;
-    *) cp "$f" "$ir/lib/modules/$(basename "$m").ko" ;;
-    esac
-    list="$list $(basename "$m")"
-done
+guest_with_modules "$mods"
 
 cat >"$ir/init" <<EOF
 #!/bin/sh
@@ -82,8 +56,4 @@ fi
 echo "MORPH86-DRM-DONE"
 while true; do sleep 1000; done
 EOF
-chmod 755 "$ir/init"
-find "$ir" -exec touch -h -d @0 {} +
-(cd "$ir" && find . -mindepth 1 | LC_ALL=C sort | cpio -o -H newc -R 0:0 --reproducible --quiet) |
-    gzip -9n >"$guest/initramfs-drm.cpio.gz"
-echo "build-drm-guest: guest/initramfs-drm.cpio.gz: $(stat -c %s "$guest/initramfs-drm.cpio.gz") bytes" >&2
+pack_initramfs initramfs-drm.cpio.gz

@@ -13,40 +13,14 @@
 # needs no network once build-guest.sh has run.
 set -euo pipefail
 
-root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-guest="$root/guest"
-die() {
-    echo "build-storage-guest: error: $*" >&2
-    exit 1
-}
+. "$(dirname "${BASH_SOURCE[0]}")/guest-modules.sh"
 
-kdeb="$(find "$guest/cache" -maxdepth 1 -name 'linux-image-6.1.0-*-686_*_i386.deb' 2>/dev/null | sort -V | tail -n 1)"
-[ -n "$kdeb" ] && [ -d "$guest/initramfs" ] || die "run scripts/build-guest.sh first"
-
-work="$(mktemp -d)"
-trap 'rm -rf "$work"' EXIT
-dpkg-deb --fsys-tarfile "$kdeb" | tar -x -C "$work" --wildcards './lib/modules/*'
-moddir="$(find "$work/lib/modules" -mindepth 1 -maxdepth 1 -type d | head -n 1)"
-[ -n "$moddir" ] || die "no modules in $(basename "$kdeb")"
-
-ir="$work/initramfs"
-cp -a "$guest/initramfs" "$ir"
-mkdir -p "$ir/lib/modules"
 # In dependency order.
 mods="crypto/crct10dif_common crypto/crct10dif_generic lib/crc-t10dif lib/crc64
 crypto/crc64_rocksoft_generic lib/crc64-rocksoft block/t10-pi drivers/scsi/scsi_common
 drivers/scsi/scsi_mod drivers/ata/libata drivers/ata/ata_piix drivers/cdrom/cdrom
 drivers/scsi/sr_mod drivers/scsi/sd_mod drivers/block/floppy"
-list=""
-for m in $mods; do
-    f="$(find "$moddir/kernel/$(dirname "$m")" -maxdepth 1 -name "$(basename "$m").ko*" | head -n 1)"
-    [ -n "$f" ] || die "module $m not in the kernel package"
-    case "$f" in
-    *.xz) xz -dc "$f" >"$ir/lib/modules/$(basename "$m").ko" ;;
-    *) cp "$f" "$ir/lib/modules/$(basename "$m").ko" ;;
-    esac
-    list="$list $(basename "$m")"
-done
+guest_with_modules "$mods"
 
 cat >"$ir/init" <<EOF
 #!/bin/sh
@@ -97,8 +71,4 @@ dmesg | grep -iE 'ata[0-9]|scsi|sd 0|sr 1|floppy|fd0|blk_update|I/O error' | sed
 echo "MORPH86-STORAGE-DONE"
 poweroff -f
 EOF
-chmod 755 "$ir/init"
-find "$ir" -exec touch -h -d @0 {} +
-(cd "$ir" && find . -mindepth 1 | LC_ALL=C sort | cpio -o -H newc -R 0:0 --reproducible --quiet) |
-    gzip -9n >"$guest/initramfs-storage.cpio.gz"
-echo "build-storage-guest: guest/initramfs-storage.cpio.gz: $(stat -c %s "$guest/initramfs-storage.cpio.gz") bytes" >&2
+pack_initramfs initramfs-storage.cpio.gz
