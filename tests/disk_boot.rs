@@ -14,7 +14,7 @@
 
 use morph86_devices::{ImageMode, ImageSpec, SerialBackend, SharedBuffer};
 use morph86_machine::bios::BootDevice;
-use morph86_machine::{Drives, EngineKind, Machine, MachineConfig, RunExit, RunLimits};
+use morph86_machine::{Drives, Machine, MachineConfig, RunExit, RunLimits};
 use std::path::PathBuf;
 
 fn disks() -> PathBuf {
@@ -44,10 +44,7 @@ fn boot(hd: &str, order: &[BootDevice], screen: bool) -> (RunExit, String, Strin
             "guest/disks/{f}: run scripts/build-disk-images.sh"
         );
     }
-    let engine = match std::env::var("MORPH86_ENGINE") {
-        Ok(e) => e.parse().expect("MORPH86_ENGINE: interp or jit"),
-        Err(_) => EngineKind::Interp,
-    };
+    let engine = morph86_tests::engine_from_env();
     let serial = SharedBuffer::new();
     let mut m = Machine::new(MachineConfig {
         serial: SerialBackend::buffer(serial.clone(), None),

@@ -19,6 +19,15 @@ pub fn testdata() -> PathBuf {
     }
 }
 
+/// The engine the Linux and disk-image tests run under: `$MORPH86_ENGINE`
+/// (`interp` or `jit`), else the interpreter.
+pub fn engine_from_env() -> morph86_machine::EngineKind {
+    match std::env::var("MORPH86_ENGINE") {
+        Ok(e) => e.parse().expect("MORPH86_ENGINE: interp or jit"),
+        Err(_) => morph86_machine::EngineKind::Interp,
+    }
+}
+
 /// The `roms/` directory of the checkout.
 pub fn roms_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../roms")

@@ -94,10 +94,7 @@ fn debian_kernel_boots_to_a_shell_and_powers_off() {
     let out = SharedBuffer::new();
     let (tx, rx) = mpsc::channel();
     // MORPH86_ENGINE=jit runs the same test under the binary translator.
-    let engine = match std::env::var("MORPH86_ENGINE") {
-        Ok(e) => e.parse().expect("MORPH86_ENGINE: interp or jit"),
-        Err(_) => Default::default(),
-    };
+    let engine = morph86_tests::engine_from_env();
     let mut m = Machine::new(MachineConfig {
         serial: SerialBackend::buffer(out.clone(), Some(rx)),
         no_reboot: true,

@@ -51,10 +51,7 @@ fn linux_drivers_read_and_write_the_disks() {
     }
     let spec = |name: &str, mode| Some(ImageSpec::new(dir.path().join(name), mode));
     let out = SharedBuffer::new();
-    let engine = match std::env::var("MORPH86_ENGINE") {
-        Ok(e) => e.parse().expect("MORPH86_ENGINE: interp or jit"),
-        Err(_) => Default::default(),
-    };
+    let engine = morph86_tests::engine_from_env();
     let mut m = Machine::new(MachineConfig {
         serial: SerialBackend::buffer(out.clone(), None),
         no_reboot: true,

@@ -197,10 +197,7 @@ fn linux_boots_to_the_vga_console_without_a_bios() {
     let kernel =
         std::fs::read(guest.join("bzImage")).expect("guest/bzImage: run scripts/build-guest.sh");
     let initrd = std::fs::read(guest.join("initramfs.cpio.gz")).expect("guest/initramfs.cpio.gz");
-    let engine = match std::env::var("MORPH86_ENGINE") {
-        Ok(e) => e.parse().expect("MORPH86_ENGINE: interp or jit"),
-        Err(_) => EngineKind::Interp,
-    };
+    let engine = morph86_tests::engine_from_env();
     let serial = SharedBuffer::new();
     let mut m = Machine::new(MachineConfig {
         serial: SerialBackend::buffer(serial.clone(), None),
@@ -274,10 +271,7 @@ fn linux_bochs_drm_puts_its_console_on_the_framebuffer() {
         std::fs::read(guest.join("bzImage")).expect("guest/bzImage: run scripts/build-guest.sh");
     let initrd = std::fs::read(guest.join("initramfs-drm.cpio.gz"))
         .expect("guest/initramfs-drm.cpio.gz: run scripts/build-drm-guest.sh");
-    let engine = match std::env::var("MORPH86_ENGINE") {
-        Ok(e) => e.parse().expect("MORPH86_ENGINE: interp or jit"),
-        Err(_) => EngineKind::Interp,
-    };
+    let engine = morph86_tests::engine_from_env();
     let serial = SharedBuffer::new();
     let mut m = Machine::new(MachineConfig {
         serial: SerialBackend::buffer(serial.clone(), None),
