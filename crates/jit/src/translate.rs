@@ -377,13 +377,13 @@ fn gpr32(r: Register) -> Option<usize> {
 /// modifying stores, REP yields) ends the block where the interpreter
 /// left it. Covered by `tests::helper_instructions_agree_with_the_interpreter`,
 /// the test kernels and the Linux boot's event log.
-fn runs_in_helper(m: Mnemonic) -> bool {
+fn runs_in_helper(d: &Decoded) -> bool {
     use Mnemonic as M;
-    if format!("{m:?}").starts_with('F') {
-        return true; // x87 (D8-DF and FWAIT)
+    if matches!(d.opcode, 0xD8..=0xDF | 0x9B) {
+        return true; // x87: the escapes and FWAIT
     }
     matches!(
-        m,
+        d.insn.mnemonic(),
         M::Sahf
             | M::Lahf
             | M::Cld
@@ -434,7 +434,7 @@ fn classify(d: &Decoded, eip: u32) -> Option<Op> {
     if d.invalid || d.too_long {
         return None;
     }
-    classify_native(d, eip).or_else(|| runs_in_helper(d.insn.mnemonic()).then_some(Op::Helper))
+    classify_native(d, eip).or_else(|| runs_in_helper(d).then_some(Op::Helper))
 }
 
 /// The allow-list: the op for `d` at guest `eip`, if it is a translatable
