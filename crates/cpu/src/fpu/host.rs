@@ -40,6 +40,59 @@ pub fn slot(op: u8, modrm: u8) -> usize {
     }
 }
 
+/// How [`exec`] runs an x87 encoding's operand.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HostForm {
+    /// A register form: the operands are on the register stack.
+    Stack,
+    /// A memory form that reads `n` bytes.
+    Read(u32),
+    /// A memory form that writes `n` bytes (when it does store).
+    Write(u32),
+}
+
+/// Which x87 encodings compute, and so run on the backend: escape `op`
+/// (D8-DF) with `modrm`. `None` for the control instructions (FLDCW,
+/// FNSTCW, FNSTSW, FLDENV, FNSTENV, FRSTOR, FNSAVE, FNCLEX, FNINIT and the
+/// 8087/287 no-ops) and the invalid encodings (FISTTP is SSE3: not on the
+/// P6). The interpreter dispatches by this table, and the JIT runs the
+/// same encodings natively.
+pub fn host_form(op: u8, modrm: u8) -> Option<HostForm> {
+    use HostForm::*;
+    let reg = (modrm >> 3) & 7;
+    let rm = modrm & 7;
+    if modrm >= 0xC0 {
+        return match (op, reg) {
+            (0xD9, 2) => (rm == 0).then_some(Stack), // FNOP
+            (0xD9, 4) => matches!(rm, 0 | 1 | 4 | 5).then_some(Stack),
+            (0xD9, 5) => (rm != 7).then_some(Stack),
+            (0xDA, 5) => (rm == 1).then_some(Stack), // FUCOMPP
+            (0xDE, 3) => (rm == 1).then_some(Stack), // FCOMPP
+            (0xDA, 4..=7) | (0xDB, 4 | 7) | (0xDD, 6 | 7) | (0xDF, 4 | 7) => None,
+            (0xD8..=0xDF, _) => Some(Stack),
+            _ => None,
+        };
+    }
+    Some(match (op, reg) {
+        (0xD8, _) | (0xDA, _) => Read(4),
+        (0xDC, _) => Read(8),
+        (0xDE, _) => Read(2),
+        (0xD9, 0) | (0xDB, 0) => Read(4),
+        (0xD9, 2 | 3) | (0xDB, 2 | 3) => Write(4),
+        (0xDB, 5) => Read(10),
+        (0xDB, 7) => Write(10),
+        (0xDD, 0) => Read(8),
+        (0xDD, 2 | 3) => Write(8),
+        (0xDF, 0) => Read(2),
+        (0xDF, 2 | 3) => Write(2),
+        (0xDF, 4) => Read(10),
+        (0xDF, 5) => Read(8),
+        (0xDF, 6) => Write(10),
+        (0xDF, 7) => Write(8),
+        _ => return None,
+    })
+}
+
 /// Runs table slot `slot` on the host FPU.
 ///
 /// `image` is an FSAVE image (32-bit protected-mode layout) that is replaced

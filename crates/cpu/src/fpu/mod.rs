@@ -177,6 +177,45 @@ impl FpuState {
         self.sw & sw::ES != 0
     }
 
+    /// The FSAVE image (32-bit protected-mode layout) the backend
+    /// ([`host`]) starts from: the control word, the status word without
+    /// the sticky exception flags and ES/B (so nothing is pending on the
+    /// host), full tags computed from the contents, registers in ST order.
+    /// The pointers are left zero: the guest's stay here.
+    pub fn host_image(&self) -> [u8; host::IMAGE_LEN] {
+        let mut img = [0u8; host::IMAGE_LEN];
+        let sw = self.sw & !(sw::STICKY | sw::ES | sw::B);
+        img[0..2].copy_from_slice(&self.cw.to_le_bytes());
+        img[4..6].copy_from_slice(&sw.to_le_bytes());
+        img[8..10].copy_from_slice(&self.full_tag_word().to_le_bytes());
+        for k in 0..8 {
+            img[28 + 10 * k..38 + 10 * k].copy_from_slice(&self.st(k));
+        }
+        img
+    }
+
+    /// Takes the backend's state after it ran from [`FpuState::host_image`]:
+    /// registers back in physical order, the empty tags, the status word
+    /// with this state's sticky flags merged back and the summary
+    /// recomputed. The control word and the pointers are not touched.
+    pub fn take_host_image(&mut self, img: &[u8; host::IMAGE_LEN]) {
+        let new_sw = u16::from_le_bytes([img[4], img[5]]);
+        let new_top = usize::from((new_sw >> sw::TOP_SHIFT) & 7);
+        let tw = u16::from_le_bytes([img[8], img[9]]);
+        for k in 0..8 {
+            self.regs[(new_top + k) & 7].copy_from_slice(&img[28 + 10 * k..38 + 10 * k]);
+        }
+        self.tag = (0..8).fold(0u8, |t, p| {
+            if (tw >> (2 * p)) & 3 == 3 {
+                t
+            } else {
+                t | (1 << p)
+            }
+        });
+        self.sw = (new_sw & !(sw::ES | sw::B)) | (self.sw & sw::STICKY);
+        self.update_summary();
+    }
+
     /// Loads the control word (reserved bits as the P6 keeps them).
     pub fn set_cw(&mut self, cw: u16) {
         self.cw = format::normalize_cw(cw);

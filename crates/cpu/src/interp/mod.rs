@@ -62,6 +62,8 @@ pub mod events {
 /// Byte offsets of the context fields of [`Cpu`], for generated code.
 pub mod context_offsets {
     use super::Cpu;
+    use crate::fpu::FpuState;
+    use crate::state::CpuState;
     use core::mem::offset_of;
     /// The architectural state (`crate::state::offsets` are relative to it).
     pub const STATE: usize = offset_of!(Cpu, state);
@@ -75,6 +77,19 @@ pub mod context_offsets {
     pub const A20_MASK: usize = offset_of!(Cpu, a20_mask);
     /// `pending_events`.
     pub const PENDING_EVENTS: usize = offset_of!(Cpu, pending_events);
+    /// The x87 state's last instruction pointer (`FpuState::fip`); the
+    /// other pointer fields follow as `FPU_*`.
+    pub const FPU_FIP: usize = STATE + offset_of!(CpuState, fpu) + offset_of!(FpuState, fip);
+    /// `FpuState::fcs`.
+    pub const FPU_FCS: usize = STATE + offset_of!(CpuState, fpu) + offset_of!(FpuState, fcs);
+    /// `FpuState::fop`.
+    pub const FPU_FOP: usize = STATE + offset_of!(CpuState, fpu) + offset_of!(FpuState, fop);
+    /// `FpuState::fdp`.
+    pub const FPU_FDP: usize = STATE + offset_of!(CpuState, fpu) + offset_of!(FpuState, fdp);
+    /// `FpuState::fds`.
+    pub const FPU_FDS: usize = STATE + offset_of!(CpuState, fpu) + offset_of!(FpuState, fds);
+    /// `FpuState::sw`.
+    pub const FPU_SW: usize = STATE + offset_of!(CpuState, fpu) + offset_of!(FpuState, sw);
 }
 
 /// `fetch_decode`'s answer for an instruction held in `Cpu::uncached`.

@@ -11,7 +11,8 @@ use crate::bus::Bus;
 use crate::decode::Decoded;
 use crate::fault::{vector, Exec, Fault};
 use crate::flags;
-use crate::fpu::{host, sw, FpuState};
+use crate::fpu::host::{self, HostForm};
+use crate::fpu::sw;
 use crate::state::{reg, SegReg};
 use iced_x86::OpKind;
 
@@ -26,39 +27,6 @@ const CR0_NE: u32 = 1 << 5;
 
 /// EFLAGS bits FCOMI/FUCOMI(P) write (ZF PF CF set, OF SF AF cleared).
 const FCOMI_FLAGS: u32 = flags::STATUS;
-
-/// How a host-executed instruction uses its memory operand.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum MemUse {
-    /// Reads `n` bytes.
-    Read(u32),
-    /// Writes `n` bytes (when the instruction does store).
-    Write(u32),
-}
-
-/// The memory operand of a host-executed memory form, or `None` for
-/// encodings that are not computing instructions (handled elsewhere or #UD).
-fn mem_use(op: u8, reg: u8) -> Option<MemUse> {
-    use MemUse::*;
-    Some(match (op, reg) {
-        (0xD8, _) | (0xDA, _) => Read(4),
-        (0xDC, _) => Read(8),
-        (0xDE, _) => Read(2),
-        (0xD9, 0) | (0xDB, 0) => Read(4),
-        (0xD9, 2 | 3) | (0xDB, 2 | 3) => Write(4),
-        (0xDB, 5) => Read(10),
-        (0xDB, 7) => Write(10),
-        (0xDD, 0) => Read(8),
-        (0xDD, 2 | 3) => Write(8),
-        (0xDF, 0) => Read(2),
-        (0xDF, 2 | 3) => Write(2),
-        (0xDF, 4) => Read(10),
-        (0xDF, 5) => Read(8),
-        (0xDF, 6) => Write(10),
-        (0xDF, 7) => Write(8),
-        _ => return None,
-    })
-}
 
 impl Cpu {
     /// Executes an x87 instruction (D8-DF), WAIT/FWAIT (9B, possibly fused
@@ -88,6 +56,26 @@ impl Cpu {
         } else {
             self.x87_reg(bus, op, modrm, reg)
         }
+    }
+
+    /// The x87 state as the FSAVE image translated code loads into the host
+    /// FPU to run computing x87 instructions ([`host::host_form`]) natively,
+    /// or `None` when they must run here instead: CR0.EM or CR0.TS set
+    /// (#NM), or an exception unmasked in the control word (its response,
+    /// #MF or FERR#, is the interpreter's to give). With every exception
+    /// masked nothing can be pending, so the native instructions neither wait
+    /// nor trap, and their results are exactly those of [`host::exec`].
+    pub fn x87_native_image(&self) -> Option<[u8; host::IMAGE_LEN]> {
+        let f = &self.state.fpu;
+        let masked = f.cw & sw::EXCEPTIONS == sw::EXCEPTIONS && !f.pending();
+        (self.state.cr0 & (CR0_EM | CR0_TS) == 0 && masked).then(|| f.host_image())
+    }
+
+    /// Takes the host FPU's state (FNSAVE) after natively run instructions
+    /// that started from [`Cpu::x87_native_image`]. The instruction and data
+    /// pointers are the guest's: translated code stores them itself.
+    pub fn x87_take_native_image(&mut self, img: &[u8; host::IMAGE_LEN]) {
+        self.state.fpu.take_host_image(img);
     }
 
     /// Finds the WAIT byte and the escape byte + ModRM in the instruction's
@@ -260,55 +248,37 @@ impl Cpu {
                 let s = self.state.fpu.sw;
                 self.write_mem(bus, seg, off, 2, u32::from(s))
             }
-            _ => match mem_use(op, reg) {
-                // FISTTP (DB/DD/DF /1) is SSE3: not on this model.
-                Some(_) if reg == 1 && op != 0xD8 && op != 0xDA && op != 0xDC && op != 0xDE => {
-                    Err(Fault::UD)
-                }
+            _ => match host::host_form(op, modrm) {
                 Some(u) => self.x87_host(bus, op, modrm, Some((seg, off, u))),
                 None => Err(Fault::UD),
             },
         }
     }
 
-    /// Register forms.
+    /// Register forms: the computing ones run on the backend (the table is
+    /// [`host::host_form`]); the rest are control instructions or #UD.
     fn x87_reg<B: Bus>(&mut self, bus: &mut B, op: u8, modrm: u8, reg: u8) -> Exec {
-        let rm = modrm & 7;
-        let fixed = |cpu: &mut Cpu, bus: &mut B| cpu.x87_host(bus, op, modrm, None);
-        match (op, reg) {
-            (0xD9, 2) if rm == 0 => fixed(self, bus), // FNOP
-            (0xD9, 4) if matches!(rm, 0 | 1 | 4 | 5) => fixed(self, bus),
-            (0xD9, 5) if rm != 7 => fixed(self, bus),
-            (0xD9, 6 | 7) => fixed(self, bus),
-            (0xDA, 5) if rm == 1 => fixed(self, bus), // FUCOMPP
-            (0xDE, 3) if rm == 1 => fixed(self, bus), // FCOMPP
-            (0xDB, 4) => match rm {
-                // FENI, FDISI, FSETPM: no-ops since the 387.
-                0 | 1 | 4 => Ok(()),
-                2 => {
-                    self.state.fpu.clear_exceptions();
-                    Ok(())
-                }
-                3 => {
-                    self.state.fpu.init();
-                    Ok(())
-                }
-                _ => Err(Fault::UD),
-            },
-            (0xDF, 4) if rm == 0 => {
+        if host::host_form(op, modrm).is_some() {
+            return self.x87_host(bus, op, modrm, None);
+        }
+        match (op, reg, modrm & 7) {
+            // FENI, FDISI, FSETPM: no-ops since the 387.
+            (0xDB, 4, 0 | 1 | 4) => Ok(()),
+            (0xDB, 4, 2) => {
+                self.state.fpu.clear_exceptions();
+                Ok(())
+            }
+            (0xDB, 4, 3) => {
+                self.state.fpu.init();
+                Ok(())
+            }
+            (0xDF, 4, 0) => {
                 // FNSTSW AX
                 let s = u32::from(self.state.fpu.sw);
                 self.set_reg(reg::EAX as u8, 2, s);
                 Ok(())
             }
-            (0xD9, 2 | 4 | 5)
-            | (0xDA, 4..=7)
-            | (0xDB, 7)
-            | (0xDD, 6 | 7)
-            | (0xDE, 3)
-            | (0xDF, 4 | 7) => Err(Fault::UD),
-            // Everything else takes ST(i) (rm) as an operand.
-            _ => self.x87_host(bus, op, modrm, None),
+            _ => Err(Fault::UD),
         }
     }
 
@@ -320,21 +290,20 @@ impl Cpu {
         bus: &mut B,
         op: u8,
         modrm: u8,
-        mem: Option<(SegReg, u32, MemUse)>,
+        mem: Option<(SegReg, u32, HostForm)>,
     ) -> Exec {
         self.x87_check_pending()?;
         let mut buf = [0u8; host::MEM_LEN];
         match mem {
-            Some((seg, off, MemUse::Read(n))) => {
+            Some((seg, off, HostForm::Read(n))) => {
                 self.x87_read(bus, seg, off, &mut buf[..n as usize])?;
             }
-            Some((seg, off, MemUse::Write(n))) => {
+            Some((seg, off, HostForm::Write(n))) => {
                 self.seg_linear(seg, off, n, true)?;
             }
-            None => {}
+            _ => {}
         }
-        let f = &self.state.fpu;
-        let image = host_image(f);
+        let image = self.state.fpu.host_image();
         let slot = host::slot(op, modrm);
         let in_flags = self.state.eflags & FCOMI_FLAGS;
 
@@ -344,7 +313,7 @@ impl Cpu {
             return Err(Fault::UD);
         };
         let mut store = None;
-        if let Some((seg, off, MemUse::Write(n))) = mem {
+        if let Some((seg, off, HostForm::Write(n))) = mem {
             let n = n as usize;
             let stored = if out_mem[..n].iter().all(|&b| b == 0) {
                 // Zero bytes: a zero result or no store at all? Run again
@@ -361,26 +330,8 @@ impl Cpu {
             }
         }
 
-        // Back to guest physical order.
-        let new_sw = u16::from_le_bytes([img[4], img[5]]);
-        let new_top = usize::from((new_sw >> sw::TOP_SHIFT) & 7);
-        let tw = u16::from_le_bytes([img[8], img[9]]);
-        let mut new_regs = [[0u8; 10]; 8];
-        for k in 0..8 {
-            new_regs[(new_top + k) & 7].copy_from_slice(&img[28 + 10 * k..38 + 10 * k]);
-        }
-        let new_tag = (0..8).fold(0u8, |t, p| {
-            if (tw >> (2 * p)) & 3 == 3 {
-                t
-            } else {
-                t | (1 << p)
-            }
-        });
         let mut next = self.state.fpu.clone();
-        next.regs = new_regs;
-        next.tag = new_tag;
-        next.sw = (new_sw & !(sw::ES | sw::B)) | (self.state.fpu.sw & sw::STICKY);
-        next.update_summary();
+        next.take_host_image(&img);
         next.fip = self.start_eip;
         next.fcs = self.state.segs[SegReg::Cs as usize].selector;
         next.fop = (u16::from(op & 7) << 8) | u16::from(modrm);
@@ -424,22 +375,6 @@ impl Cpu {
             Ok(())
         }
     }
-}
-
-/// The FSAVE image (32-bit protected-mode layout) the backend starts from:
-/// the guest's control word, its status word without the sticky exception
-/// flags and ES/B (so nothing is pending on the host), full tags computed
-/// from the contents, registers in ST order.
-fn host_image(f: &FpuState) -> [u8; host::IMAGE_LEN] {
-    let mut img = [0u8; host::IMAGE_LEN];
-    let sw = f.sw & !(sw::STICKY | sw::ES | sw::B);
-    img[0..2].copy_from_slice(&f.cw.to_le_bytes());
-    img[4..6].copy_from_slice(&sw.to_le_bytes());
-    img[8..10].copy_from_slice(&f.full_tag_word().to_le_bytes());
-    for k in 0..8 {
-        img[28 + 10 * k..38 + 10 * k].copy_from_slice(&f.st(k));
-    }
-    img
 }
 
 #[cfg(test)]
