@@ -129,12 +129,18 @@ pub enum Kind {
     Interrupt,
     /// CLI, STI, or POPF setting IF: windows for injected interrupts.
     InterruptFlag,
+    /// x87 instructions: computing forms on registers and on memory (all
+    /// operand sizes, at the displacements of the simple kind), FCOMI and
+    /// FCMOVcc, FNSTSW AX, FLDCW with masked or unmasked exceptions,
+    /// FNINIT, FNCLEX.
+    X87,
 }
 
 /// A kind from a random number, simple instructions the most likely.
 pub fn kind_of(n: u64) -> Kind {
     match n % 40 {
-        0..=17 => Kind::Simple,
+        0..=15 => Kind::Simple,
+        16 | 17 => Kind::X87,
         18 | 19 => Kind::String,
         20 | 21 => Kind::SegLoad,
         22..=24 => Kind::Smc,
@@ -234,6 +240,58 @@ fn disp(rng: &mut Rng) -> u32 {
         1 => 1 + 4 * rng.below(64) as u32,                       // misaligned
         2 => HOLE.wrapping_sub(DATA) + 4 * rng.below(16) as u32, // unmapped when paging
         _ => 4 * rng.below(256) as u32,
+    }
+}
+
+/// Appends a few x87 instructions (see [`Kind::X87`]) to `p`.
+fn x87(rng: &mut Rng, p: &mut Vec<u8>) {
+    use morph86_cpu::fpu::host::{host_form, HostForm};
+    if rng.below(3) == 0 {
+        p.extend([0xDB, 0xE3]); // fninit: every exception masked
+    }
+    for _ in 0..1 + rng.below(6) {
+        match rng.below(10) {
+            // op [esi + disp32]
+            0..=3 => loop {
+                let op = 0xD8 + rng.below(8) as u8;
+                let modrm = 0x86 | (rng.below(8) as u8) << 3;
+                if matches!(host_form(op, modrm), Some(HostForm::Read(_) | HostForm::Write(_))) {
+                    p.extend([op, modrm]);
+                    p.extend(disp(rng).to_le_bytes());
+                    break;
+                }
+            },
+            // op st(i)
+            4..=6 => loop {
+                let op = 0xD8 + rng.below(8) as u8;
+                let modrm = 0xC0 | rng.below(64) as u8;
+                if host_form(op, modrm).is_some() {
+                    p.extend([op, modrm]);
+                    break;
+                }
+            },
+            // fcmovcc st0,st(i); fucomip st0,st1; setb al
+            7 => {
+                let cc = rng.below(8) as u8;
+                p.extend([0xDA + (cc >> 2), 0xC0 | (cc & 3) << 3 | rng.below(8) as u8]);
+                p.extend([0xDF, 0xE9, 0x0F, 0x92, 0xC0]);
+            }
+            8 => p.extend([0xDF, 0xE0]), // fnstsw ax
+            // mov word [esi+0x10],cw; fldcw [esi+0x10] (often all masked)
+            _ => {
+                let cw: u16 = if rng.below(3) == 0 {
+                    rng.next() as u16
+                } else {
+                    0x037F | (rng.next() as u16 & 0x0C00)
+                };
+                p.extend([0x66, 0xC7, 0x46, 0x10]);
+                p.extend(cw.to_le_bytes());
+                p.extend([0xD9, 0x6E, 0x10]);
+                if rng.below(2) == 0 {
+                    p.extend([0xDB, 0xE2]); // fnclex
+                }
+            }
+        }
     }
 }
 
@@ -434,6 +492,7 @@ fn group(g: &mut Gen, kind: Kind, seed: u64) {
     let rng = &mut Rng(seed | 1);
     match kind {
         Kind::Simple => g.guarded(|g| simple(rng, &mut g.p, false)),
+        Kind::X87 => g.guarded(|g| x87(rng, &mut g.p)),
         Kind::String => {
             // push esi; push edi; mov esi, a; mov edi, b; mov ecx, n; [std];
             // [rep] op; then, where a fault resumes: cld; pop edi; pop esi.

@@ -239,9 +239,6 @@ struct ExitSite {
     page: u32,
     gen: u32,
     user: bool,
-    /// The segments its block needs ([`BlockInfo::needs`]): every block
-    /// it chains to must need no more, since nothing checks them between.
-    needs: u8,
     linked: bool,
     /// Times it was chained into another page (a stub whose checks fail
     /// returns to the engine, which may chain it again, a few times).
@@ -368,7 +365,6 @@ impl JitEngine {
                 page: phys >> 12,
                 gen,
                 user,
-                needs: block.needs,
                 linked: false,
                 relinks: 0,
             }));
@@ -538,7 +534,7 @@ impl JitEngine {
                 eip,
                 phys_page: phys & !0xFFF,
                 gen,
-                key: u32::from(user) | u32::from(info.needs) << 8,
+                key: u32::from(user),
                 gen_at: gen_at as usize,
                 code: entry as usize,
             };
@@ -620,7 +616,6 @@ impl JitEngine {
         let cross = site.page != phys >> 12;
         if site.target != eip
             || site.user != user
-            || info.needs & !site.needs != 0
             || (!cross && (site.linked || site.gen != gen))
             || (cross && site.relinks >= 4)
         {
@@ -1061,6 +1056,42 @@ mod tests {
         assert!(jit.stats.native_insns > 5000, "{:?}", jit.stats);
     }
 
+    #[test]
+    fn a_chained_block_checks_its_segment_needs() {
+        use morph86_cpu::SegReg;
+        // mov ecx,3; jmp short +0; mov eax,gs:[0x2000]; dec ecx; hlt. The
+        // first run links the jump into the GS block; then GS shrinks (as a
+        // segment load in the interpreter would leave it) and the run from
+        // the top must not take the link into a block whose GS operand
+        // needs a limit check: the interpreter's #GP ends it (no IDT).
+        let code = [
+            0xB9, 3, 0, 0, 0, 0xEB, 0x00, 0x65, 0x8B, 0x05, 0x00, 0x20, 0, 0, 0x49, 0xF4,
+        ];
+        let mut jit = JitEngine::default();
+        let (mut a, mut ram_a) = machine(&code, 5);
+        let (mut b, mut ram_b) = machine(&code, 5);
+        for cpu in [&mut a, &mut b] {
+            cpu.state.segs[SegReg::Gs as usize] = cpu.state.segs[SegReg::Ds as usize];
+        }
+        run(&mut Interpreter, &mut a, &mut ram_a);
+        run(&mut jit, &mut b, &mut ram_b);
+        assert!(jit.stats.links > 0, "{:?}", jit.stats);
+        for cpu in [&mut a, &mut b] {
+            cpu.state.segs[SegReg::Gs as usize].limit = 0xFFF;
+            cpu.state.eip = 0x1000;
+            cpu.state.halted = false;
+        }
+        run(&mut Interpreter, &mut a, &mut ram_a);
+        run(&mut jit, &mut b, &mut ram_b);
+        assert_eq!(a.state, b.state);
+        assert_eq!(a.icount, b.icount);
+        assert_eq!(
+            (b.state.eip, b.state.regs[1]),
+            (0x1007, 3),
+            "stopped at the GS access"
+        );
+    }
+
     /// Random BT*, PUSH m32, LEAVE, DIV, string instructions (either
     /// direction) and indirect jumps and calls, with the flags made visible.
     fn late_program(rng: &mut Rng, len: usize) -> Vec<u8> {
@@ -1234,6 +1265,109 @@ mod tests {
             }
         }
         assert!(jit.stats.helper_insns > 1000, "{:?}", jit.stats);
+    }
+
+    /// Random x87 work: loads, stores and arithmetic on memory (all sizes,
+    /// one access crossing a page), computing register forms of every
+    /// escape, FCOMI/FCMOVcc against integer flags, FNSTSW AX, the control
+    /// instructions that end a native run (FLDCW sometimes unmasking
+    /// exceptions, FNSTCW, FNCLEX, FNINIT), and integer work between.
+    fn x87_program(rng: &mut Rng, len: usize) -> Vec<u8> {
+        use morph86_cpu::fpu::host::{host_form, HostForm};
+        // mov esi,0x3000; fninit (or not: the reset control word unmasks
+        // every exception, so nothing runs natively until one comes)
+        let mut p = vec![0xBE, 0x00, 0x30, 0, 0];
+        if rng.below(8) != 0 {
+            p.extend([0xDB, 0xE3]);
+        }
+        for _ in 0..len {
+            let r = [0u8, 1, 3][rng.below(3) as usize];
+            let d8 = rng.below(30) as u8 * 8 + rng.below(2) as u8 * 4;
+            if rng.below(4) == 0 {
+                // jne +0: blocks end here (they must fit the tests' budget).
+                p.extend([0x75, 0x00]);
+            }
+            match rng.below(16) {
+                // A memory form with [esi+d8].
+                0..=5 => loop {
+                    let op = 0xD8 + rng.below(8) as u8;
+                    let modrm = 0x46 | (rng.below(8) as u8) << 3;
+                    if matches!(
+                        host_form(op, modrm),
+                        Some(HostForm::Read(_) | HostForm::Write(_))
+                    ) {
+                        p.extend([op, modrm, d8]);
+                        break;
+                    }
+                },
+                // A register form.
+                6..=9 => loop {
+                    let op = 0xD8 + rng.below(8) as u8;
+                    let modrm = 0xC0 | rng.below(64) as u8;
+                    if host_form(op, modrm).is_some() {
+                        p.extend([op, modrm]);
+                        break;
+                    }
+                },
+                // fld qword [esi+d8]; fld st0 — keeps the stack busy.
+                10 => p.extend([0xDD, 0x46, d8, 0xD9, 0xC0]),
+                // cmp r,[esi+d8]; fcmovcc st0,st(i) | fucomip st0,st1; setb al
+                11 => {
+                    p.extend([0x3B, 0x46 | r << 3, d8]);
+                    let cc = rng.below(8) as u8;
+                    p.extend([0xDA + (cc >> 2), 0xC0 | (cc & 3) << 3 | rng.below(8) as u8]);
+                    p.extend([0xDF, 0xE9, 0x0F, 0x92, 0xC0]);
+                }
+                // fnstsw ax; add ebx,eax
+                12 => p.extend([0xDF, 0xE0, 0x01, 0xC3]),
+                // fldcw [esi+d8] with a control word that masks everything
+                // (often) or not; fnstcw [esi+d8+2]
+                13 => {
+                    let cw: u16 = if rng.below(4) == 0 {
+                        rng.next() as u16
+                    } else {
+                        0x037F | (rng.next() as u16 & 0x0C00)
+                    };
+                    // mov word [esi+0xF0],cw; fldcw [esi+0xF0]; fnstcw [esi+d8]
+                    p.extend([0x66, 0xC7, 0x46, 0xF0]);
+                    p.extend(cw.to_le_bytes());
+                    p.extend([0xD9, 0x6E, 0xF0, 0xD9, 0x7E, d8]);
+                }
+                // fnclex or fninit; an access that crosses into the next page
+                14 => match rng.below(3) {
+                    0 => p.extend([0xDB, 0xE2]),
+                    1 => p.extend([0xDB, 0xE3]),
+                    // fld qword [0x3ffc]
+                    _ => p.extend([0xDD, 0x05, 0xFC, 0x3F, 0, 0]),
+                },
+                // Integer work: add r,[esi+d8]; inc r
+                _ => p.extend([0x03, 0x46 | r << 3, d8, 0x40 | r]),
+            }
+        }
+        p.push(0xF4);
+        p
+    }
+
+    #[test]
+    fn x87_runs_agree_with_the_interpreter() {
+        let mut rng = Rng(0x0087_87A1_2026_1130);
+        let mut jit = JitEngine::default();
+        for case in 0..600 {
+            let code = x87_program(&mut rng, 30);
+            let seed = rng.next();
+            agree(&mut jit, &code, seed, &format!("case {case}"), |_, ram| {
+                for k in 0..0x2000 {
+                    // Bytes that make normals, denormals, NaNs, zeros.
+                    ram.bytes_mut()[0x3000 + k] = match (seed >> (k % 61)) & 7 {
+                        0 => 0,
+                        1 => 0xFF,
+                        2 => 0x3F,
+                        _ => (seed >> (k % 53)) as u8 ^ k as u8,
+                    };
+                }
+            });
+        }
+        assert!(jit.stats.native_insns > 20_000, "{:?}", jit.stats);
     }
 
     /// Random register work with shifts by immediates and by 1, and LEA in

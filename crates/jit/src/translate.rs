@@ -36,18 +36,21 @@
 //! | `IMUL r32, r/m32 [, imm]`, `SETcc r/m8`, `CMOVcc r32, r/m32`, `NOT NEG r/m32`, `INC DEC m32`, `ROL ROR r32, imm`, `SHL SHR SAR r32, CL`, 16-bit `MOV` and shifts by immediates, `PAUSE`, FS/GS-relative operands | `tests::later_forms_agree_with_the_interpreter`, `translate::tests::the_allow_list_stops_at_memory_and_control` |
 //! | `RDTSC` (a call to `Cpu::native_rdtsc`, the virtual counter; CR4.TSD faults go to the interpreter) | `tests::rdtsc_reads_the_virtual_counter` |
 //! | `BT BTS BTR BTC r32, r32 / imm8` and `m32, imm8` (CF only, as the interpreter), `PUSH m32`, `LEAVE`, `JMP` / `CALL r/m32` (near; the target through the return cache), `DIV r/m32` (a zero divisor or an overflow leaves the block first, for the interpreter's #DE), `LODS STOS MOVS SCAS` without REP (DF set leaves the block) | `tests::later_forms_agree_with_the_interpreter`, `difftest engines`, the Linux boot's event log |
+//! | x87 computing instructions (`morph86_cpu::fpu::host::host_form`: arithmetic, loads and stores of every size, compares, FCOMI, FCMOVcc, transcendentals) and `FNSTSW AX`, on the host's x87 unit while every guest exception is masked (see `x87.rs`) | `tests::x87_runs_agree_with_the_interpreter`, `difftest engines` (the `X87` kind) |
 //!
 //! Memory operands use 32-bit addressing in flat segments (the engine runs
 //! a block only while CS, DS, ES and SS are flat 4 GiB segments, and the
-//! data ones writable); FS and GS overrides are not translated. Each access
+//! data ones writable); FS- and GS-relative operands are translated in blocks
+//! that check at their entry that the segment is a 4 GiB one. Each access
 //! checks the TLB inline (`morph86_cpu::mmu::TlbEntry`): a tag that does
 //! not match (a miss, no permission, MMIO, a page holding code or page
-//! tables, a misaligned access) leaves the block *before* that instruction,
+//! tables, an access that crosses a page) leaves the block *before* that instruction,
 //! with every earlier one committed and EIP on it, so the interpreter runs
 //! it — which is where faults, device accesses and code-page writes are
 //! handled. Faults are therefore precise by construction.
 //!
-//! Instructions on the helper list (`runs_in_helper`: x87, the flag and
+//! Instructions on the helper list (`runs_in_helper`: the x87 control
+//! instructions and FWAIT, the flag and
 //! width conversions, XCHG/CMPXCHG/XADD, MUL/IDIV, BSF/BSR, SHLD/SHRD,
 //! PUSHF, CPUID, the REP string forms) run in the interpreter from inside
 //! the block, through a helper call: registers spilled, flags merged, the
@@ -73,6 +76,8 @@ use morph86_cpu::interp::context_offsets;
 use morph86_cpu::mmu::{entry_offsets, TLB_SIZE};
 use morph86_cpu::state::{offsets, SegReg};
 use morph86_cpu::CpuModel;
+
+mod x87;
 
 /// The longest block, in guest instructions.
 pub const MAX_BLOCK: usize = 64;
@@ -186,6 +191,8 @@ enum Op {
     /// `LODS STOS MOVS SCAS` without REP, 32-bit addresses, no segment
     /// override, with the operand size in bytes (DF set leaves the block).
     Str(StrKind, u8),
+    /// A computing x87 instruction on the host's x87 unit (see `x87.rs`).
+    X87(x87::X87),
 }
 
 /// Which bit test.
@@ -429,12 +436,48 @@ fn runs_in_helper(d: &Decoded) -> bool {
     )
 }
 
-/// The op for `d` at guest `eip`: a translated form, else a helper call.
-fn classify(d: &Decoded, eip: u32) -> Option<Op> {
+/// The op for `d` (whose bytes start `bytes`) at guest `eip`: a translated
+/// form, else a helper call.
+fn classify(d: &Decoded, eip: u32, bytes: &[u8]) -> Option<Op> {
     if d.invalid || d.too_long {
         return None;
     }
+    if matches!(d.opcode, 0xD8..=0xDF) {
+        if let Some(x) = x87::classify(d, bytes) {
+            return Some(Op::X87(x));
+        }
+    }
     classify_native(d, eip).or_else(|| runs_in_helper(d).then_some(Op::Helper))
+}
+
+/// Operand `k` of `d` as a 32-bit memory operand in a flat segment or at
+/// FS's or GS's base (see [`Mem`]).
+fn mem_operand(d: &Decoded, k: u32) -> Option<Mem> {
+    let i = &d.insn;
+    if i.op_kind(k) != OpKind::Memory || !d.addr32 {
+        return None;
+    }
+    let seg = match i.memory_segment() {
+        Register::DS | Register::SS | Register::ES => None,
+        Register::FS => Some(SegReg::Fs),
+        Register::GS => Some(SegReg::Gs),
+        _ => return None,
+    };
+    let base = match i.memory_base() {
+        Register::None => None,
+        r => Some(gpr32(r)?),
+    };
+    let index = match i.memory_index() {
+        Register::None => None,
+        r => Some(gpr32(r)?),
+    };
+    Some(Mem {
+        base,
+        index,
+        scale: i.memory_index_scale() as u8,
+        disp: i.memory_displacement32(),
+        seg,
+    })
 }
 
 /// The allow-list: the op for `d` at guest `eip`, if it is a translatable
@@ -480,32 +523,7 @@ fn classify_native(d: &Decoded, eip: u32) -> Option<Op> {
         OpKind::Immediate32 | OpKind::Immediate8to32 => Some(Src::Imm(i.immediate(1) as u32)),
         _ => None,
     };
-    let mem = |k: u32| -> Option<Mem> {
-        if i.op_kind(k) != OpKind::Memory || !d.addr32 {
-            return None;
-        }
-        let seg = match i.memory_segment() {
-            Register::DS | Register::SS | Register::ES => None,
-            Register::FS => Some(SegReg::Fs),
-            Register::GS => Some(SegReg::Gs),
-            _ => return None,
-        };
-        let base = match i.memory_base() {
-            Register::None => None,
-            r => Some(gpr32(r)?),
-        };
-        let index = match i.memory_index() {
-            Register::None => None,
-            r => Some(gpr32(r)?),
-        };
-        Some(Mem {
-            base,
-            index,
-            scale: i.memory_index_scale() as u8,
-            disp: i.memory_displacement32(),
-            seg,
-        })
-    };
+    let mem = |k: u32| mem_operand(d, k);
     let rm = |k: u32| match i.op_kind(k) {
         OpKind::Memory => mem(k).map(Rm::Mem),
         _ => reg(k).map(Rm::Reg),
@@ -812,7 +830,7 @@ fn scan(code: &[u8], eip: u32) -> (Vec<(Op, u8)>, Option<Mnemonic>) {
             break; // runs past the page: the interpreter fetches it
         };
         let here = eip.wrapping_add(at as u32);
-        match classify(&d, here) {
+        match classify(&d, here, &code[at..]) {
             Some(op) => ops.push((op, d.len)),
             None => {
                 stop = Some(d.insn.mnemonic());
@@ -891,8 +909,9 @@ pub fn trampoline() -> Vec<u8> {
         // Entered at 8 mod 16; six pushes keep that, so three more slots
         // make the call below enter the block at 8 mod 16 as a normal call
         // does. The block sees them at rsp + 8 (pending flags), rsp + 16
-        // (the helper frame, the third argument) and rsp + 24 (unused).
-        ; sub rsp, 24
+        // (the helper frame, the third argument), rsp + 24 (unused) and
+        // above (the x87 image, see `x87::FRAME`).
+        ; sub rsp, x87::FRAME
         ; mov [rsp + 8], rdx
     );
     reload(&mut a);
@@ -900,7 +919,7 @@ pub fn trampoline() -> Vec<u8> {
     spill(&mut a);
     dynasm!(a
         ; .arch x64
-        ; add rsp, 24
+        ; add rsp, x87::FRAME
         ; pop r15
         ; pop r14
         ; pop r13
@@ -961,6 +980,7 @@ fn saves_flags(op: Op) -> Option<(u32, u32)> {
         Op::IncDec(..) | Op::Unary(Unary::Inc | Unary::Dec, _) => Some((INC_FLAGS, 0)),
         Op::Unary(Unary::Neg, _) | Op::Str(StrKind::Scas, _) => Some((ARITH_FLAGS, 0)),
         Op::Bt(..) => Some((0x1, 0)),
+        Op::X87(x) if x.kind == x87::Kind::Fcomi => Some((ARITH_FLAGS, 0)),
         _ => None,
     }
 }
@@ -985,6 +1005,7 @@ fn needs_eflags(op: Op, live: bool) -> bool {
         | Op::Helper
         | Op::Setcc(..)
         | Op::Cmov(..) => true,
+        Op::X87(x) => matches!(x.kind, x87::Kind::Fcmov(_)),
         Op::Shift(..) | Op::Shift16(..) | Op::ShiftCl(..) | Op::Rotate(..) | Op::Imul(..) => live,
         _ => match saves_flags(op) {
             Some((mask, clear)) => live && mask | clear != ARITH_FLAGS,
@@ -1185,7 +1206,7 @@ fn emit_tlb_sized(a: &mut Assembler, size_bytes: u8, write: bool, user: bool, mi
     } + 4 * usize::from(user)) as i32;
     let addend = entry_offsets::ADDEND as i32;
     let mask = (TLB_SIZE - 1) as i32;
-    let align = !0xFFF_i32 | (i32::from(size_bytes) - 1);
+    let last = i32::from(size_bytes) - 1;
     dynasm!(a
         ; .arch x64
         ; mov r11d, r8d
@@ -1194,8 +1215,11 @@ fn emit_tlb_sized(a: &mut Assembler, size_bytes: u8, write: bool, user: bool, mi
         // The slot is at index * 40: (index * 5) * 8 in the addressing.
         ; lea r11d, [r11 + r11 * 4]
         ; mov r10, QWORD [rdi + entries]
-        ; mov ecx, r8d
-        ; and ecx, align // the page | the bits a misaligned access sets
+        // The page of the access's last byte: an access that crosses into
+        // the next page (or wraps at 4 GiB) misses; a misaligned one within
+        // the page goes on, as the interpreter reads it the same.
+        ; lea ecx, [r8 + last]
+        ; and ecx, !0xFFF_i32
         ; cmp ecx, DWORD [r10 + r11 * 8 + tag]
         ; jne =>miss
         ; mov r10, QWORD [r10 + r11 * 8 + addend]
@@ -1336,6 +1360,7 @@ fn emit_mem(a: &mut Assembler, op: Op, user: bool, miss: DynamicLabel, live: boo
         Op::Bt(..) | Op::PushMem(_) | Op::PushImm(_) | Op::Leave | Op::Div(_) | Op::Str(..) => {
             emit_late(a, op, user, Some(miss), live)
         }
+        Op::X87(_) => unreachable!("x87 runs: see translate"),
         _ => unreachable!("not a memory op"),
     }
 }
@@ -1479,6 +1504,7 @@ fn touches_memory(op: Op) -> bool {
         Op::Div(_) | Op::Str(..) | Op::PushMem(_) | Op::PushImm(_) | Op::Leave | Op::CallInd(_) => {
             return true
         }
+        Op::X87(x) => return x.touches_memory(),
         _ => {}
     }
     matches!(
@@ -1550,7 +1576,7 @@ fn exit_after_ret(a: &mut Assembler, op: Op, n: u32, sites: &mut Vec<LinkSite>, 
             dynasm!(a ; .arch x64 ; mov DWORD [rdi + eip_off], eax);
             count(a, n);
             if let Some(cache) = b.ret_cache {
-                emit_ret_lookup(a, cache, b.user, b.needs);
+                emit_ret_lookup(a, cache, b.user);
             }
             dynasm!(a
                 ; .arch x64
@@ -1576,8 +1602,8 @@ pub struct RetEntry {
     pub phys_page: u32,
     /// That page's code generation when the block was made.
     pub gen: u32,
-    /// Bit 0: translated for user level; bits 8..16: its segment needs;
-    /// bit 31: empty.
+    /// Bit 0: translated for user level; bit 31: empty. (Segment needs are
+    /// checked by the block itself at its entry.)
     pub key: u32,
     /// Where the page's generation lives (an address: the engine stays
     /// `Send`).
@@ -1605,11 +1631,10 @@ impl RetEntry {
 
 /// After a RET (target EIP in eax, already stored and counted): jumps
 /// straight to the target's block when the return cache at `cache` holds
-/// one for that EIP, translated for this privilege with no segment needs
-/// beyond `needs`, on the page the active TLB maps the EIP to (readable at
+/// one for that EIP, translated for this privilege, on the page the active TLB maps the EIP to (readable at
 /// this privilege), at that page's current code generation. Otherwise
 /// falls through (to the return to the engine).
-fn emit_ret_lookup(a: &mut Assembler, cache: usize, user: bool, needs: u8) {
+fn emit_ret_lookup(a: &mut Assembler, cache: usize, user: bool) {
     use std::mem::offset_of;
     let at_eip = offset_of!(RetEntry, eip) as i32;
     let phys_page = offset_of!(RetEntry, phys_page) as i32;
@@ -1622,7 +1647,6 @@ fn emit_ret_lookup(a: &mut Assembler, cache: usize, user: bool, needs: u8) {
     let tag = (entry_offsets::READ_TAG + 4 * usize::from(user)) as i32;
     let phys = entry_offsets::PHYS as i32;
     let tlb_size = entry_offsets::SIZE as i32;
-    let reject = (1u32 << 31 | (u32::from(!needs) & 0xFF) << 8) as i32;
     dynasm!(a
         ; .arch x64
         ; mov r11d, eax
@@ -1634,11 +1658,7 @@ fn emit_ret_lookup(a: &mut Assembler, cache: usize, user: bool, needs: u8) {
         ; add r8, r11
         ; cmp eax, DWORD [r8 + at_eip]
         ; jne >miss
-        ; mov r11d, DWORD [r8 + key]
-        ; test r11d, reject
-        ; jnz >miss
-        ; and r11d, 0xFF
-        ; cmp r11d, i32::from(user)
+        ; cmp DWORD [r8 + key], i32::from(user)
         ; jne >miss
         ; mov r10, QWORD [rdi + entries]
         ; mov r11d, eax
@@ -1662,11 +1682,40 @@ fn emit_ret_lookup(a: &mut Assembler, cache: usize, user: bool, needs: u8) {
     );
 }
 
+/// Checks at a block's entry that the FS or GS its operands use (`needs`,
+/// see [`BlockInfo::needs`]) is a present, writable 4 GiB data segment, as
+/// the engine's own check does; otherwise goes to `bail` (nothing done).
+/// Done here, a block may be chained to, or returned to, from blocks that
+/// need less: only the interpreter loads segments, so what held at the
+/// entry holds for the whole block.
+fn emit_segment_checks(a: &mut Assembler, needs: u8, bail: DynamicLabel) {
+    use morph86_cpu::state::{attr, Segment};
+    use std::mem::offset_of;
+    let data = i32::from(attr::PRESENT | attr::S | attr::CODE | attr::DC | attr::RW);
+    let want = i32::from(attr::PRESENT | attr::S | attr::RW);
+    for (flag, seg) in [(NEEDS_FS, SegReg::Fs), (NEEDS_GS, SegReg::Gs)] {
+        if needs & flag == 0 {
+            continue;
+        }
+        let at = offsets::SEGS + std::mem::size_of::<Segment>() * seg as usize;
+        let limit = (at + offset_of!(Segment, limit)) as i32;
+        let attrs = (at + offset_of!(Segment, attr)) as i32;
+        dynasm!(a
+            ; .arch x64
+            ; cmp DWORD [rdi + limit], -1
+            ; jne =>bail
+            ; movzx eax, WORD [rdi + attrs]
+            ; and eax, data
+            ; cmp eax, want
+            ; jne =>bail
+        );
+    }
+}
+
 /// What a block's translation needs to know beyond its code.
 struct BlockCtx {
     user: bool,
     first_id: u32,
-    needs: u8,
     ret_cache: Option<usize>,
 }
 
@@ -2235,6 +2284,7 @@ fn emit(a: &mut Assembler, op: Op, live: bool) {
         Op::Nop => {}
         Op::Jcc(..) | Op::Jmp(_) => unreachable!("branches end blocks: see translate"),
         Op::Rdtsc | Op::Helper => unreachable!("a helper call: see translate"),
+        Op::X87(_) => unreachable!("x87 runs: see translate"),
         Op::Load(..)
         | Op::Store(..)
         | Op::AluRM(..)
@@ -2383,6 +2433,7 @@ fn flags_written(op: Op) -> (u32, u32) {
         | Op::Str(StrKind::Scas, _)
         | Op::Unary(Unary::Neg, _) => all,
         Op::Bt(..) => 0x1,
+        Op::X87(x) if x.kind == x87::Kind::Fcomi => all,
         Op::IncDec(..) | Op::Unary(Unary::Inc | Unary::Dec, _) => INC_FLAGS,
         Op::Rotate(..) => 0x801,
         _ => 0,
@@ -2399,7 +2450,9 @@ fn flags_written(op: Op) -> (u32, u32) {
 /// Which guest flags must be right in EFLAGS when `op` starts: those it
 /// reads, and all of them before an access that may leave the block.
 fn flags_read(op: Op) -> u32 {
-    if touches_memory(op) || matches!(op, Op::Rdtsc | Op::Helper) {
+    // An x87 op may start a run, which leaves the block when the state
+    // must stay with the interpreter.
+    if touches_memory(op) || matches!(op, Op::Rdtsc | Op::Helper | Op::X87(_)) {
         return ARITH_FLAGS;
     }
     match op {
@@ -2464,7 +2517,6 @@ pub fn translate(
     let ctx = BlockCtx {
         user,
         first_id,
-        needs,
         ret_cache: ret_cache.map(|p| p as usize),
     };
     let entry = a.offset();
@@ -2491,12 +2543,15 @@ pub fn translate(
         ; cmp rax, QWORD [rdi + budget_end]
         ; ja =>bail
     );
+    emit_segment_checks(a, needs, bail);
     let live = flag_liveness(&ops);
     let mut exits = Vec::new();
     let as_is = a.new_dynamic_label();
     let mut ended = false;
     // Host flags saved by an earlier op that EFLAGS has not taken yet.
     let mut pending = None;
+    // The guest's x87 state is in the host FPU (see `x87.rs`).
+    let mut x87_in_host = false;
     for (k, &(op, len)) in ops.iter().enumerate() {
         let live = live[k];
         let here = eip.wrapping_add(bytes);
@@ -2513,7 +2568,24 @@ pub fn translate(
                 pending = Some(p);
             }
         }
+        if x87_in_host && !x87::keeps_state(op) {
+            x87::emit_leave(a);
+            x87_in_host = false;
+        }
         match op {
+            Op::X87(x) => {
+                if !x87_in_host {
+                    let refused = a.new_dynamic_label();
+                    exits.push((refused, here, k as u32, before, false));
+                    x87::emit_enter(a, refused);
+                    x87_in_host = true;
+                }
+                let miss = x.touches_memory().then(|| a.new_dynamic_label());
+                if let Some(miss) = miss {
+                    exits.push((miss, here, k as u32, before, true));
+                }
+                x87::emit(a, x, here, user, miss, live);
+            }
             Op::Jcc(cc, target) => {
                 emit_jcc(a, cc, (target, next), n, &mut sites, first_id);
                 ended = true;
@@ -2524,7 +2596,7 @@ pub fn translate(
             }
             Op::Call(_) | Op::Ret(_) | Op::JmpInd(_) | Op::CallInd(_) => {
                 let miss = a.new_dynamic_label();
-                exits.push((miss, here, k as u32, before));
+                exits.push((miss, here, k as u32, before, false));
                 emit_call_ret(a, op, next, user, miss);
                 exit_after_ret(a, op, n, &mut sites, &ctx);
                 ended = true;
@@ -2535,27 +2607,33 @@ pub fn translate(
             }
             Op::Rdtsc => {
                 let miss = a.new_dynamic_label();
-                exits.push((miss, here, k as u32, before));
+                exits.push((miss, here, k as u32, before, false));
                 emit_rdtsc(a, k as u32, miss);
             }
             op if touches_memory(op) => {
                 let miss = a.new_dynamic_label();
-                exits.push((miss, here, k as u32, before));
+                exits.push((miss, here, k as u32, before, x87_in_host));
                 emit_mem(a, op, user, miss, live);
             }
             _ => emit(a, op, live),
         }
     }
     if !ended {
+        if x87_in_host {
+            x87::emit_leave(a);
+        }
         if let Some(p) = pending.take() {
             materialize(a, p);
         }
         link_exit(a, eip.wrapping_add(bytes), n, &mut sites, first_id);
     }
     // Early exits: EIP on the instruction whose access missed, the count of
-    // those before it, and the flags they left.
-    for (label, at, k, pending) in exits {
+    // those before it, and the flags and x87 state they left.
+    for (label, at, k, pending, x87_in_host) in exits {
         dynasm!(a ; .arch x64 ; =>label);
+        if x87_in_host {
+            x87::emit_leave(a);
+        }
         if let Some(p) = pending {
             materialize(a, p);
         }
