@@ -255,7 +255,10 @@ fn x87(rng: &mut Rng, p: &mut Vec<u8>) {
             0..=3 => loop {
                 let op = 0xD8 + rng.below(8) as u8;
                 let modrm = 0x86 | (rng.below(8) as u8) << 3;
-                if matches!(host_form(op, modrm), Some(HostForm::Read(_) | HostForm::Write(_))) {
+                if matches!(
+                    host_form(op, modrm),
+                    Some(HostForm::Read(_) | HostForm::Write(_))
+                ) {
                     p.extend([op, modrm]);
                     p.extend(disp(rng).to_le_bytes());
                     break;

@@ -909,13 +909,18 @@ pub fn trampoline() -> Vec<u8> {
         // Entered at 8 mod 16; six pushes keep that, so three more slots
         // make the call below enter the block at 8 mod 16 as a normal call
         // does. The block sees them at rsp + 8 (pending flags), rsp + 16
-        // (the helper frame, the third argument), rsp + 24 (unused) and
-        // above (the x87 image, see `x87::FRAME`).
+        // (the helper frame, the third argument), rsp + 24 (whether the
+        // guest's x87 state is in the host FPU) and above (the x87 image,
+        // see `x87::FRAME`).
         ; sub rsp, x87::FRAME
         ; mov [rsp + 8], rdx
+        ; mov QWORD [rsp + 16], 0
     );
     reload(&mut a);
     dynasm!(a ; .arch x64 ; call rsi);
+    // Translated code left the guest's x87 state in the host FPU: it goes
+    // back here, the one way out.
+    x87::emit_trampoline_leave(&mut a);
     spill(&mut a);
     dynasm!(a
         ; .arch x64
@@ -2550,8 +2555,9 @@ pub fn translate(
     let mut ended = false;
     // Host flags saved by an earlier op that EFLAGS has not taken yet.
     let mut pending = None;
-    // The guest's x87 state is in the host FPU (see `x87.rs`).
-    let mut x87_in_host = false;
+    // Whether the guest's x87 state is in the host FPU (see `x87.rs`): at
+    // the block's entry that depends on where it came from.
+    let mut x87_in_host = None;
     for (k, &(op, len)) in ops.iter().enumerate() {
         let live = live[k];
         let here = eip.wrapping_add(bytes);
@@ -2568,21 +2574,24 @@ pub fn translate(
                 pending = Some(p);
             }
         }
-        if x87_in_host && !x87::keeps_state(op) {
-            x87::emit_leave(a);
-            x87_in_host = false;
+        if x87::calls_out(op) {
+            // The helpers run Rust code: the host FPU must be the host's.
+            if x87_in_host != Some(false) {
+                x87::emit_leave(a, x87_in_host.is_none());
+            }
+            x87_in_host = Some(false);
         }
         match op {
             Op::X87(x) => {
-                if !x87_in_host {
+                if x87_in_host != Some(true) {
                     let refused = a.new_dynamic_label();
-                    exits.push((refused, here, k as u32, before, false));
-                    x87::emit_enter(a, refused);
-                    x87_in_host = true;
+                    exits.push((refused, here, k as u32, before));
+                    x87::emit_enter(a, refused, x87_in_host.is_none());
+                    x87_in_host = Some(true);
                 }
                 let miss = x.touches_memory().then(|| a.new_dynamic_label());
                 if let Some(miss) = miss {
-                    exits.push((miss, here, k as u32, before, true));
+                    exits.push((miss, here, k as u32, before));
                 }
                 x87::emit(a, x, here, user, miss, live);
             }
@@ -2596,7 +2605,7 @@ pub fn translate(
             }
             Op::Call(_) | Op::Ret(_) | Op::JmpInd(_) | Op::CallInd(_) => {
                 let miss = a.new_dynamic_label();
-                exits.push((miss, here, k as u32, before, false));
+                exits.push((miss, here, k as u32, before));
                 emit_call_ret(a, op, next, user, miss);
                 exit_after_ret(a, op, n, &mut sites, &ctx);
                 ended = true;
@@ -2607,33 +2616,28 @@ pub fn translate(
             }
             Op::Rdtsc => {
                 let miss = a.new_dynamic_label();
-                exits.push((miss, here, k as u32, before, false));
+                exits.push((miss, here, k as u32, before));
                 emit_rdtsc(a, k as u32, miss);
             }
             op if touches_memory(op) => {
                 let miss = a.new_dynamic_label();
-                exits.push((miss, here, k as u32, before, x87_in_host));
+                exits.push((miss, here, k as u32, before));
                 emit_mem(a, op, user, miss, live);
             }
             _ => emit(a, op, live),
         }
     }
     if !ended {
-        if x87_in_host {
-            x87::emit_leave(a);
-        }
         if let Some(p) = pending.take() {
             materialize(a, p);
         }
         link_exit(a, eip.wrapping_add(bytes), n, &mut sites, first_id);
     }
     // Early exits: EIP on the instruction whose access missed, the count of
-    // those before it, and the flags and x87 state they left.
-    for (label, at, k, pending, x87_in_host) in exits {
+    // those before it, and the flags they left. (The trampoline takes the
+    // x87 state back.)
+    for (label, at, k, pending) in exits {
         dynasm!(a ; .arch x64 ; =>label);
-        if x87_in_host {
-            x87::emit_leave(a);
-        }
         if let Some(p) = pending {
             materialize(a, p);
         }

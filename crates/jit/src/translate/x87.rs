@@ -3,14 +3,17 @@
 //! The interpreter already computes every x87 instruction on the host FPU
 //! (`morph86_cpu::fpu::host`): it loads the guest's state with FRSTOR, runs
 //! the very same encoding, and takes the state back with FNSAVE — once per
-//! instruction. Translated code does the same once per *run*: the first
-//! computing x87 instruction of a run loads the guest's state into the host
-//! FPU (`Cpu::x87_native_image`, then FRSTOR), the run's instructions
-//! execute as themselves (memory operands rewritten to the host address the
-//! inline TLB check found), and the state goes back (FNSAVE, then
-//! `Cpu::x87_take_native_image`) before anything that may call out of or
-//! leave the block: a branch, a helper call, an early exit, the block's end.
-//! Integer instructions between two x87 ones leave the state where it is.
+//! instruction. Translated code loads the guest's state into the host FPU
+//! at the first computing x87 instruction it meets (`Cpu::x87_native_image`,
+//! then FRSTOR), runs the instructions as themselves (memory operands
+//! rewritten to the host address the inline TLB check found), and keeps the
+//! state there across integer work and chained blocks. It goes back (FNSAVE,
+//! then `Cpu::x87_take_native_image`) before a helper call runs Rust code
+//! inside a block, and in the trampoline when translated code returns to
+//! the engine (early exits included): the interpreter, devices and
+//! snapshots only ever see the state in `Cpu`. A flag in the trampoline's
+//! frame says where the state is; a block checks it at its first x87
+//! instruction and before its first helper call.
 //!
 //! Exactness: the host runs the same instruction on the same state as the
 //! interpreter's backend does, so results, condition codes, tags and
@@ -28,8 +31,12 @@ use super::*;
 use morph86_cpu::fpu::host::{host_form, HostForm, IMAGE_LEN};
 use morph86_cpu::Cpu;
 
-/// Where the FSAVE image lives while a run is resident: the trampoline's
-/// frame, as the block sees it (`[rsp + IMAGE]`, 108 bytes).
+/// Whether the guest's x87 state is in the host FPU (a byte of the
+/// trampoline's frame, as a block sees it: `[rsp + RESIDENT]`; the
+/// trampoline clears it before it calls the first block).
+const RESIDENT: i32 = 24;
+/// Where the FSAVE image lives: the trampoline's frame, as a block sees it
+/// (`[rsp + IMAGE]`, 108 bytes).
 const IMAGE: i32 = 32;
 /// The host's own control word, saved across a run (`[rsp + HOST_CW]`).
 const HOST_CW: i32 = IMAGE + IMAGE_LEN as i32;
@@ -143,11 +150,15 @@ fn call_with_image(a: &mut Assembler, f: usize) {
     );
 }
 
-/// Loads the guest's x87 state into the host FPU; when the state must stay
-/// with the interpreter (see the module doc), goes to `refused` instead
-/// (the exit before the run's first instruction).
-pub(super) fn emit_enter(a: &mut Assembler, refused: DynamicLabel) {
+/// Loads the guest's x87 state into the host FPU, unless it is there
+/// already (`check`: the block does not know; the flag at [`RESIDENT`]
+/// tells). When the state must stay with the interpreter (see the module
+/// doc), goes to `refused` instead (the exit before the instruction).
+pub(super) fn emit_enter(a: &mut Assembler, refused: DynamicLabel, check: bool) {
     let f = enter_helper as extern "sysv64" fn(*mut Cpu, *mut [u8; IMAGE_LEN]) -> u32;
+    if check {
+        dynasm!(a ; .arch x64 ; cmp BYTE [rsp + RESIDENT], 0 ; jne >loaded);
+    }
     call_with_image(a, f as usize);
     dynasm!(a
         ; .arch x64
@@ -155,19 +166,57 @@ pub(super) fn emit_enter(a: &mut Assembler, refused: DynamicLabel) {
         ; jz =>refused
         ; fnstcw WORD [rsp + HOST_CW]
         ; frstor [rsp + IMAGE]
+        ; mov BYTE [rsp + RESIDENT], 1
+        ; loaded:
     );
 }
 
 /// Takes the guest's x87 state back from the host FPU (which FNSAVE leaves
-/// initialised; the host's control word is restored).
-pub(super) fn emit_leave(a: &mut Assembler) {
+/// initialised; the host's control word is restored), if it is there
+/// (`check`: the block does not know).
+pub(super) fn emit_leave(a: &mut Assembler, check: bool) {
     let f = leave_helper as extern "sysv64" fn(*mut Cpu, *const [u8; IMAGE_LEN]);
+    if check {
+        dynasm!(a ; .arch x64 ; cmp BYTE [rsp + RESIDENT], 0 ; je >done);
+    }
     dynasm!(a
         ; .arch x64
         ; fnsave [rsp + IMAGE]
         ; fldcw WORD [rsp + HOST_CW]
     );
     call_with_image(a, f as usize);
+    dynasm!(a
+        ; .arch x64
+        ; mov BYTE [rsp + RESIDENT], 0
+        ; done:
+    );
+}
+
+/// The trampoline's part, after translated code returned to it (its stack
+/// is 8 bytes above a block's): the guest's x87 state back, if a block left
+/// it in the host FPU. Keeps the exit code in eax and the guest's registers.
+pub(super) fn emit_trampoline_leave(a: &mut Assembler) {
+    let f = leave_helper as extern "sysv64" fn(*mut Cpu, *const [u8; IMAGE_LEN]);
+    dynasm!(a
+        ; .arch x64
+        ; cmp BYTE [rsp + RESIDENT - 8], 0
+        ; je >done
+        ; fnsave [rsp + IMAGE - 8]
+        ; fldcw WORD [rsp + HOST_CW - 8]
+        // Four pushes: the trampoline's stack is at 0 mod 16.
+        ; push rax
+        ; push rdx
+        ; push r9
+        ; push rdi
+        ; lea rsi, [rsp + 32 + IMAGE - 8]
+        ; mov rax, QWORD f as usize as i64
+        ; call rax
+        ; pop rdi
+        ; pop r9
+        ; pop rdx
+        ; pop rax
+        ; done:
+    );
 }
 
 /// The selector of segment register `seg` in the context.
@@ -247,21 +296,10 @@ pub(super) fn emit(
     }
 }
 
-/// Whether the guest's x87 state may stay in the host FPU across `op`:
-/// it neither calls out of the block nor leaves it except through an early
-/// exit (whose stub takes the state back first).
-pub(super) fn keeps_state(op: Op) -> bool {
-    !matches!(
-        op,
-        Op::Jcc(..)
-            | Op::Jmp(_)
-            | Op::Call(_)
-            | Op::Ret(_)
-            | Op::JmpInd(_)
-            | Op::CallInd(_)
-            | Op::Helper
-            | Op::Rdtsc
-    )
+/// Whether `op` calls Rust code from inside the block (a helper), before
+/// which the host FPU must hold the host's own state again.
+pub(super) fn calls_out(op: Op) -> bool {
+    matches!(op, Op::Helper | Op::Rdtsc)
 }
 
 /// The helper behind [`emit_enter`]: the guest's state as an FSAVE image
