@@ -173,6 +173,11 @@ struct Space {
     stale: bool,
     /// Last use, for replacement.
     used: u64,
+    /// A filter of the physical pages its entries may write directly: bit
+    /// `page % 256` set when an entry of such a page gained a write tag
+    /// (cleared only with the whole space), so that revoking a page's
+    /// write pointers skips the spaces that cannot hold any.
+    writers: [u64; 4],
 }
 
 impl Space {
@@ -183,7 +188,18 @@ impl Space {
             tables: Default::default(),
             stale: false,
             used: 0,
+            writers: [0; 4],
         }
+    }
+
+    /// Notes that an entry of physical page `page` may write directly.
+    fn note_writer(&mut self, page: u32) {
+        self.writers[(page as usize >> 6) & 3] |= 1 << (page & 63);
+    }
+
+    /// Whether an entry of physical page `page` may write directly.
+    fn may_write(&self, page: u32) -> bool {
+        self.writers[(page as usize >> 6) & 3] & 1 << (page & 63) != 0
     }
 
     fn clear(&mut self, keep_global: bool) {
@@ -194,6 +210,7 @@ impl Space {
         }
         if !keep_global {
             self.tables.clear();
+            self.writers = [0; 4];
         }
         self.stale = false;
     }
@@ -295,6 +312,9 @@ impl Tlb {
     #[inline]
     pub fn insert(&mut self, e: TlbEntry, tables: &[u32]) {
         let s = &mut self.spaces[self.active];
+        if e.write_tag != [TAG_SLOW; 2] {
+            s.note_writer(e.phys >> 12);
+        }
         s.entries[Self::slot(e.tag << 12)] = e;
         for &t in tables {
             s.tables.insert(t);
@@ -374,7 +394,7 @@ impl Tlb {
     /// `page` (it gained a tracking flag: writes to it must take the slow
     /// path). Scans every entry of every space: pages gain flags rarely.
     pub fn revoke_write(&mut self, page: u32) {
-        for s in &mut self.spaces {
+        for s in self.spaces.iter_mut().filter(|s| s.may_write(page)) {
             for e in s.entries.iter_mut() {
                 if e.phys >> 12 == page && e.tag != u32::MAX {
                     e.write_tag = [TAG_SLOW; 2];
@@ -393,6 +413,9 @@ impl Tlb {
             _ => {
                 pages.sort_unstable();
                 for s in &mut self.spaces {
+                    if !pages.iter().any(|&p| s.may_write(p)) {
+                        continue;
+                    }
                     for e in s.entries.iter_mut() {
                         if e.tag != u32::MAX
                             && e.write_tag != [TAG_SLOW; 2]
@@ -412,7 +435,10 @@ impl Tlb {
     /// entry for `linear` takes later writes directly, at the privileges
     /// its permissions allow, as QEMU's TLB does once a page is dirty.
     pub fn grant_write(&mut self, linear: u32, host: *mut u8) {
-        let e = &mut self.spaces[self.active].entries[Self::slot(linear)];
+        let s = &mut self.spaces[self.active];
+        let page = s.entries[Self::slot(linear)].phys >> 12;
+        s.note_writer(page);
+        let e = &mut s.entries[Self::slot(linear)];
         if e.tag != linear >> 12 {
             return;
         }
