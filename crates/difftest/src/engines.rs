@@ -909,10 +909,42 @@ pub fn case_for(seed: u64, case: u64) -> Case {
 /// Runs `count` cases from `seed`, keeping up to `show` failures (each
 /// shrunk to the groups that still make it fail).
 pub fn run(count: u64, seed: u64, show: usize) -> Report {
+    run_jobs(count, seed, show, 1)
+}
+
+/// [`run`] on `jobs` threads, each with its own engines and every
+/// `jobs`-th case: the same cases, and the same report (failures in case
+/// order), as one thread.
+pub fn run_jobs(count: u64, seed: u64, show: usize, jobs: usize) -> Report {
+    let jobs = jobs.max(1) as u64;
+    let parts: Vec<Report> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..jobs)
+            .map(|j| scope.spawn(move || run_cases((j..count).step_by(jobs as usize), seed, show)))
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("a difftest thread panicked"))
+            .collect()
+    });
+    let mut rep = Report::default();
+    for part in parts {
+        rep.passed += part.passed;
+        rep.failed += part.failed;
+        rep.native += part.native;
+        rep.total += part.total;
+        rep.failures.extend(part.failures);
+    }
+    rep.failures.sort_by_key(|f| f.case);
+    rep.failures.truncate(show);
+    rep
+}
+
+/// Runs the cases numbered `cases` from `seed` (see [`run`]).
+fn run_cases(cases: impl Iterator<Item = u64>, seed: u64, show: usize) -> Report {
     let mut rep = Report::default();
     let mut jit = JitEngine::default();
     let mut small = JitEngine::new(8 << 10);
-    for n in 0..count {
+    for n in cases {
         let case = case_for(seed, n);
         let engine = if case.cache < morph86_jit::DEFAULT_CACHE_BYTES {
             &mut small

@@ -39,9 +39,9 @@ pub fn host(_count: u64, _seed: u64, _show: usize) -> Result<ExitCode> {
 }
 
 /// `difftest engines`: the JIT against the interpreter in lockstep.
-pub fn engines(count: u64, seed: u64, show: usize) -> Result<ExitCode> {
+pub fn engines(count: u64, seed: u64, show: usize, jobs: usize) -> Result<ExitCode> {
     let start = std::time::Instant::now();
-    let rep = morph86_difftest::engines::run(count, seed, show);
+    let rep = morph86_difftest::engines::run_jobs(count, seed, show, jobs);
     for f in &rep.failures {
         println!("{}", f.what);
     }

@@ -94,6 +94,9 @@ enum DifftestOracle {
         /// Print up to this many failing cases.
         #[arg(long, default_value_t = 20)]
         show: usize,
+        /// Threads to run the cases on (the same cases and report as one).
+        #[arg(long, default_value_t = 1)]
+        jobs: usize,
     },
 }
 
@@ -167,7 +170,13 @@ fn run(cli: Cli) -> Result<ExitCode> {
             oracle: DifftestOracle::Host { count, seed, show },
         } => difftest_cmd::host(count, seed, show),
         Command::Difftest {
-            oracle: DifftestOracle::Engines { count, seed, show },
-        } => difftest_cmd::engines(count, seed, show),
+            oracle:
+                DifftestOracle::Engines {
+                    count,
+                    seed,
+                    show,
+                    jobs,
+                },
+        } => difftest_cmd::engines(count, seed, show, jobs),
     }
 }
