@@ -1273,6 +1273,109 @@ fn emit_tlb_sized(a: &mut Assembler, size_bytes: u8, write: bool, user: bool, mi
     );
 }
 
+/// r10 := the host address of the 4-byte operand `m`, checked for a
+/// `write` (or a read), or control goes to `miss`. `near`: r10 already
+/// holds the host address of an operand `near` bytes below this one (the
+/// same registers, unchanged, checked with at least this permission, and
+/// nothing since could change the TLB; see [`Checked`]). When this one lies
+/// in the same guest page (the guest addresses tell: the earlier one is
+/// this one minus `near`), it is r10 + `near`, with no TLB lookup;
+/// otherwise the full check runs.
+fn emit_checked(
+    a: &mut Assembler,
+    m: Mem,
+    write: bool,
+    user: bool,
+    miss: DynamicLabel,
+    near: Option<i32>,
+) {
+    emit_ea(a, m);
+    let Some(delta) = near else {
+        emit_tlb(a, write, user, miss);
+        return;
+    };
+    let back = delta.wrapping_neg();
+    dynasm!(a
+        ; .arch x64
+        // The earlier operand's page offset plus the distance: this one's
+        // offset from that page's start, in the page if 0..=0xFFC
+        // (unsigned: below the page wraps above it).
+        ; lea ecx, [r8 + back]
+        ; and ecx, 0xFFF
+        ; add ecx, delta
+        ; cmp ecx, 0x1000 - 4
+        ; ja >full
+        ; add r10, delta
+        ; jmp >checked
+        ; full:
+    );
+    emit_tlb(a, write, user, miss);
+    dynasm!(a ; .arch x64 ; checked:);
+}
+
+/// The operand whose host address r10 holds after an op, while that stays
+/// true (see [`emit_checked`]).
+#[derive(Clone, Copy, Debug)]
+struct Checked {
+    m: Mem,
+    write: bool,
+}
+
+impl Checked {
+    /// How far above the checked operand `op`'s 4-byte operand is, when
+    /// it can use the check: the same base, index, scale and segment, and
+    /// a permission the check covered.
+    fn near(self, op: Op) -> Option<i32> {
+        let (m, write) = match op {
+            Op::Load(_, m) | Op::AluRM(_, _, m) => (m, false),
+            Op::Store(m, _) => (m, true),
+            Op::AluMR(alu, m, _) => (m, !matches!(alu, Alu::Cmp | Alu::Test)),
+            _ => return None,
+        };
+        let same = m.base == self.m.base
+            && m.index == self.m.index
+            && m.scale == self.m.scale
+            && m.seg == self.m.seg;
+        (same && (self.write || !write)).then(|| m.disp.wrapping_sub(self.m.disp) as i32)
+    }
+
+    /// What r10 holds after `op` ran with `before` holding before it.
+    fn after(before: Option<Checked>, op: Op) -> Option<Checked> {
+        let uses = |m: Mem, r: usize| m.base == Some(r) || m.index == Some(r);
+        match op {
+            Op::Load(d, m)
+            | Op::AluRM(
+                Alu::Add | Alu::Adc | Alu::Sub | Alu::Sbb | Alu::And | Alu::Or | Alu::Xor,
+                d,
+                m,
+            ) => (!uses(m, d)).then_some(Checked { m, write: false }),
+            Op::AluRM(_, _, m) => Some(Checked { m, write: false }),
+            Op::Store(m, _) => Some(Checked { m, write: true }),
+            Op::AluMR(alu, m, _) => Some(Checked {
+                m,
+                write: !matches!(alu, Alu::Cmp | Alu::Test),
+            }),
+            _ => {
+                let c = before?;
+                let kept = match op {
+                    Op::Nop => true,
+                    Op::MovRR(d, _)
+                    | Op::MovRI(d, _)
+                    | Op::IncDec(_, d)
+                    | Op::Lea(d, _)
+                    | Op::Shift(_, d, _)
+                    | Op::Rotate(_, d, _)
+                    | Op::ShiftCl(_, d) => !uses(c.m, d),
+                    Op::Alu(Alu::Cmp | Alu::Test, ..) => true,
+                    Op::Alu(_, d, _) => !uses(c.m, d),
+                    _ => false,
+                };
+                kept.then_some(c)
+            }
+        }
+    }
+}
+
 /// Emits the host twin of `alu` with the given destination and source
 /// tokens (one arm per operation).
 macro_rules! by_alu {
@@ -1352,33 +1455,36 @@ fn opnd(src: Src) -> Opnd {
 }
 
 /// Emits an instruction with a memory operand; a TLB miss goes to `miss`.
-fn emit_mem(a: &mut Assembler, op: Op, user: bool, miss: DynamicLabel, live: bool) {
+fn emit_mem(
+    a: &mut Assembler,
+    op: Op,
+    user: bool,
+    miss: DynamicLabel,
+    live: bool,
+    near: Option<i32>,
+) {
     let sp = hr(4);
     match op {
         Op::Load(d, m) => {
-            emit_ea(a, m);
-            emit_tlb(a, false, user, miss);
+            emit_checked(a, m, false, user, miss, near);
             dynasm!(a ; .arch x64 ; mov Rd(hr(d)), DWORD [r10]);
         }
         Op::Store(m, src) => {
-            emit_ea(a, m);
-            emit_tlb(a, true, user, miss);
+            emit_checked(a, m, true, user, miss, near);
             match src {
                 Src::Reg(s) => dynasm!(a ; .arch x64 ; mov DWORD [r10], Rd(hr(s))),
                 Src::Imm(v) => dynasm!(a ; .arch x64 ; mov DWORD [r10], v as i32),
             }
         }
         Op::AluRM(alu, d, m) => {
-            emit_ea(a, m);
-            emit_tlb(a, false, user, miss);
+            emit_checked(a, m, false, user, miss, near);
             emit_alu32(a, alu, Opnd::Reg(hr(d)), Opnd::AtR10, live);
         }
         Op::AluMR(alu, m, src) => {
             let rmw = !matches!(alu, Alu::Cmp | Alu::Test);
-            emit_ea(a, m);
             // A written operand needs a write tag (write permission implies
             // read permission on x86 pages).
-            emit_tlb(a, rmw, user, miss);
+            emit_checked(a, m, rmw, user, miss, near);
             emit_alu32(a, alu, Opnd::AtR10, opnd(src), live);
         }
         Op::Push(r) => {
@@ -2599,6 +2705,8 @@ pub fn translate(
     // Whether the guest's x87 state is in the host FPU (see `x87.rs`): at
     // the block's entry that depends on where it came from.
     let mut x87_in_host = None;
+    // The operand whose host address r10 holds (see `emit_checked`).
+    let mut checked: Option<Checked> = None;
     for (k, &(op, len)) in ops.iter().enumerate() {
         let live = live[k];
         let here = eip.wrapping_add(bytes);
@@ -2663,10 +2771,11 @@ pub fn translate(
             op if touches_memory(op) => {
                 let miss = a.new_dynamic_label();
                 exits.push((miss, here, k as u32, before));
-                emit_mem(a, op, user, miss, live);
+                emit_mem(a, op, user, miss, live, checked.and_then(|c| c.near(op)));
             }
             _ => emit(a, op, live),
         }
+        checked = Checked::after(checked, op);
     }
     if !ended {
         if let Some(p) = pending.take() {
