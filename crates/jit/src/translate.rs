@@ -1289,6 +1289,9 @@ fn emit_checked(
     miss: DynamicLabel,
     near: Option<i32>,
 ) {
+    if near == Some(0) {
+        return; // the very operand r10 points at
+    }
     emit_ea(a, m);
     let Some(delta) = near else {
         emit_tlb(a, write, user, miss);
