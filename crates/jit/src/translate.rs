@@ -1191,7 +1191,7 @@ fn emit_jcc(
     sites: &mut Vec<LinkSite>,
     first_id: u32,
 ) {
-    if emit_cond(a, cc) {
+    if emit_cond(a, cc, FlagSrc::Eflags) {
         dynasm!(a ; .arch x64 ; jz >taken);
     } else {
         dynasm!(a ; .arch x64 ; jnz >taken);
@@ -1464,7 +1464,7 @@ fn emit_mem(
     user: bool,
     miss: DynamicLabel,
     live: bool,
-    near: Option<i32>,
+    (near, flags): (Option<i32>, FlagSrc),
 ) {
     let sp = hr(4);
     match op {
@@ -1510,7 +1510,7 @@ fn emit_mem(
         Op::Call(_) | Op::Ret(_) => unreachable!("see emit_call and emit_ret"),
         Op::Byte(..) | Op::Movx(..) | Op::Alu16(..) => emit_byte(a, op, user, Some(miss), live),
         Op::Imul(..) | Op::Setcc(..) | Op::Cmov(..) | Op::Unary(..) | Op::Word(..) => {
-            emit_more(a, op, user, Some(miss), live)
+            emit_more(a, op, user, Some(miss), live, flags)
         }
         Op::Bt(..) | Op::PushMem(_) | Op::PushImm(_) | Op::Leave | Op::Div(_) | Op::Str(..) => {
             emit_late(a, op, user, Some(miss), live)
@@ -1983,56 +1983,91 @@ fn needs_of(op: Op) -> u8 {
     }
 }
 
-/// Tests condition `cc` on the guest's EFLAGS (in the context) with plain
-/// bit operations, leaving the host's ZF clear when the condition's base
-/// form holds (O, B, E, BE, S, P, L, LE); returns true when `cc` is the
-/// negated form, which holds when ZF is set. Clobbers eax and ecx; no
-/// POPF, which is slow on every host.
-fn emit_cond(a: &mut Assembler, cc: Cond) -> bool {
+/// Where a condition's flags are read from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum FlagSrc {
+    /// The guest's EFLAGS in the context.
+    Eflags,
+    /// The pending slot (see [`merge_flags`]), which holds every flag the
+    /// condition reads.
+    Pending,
+}
+
+/// The EFLAGS bits condition `cc` reads.
+fn cond_bits(cc: Cond) -> u32 {
+    use Cond::*;
+    match cc {
+        O | No => 0x800,
+        B | Ae => 0x1,
+        E | Ne => 0x40,
+        Be | A => 0x41,
+        S | Ns => 0x80,
+        P | Np => 0x4,
+        L | Ge => 0x880,
+        Le | G => 0x8C0,
+    }
+}
+
+/// Tests condition `cc` on the guest's flags (`src`) with plain bit
+/// operations, leaving the host's ZF clear when the condition's base form
+/// holds (O, B, E, BE, S, P, L, LE); returns true when `cc` is the negated
+/// form, which holds when ZF is set. Clobbers eax and ecx; no POPF, which
+/// is slow on every host.
+fn emit_cond(a: &mut Assembler, cc: Cond, src: FlagSrc) -> bool {
     use Cond::*;
     let fl = offsets::EFLAGS as i32;
-    let (bits, negated) = match cc {
-        O => (Some(0x800), false),
-        No => (Some(0x800), true),
-        B => (Some(0x1), false),
-        Ae => (Some(0x1), true),
-        E => (Some(0x40), false),
-        Ne => (Some(0x40), true),
-        Be => (Some(0x41), false),
-        A => (Some(0x41), true),
-        S => (Some(0x80), false),
-        Ns => (Some(0x80), true),
-        P => (Some(0x4), false),
-        Np => (Some(0x4), true),
-        L | Ge | Le | G => (None, matches!(cc, Ge | G)),
-    };
-    match bits {
-        Some(b) => dynasm!(a ; .arch x64 ; test DWORD [rdi + fl], b),
-        None => {
-            // SF != OF: OF (bit 11) moved onto SF (bit 7) and compared.
-            dynasm!(a
-                ; .arch x64
-                ; mov eax, DWORD [rdi + fl]
-                ; mov ecx, eax
-                ; shr ecx, 4
-                ; xor ecx, eax
-                ; and ecx, 0x80
-            );
-            if matches!(cc, Le | G) {
+    let negated = matches!(cc, No | Ae | Ne | A | Ns | Np | Ge | G);
+    let bits = cond_bits(cc);
+    let lahf = src == FlagSrc::Pending && host_has_lahf();
+    match (cc, src) {
+        (L | Ge | Le | G, _) => {
+            // SF != OF: OF moved onto SF and compared (EFLAGS: bits 11 and
+            // 7; the LAHF slot's word: bits 0 and 15).
+            if lahf {
                 dynasm!(a
                     ; .arch x64
-                    ; and eax, 0x40
+                    ; movzx eax, WORD [rsp + 8]
+                    ; mov ecx, eax
+                    ; shl ecx, 15
+                    ; xor ecx, eax
+                    ; and ecx, 0x8000
+                );
+            } else {
+                match src {
+                    FlagSrc::Eflags => dynasm!(a ; .arch x64 ; mov eax, DWORD [rdi + fl]),
+                    FlagSrc::Pending => dynasm!(a ; .arch x64 ; mov eax, DWORD [rsp + 8]),
+                }
+                dynasm!(a
+                    ; .arch x64
+                    ; mov ecx, eax
+                    ; shr ecx, 4
+                    ; xor ecx, eax
+                    ; and ecx, 0x80
+                );
+            }
+            if matches!(cc, Le | G) {
+                // ZF: EFLAGS bit 6, the slot's bit 14.
+                let zf = if lahf { 0x4000 } else { 0x40 };
+                dynasm!(a
+                    ; .arch x64
+                    ; and eax, zf
                     ; or ecx, eax
                 );
             }
         }
+        (_, FlagSrc::Eflags) => dynasm!(a ; .arch x64 ; test DWORD [rdi + fl], bits as i32),
+        (_, FlagSrc::Pending) if lahf => {
+            let word = ((bits & 0xFF) << 8 | (bits >> 11) & 1) as i16;
+            dynasm!(a ; .arch x64 ; test WORD [rsp + 8], word);
+        }
+        (_, FlagSrc::Pending) => dynasm!(a ; .arch x64 ; test DWORD [rsp + 8], bits as i32),
     }
     negated
 }
 
 /// al := condition `cc` on the guest's flags (0 or 1).
-fn emit_setcc(a: &mut Assembler, cc: Cond) {
-    if emit_cond(a, cc) {
+fn emit_setcc(a: &mut Assembler, cc: Cond, src: FlagSrc) {
+    if emit_cond(a, cc, src) {
         dynasm!(a ; .arch x64 ; setz al);
     } else {
         dynasm!(a ; .arch x64 ; setnz al);
@@ -2097,7 +2132,14 @@ fn store_rm_esi(a: &mut Assembler, rm: Rm) {
 /// Emits the forms added after the first stage: IMUL, SETcc, CMOVcc,
 /// NOT/NEG/INC/DEC of any operand, rotates, shifts by CL, 16-bit moves and
 /// shifts.
-fn emit_more(a: &mut Assembler, op: Op, user: bool, miss: Option<DynamicLabel>, live: bool) {
+fn emit_more(
+    a: &mut Assembler,
+    op: Op,
+    user: bool,
+    miss: Option<DynamicLabel>,
+    live: bool,
+    flags: FlagSrc,
+) {
     let fl = offsets::EFLAGS as i32;
     match op {
         Op::Imul(d, src, imm) => {
@@ -2134,7 +2176,7 @@ fn emit_more(a: &mut Assembler, op: Op, user: bool, miss: Option<DynamicLabel>, 
             if let Loc8::Mem(m) = dst {
                 emit_access(a, m, 1, true, user, miss);
             }
-            emit_setcc(a, cc);
+            emit_setcc(a, cc, flags);
             store8(a, dst);
         }
         Op::Cmov(cc, d, src) => {
@@ -2142,7 +2184,7 @@ fn emit_more(a: &mut Assembler, op: Op, user: bool, miss: Option<DynamicLabel>, 
             load_rm_esi(a, src, false, user, miss);
             // The condition holds with the host's ZF set when it is a
             // negated form, clear otherwise (see `emit_cond`).
-            if emit_cond(a, cc) {
+            if emit_cond(a, cc, flags) {
                 dynasm!(a ; .arch x64 ; cmovz Rd(hr(d)), esi);
             } else {
                 dynasm!(a ; .arch x64 ; cmovnz Rd(hr(d)), esi);
@@ -2434,7 +2476,7 @@ fn emit_shift_cl(a: &mut Assembler, kind: ShiftKind, r: usize, live: bool) {
     );
 }
 
-fn emit(a: &mut Assembler, op: Op, live: bool) {
+fn emit(a: &mut Assembler, op: Op, live: bool, flags: FlagSrc) {
     match op {
         Op::Nop => {}
         Op::Jcc(..) | Op::Jmp(_) => unreachable!("branches end blocks: see translate"),
@@ -2471,7 +2513,7 @@ fn emit(a: &mut Assembler, op: Op, live: bool) {
         | Op::Rotate(..)
         | Op::ShiftCl(..)
         | Op::Shift16(..)
-        | Op::Word(..) => emit_more(a, op, false, None, live),
+        | Op::Word(..) => emit_more(a, op, false, None, live, flags),
         Op::MovRR(d, s) => dynasm!(a ; .arch x64 ; mov Rd(hr(d)), Rd(hr(s))),
         Op::MovRI(d, v) => dynasm!(a ; .arch x64 ; mov Rd(hr(d)), v as i32),
         Op::IncDec(inc, r) => {
@@ -2704,7 +2746,7 @@ pub fn translate(
     let as_is = a.new_dynamic_label();
     let mut ended = false;
     // Host flags saved by an earlier op that EFLAGS has not taken yet.
-    let mut pending = None;
+    let mut pending: Option<(u32, u32)> = None;
     // Whether the guest's x87 state is in the host FPU (see `x87.rs`): at
     // the block's entry that depends on where it came from.
     let mut x87_in_host = None;
@@ -2715,7 +2757,17 @@ pub fn translate(
         let here = eip.wrapping_add(bytes);
         bytes += u32::from(len);
         let next = eip.wrapping_add(bytes);
-        if needs_eflags(op, live) {
+        // SETcc and CMOVcc test the pending flags themselves when those
+        // hold every flag their condition reads; the pending flags stay so.
+        let flags = match (op, pending) {
+            (Op::Setcc(cc, _) | Op::Cmov(cc, ..), Some((mask, _)))
+                if cond_bits(cc) & !mask == 0 =>
+            {
+                FlagSrc::Pending
+            }
+            _ => FlagSrc::Eflags,
+        };
+        if needs_eflags(op, live) && flags == FlagSrc::Eflags {
             if let Some(p) = pending.take() {
                 materialize(a, p);
             }
@@ -2774,9 +2826,10 @@ pub fn translate(
             op if touches_memory(op) => {
                 let miss = a.new_dynamic_label();
                 exits.push((miss, here, k as u32, before));
-                emit_mem(a, op, user, miss, live, checked.and_then(|c| c.near(op)));
+                let near = checked.and_then(|c| c.near(op));
+                emit_mem(a, op, user, miss, live, (near, flags));
             }
-            _ => emit(a, op, live),
+            _ => emit(a, op, live, flags),
         }
         checked = Checked::after(checked, op);
     }

@@ -248,7 +248,7 @@ pub(super) fn emit(
                 // emit_cond leaves ZF clear when a plain condition holds, set
                 // when a negated one does: FCMOVNE or FCMOVE on it.
                 let rm = modrm & 7;
-                if emit_cond(a, cc) {
+                if emit_cond(a, cc, FlagSrc::Eflags) {
                     dynasm!(a ; .arch x64 ; .bytes [0xDA, 0xC8 | rm]);
                 } else {
                     dynasm!(a ; .arch x64 ; .bytes [0xDB, 0xC8 | rm]);
