@@ -1273,7 +1273,7 @@ fn emit_tlb_sized(a: &mut Assembler, size_bytes: u8, write: bool, user: bool, mi
     );
 }
 
-/// r10 := the host address of the 4-byte operand `m`, checked for a
+/// r10 := the host address of the `size`-byte operand `m`, checked for a
 /// `write` (or a read), or control goes to `miss`. `near`: r10 already
 /// holds the host address of an operand `near` bytes below this one (the
 /// same registers, unchanged, checked with at least this permission, and
@@ -1283,7 +1283,7 @@ fn emit_tlb_sized(a: &mut Assembler, size_bytes: u8, write: bool, user: bool, mi
 /// otherwise the full check runs.
 fn emit_checked(
     a: &mut Assembler,
-    m: Mem,
+    (m, size): (Mem, u8),
     write: bool,
     user: bool,
     miss: DynamicLabel,
@@ -1294,25 +1294,26 @@ fn emit_checked(
     }
     emit_ea(a, m);
     let Some(delta) = near else {
-        emit_tlb(a, write, user, miss);
+        emit_tlb_sized(a, size, write, user, miss);
         return;
     };
+    let last = 0x1000 - i32::from(size);
     let back = delta.wrapping_neg();
     dynasm!(a
         ; .arch x64
         // The earlier operand's page offset plus the distance: this one's
-        // offset from that page's start, in the page if 0..=0xFFC
+        // offset from that page's start, in the page if 0..=0x1000 - size
         // (unsigned: below the page wraps above it).
         ; lea ecx, [r8 + back]
         ; and ecx, 0xFFF
         ; add ecx, delta
-        ; cmp ecx, 0x1000 - 4
+        ; cmp ecx, last
         ; ja >full
         ; add r10, delta
         ; jmp >checked
         ; full:
     );
-    emit_tlb(a, write, user, miss);
+    emit_tlb_sized(a, size, write, user, miss);
     dynasm!(a ; .arch x64 ; checked:);
 }
 
@@ -1325,12 +1326,12 @@ struct Checked {
 }
 
 impl Checked {
-    /// How far above the checked operand `op`'s 4-byte operand is, when
+    /// How far above the checked operand `op`'s memory operand is, when
     /// it can use the check: the same base, index, scale and segment, and
     /// a permission the check covered.
     fn near(self, op: Op) -> Option<i32> {
         let (m, write) = match op {
-            Op::Load(_, m) | Op::AluRM(_, _, m) => (m, false),
+            Op::Load(_, m) | Op::AluRM(_, _, m) | Op::Movx(_, Loc8::Mem(m), ..) => (m, false),
             Op::Store(m, _) => (m, true),
             Op::AluMR(alu, m, _) => (m, !matches!(alu, Alu::Cmp | Alu::Test)),
             _ => return None,
@@ -1353,6 +1354,7 @@ impl Checked {
                 m,
             ) => (!uses(m, d)).then_some(Checked { m, write: false }),
             Op::AluRM(_, _, m) => Some(Checked { m, write: false }),
+            Op::Movx(d, Loc8::Mem(m), ..) => (!uses(m, d)).then_some(Checked { m, write: false }),
             Op::Store(m, _) => Some(Checked { m, write: true }),
             Op::AluMR(alu, m, _) => Some(Checked {
                 m,
@@ -1468,26 +1470,35 @@ fn emit_mem(
 ) {
     let sp = hr(4);
     match op {
+        Op::Movx(d, Loc8::Mem(m), signed, bytes) => {
+            emit_checked(a, (m, bytes), false, user, miss, near);
+            match (bytes, signed) {
+                (1, false) => dynasm!(a ; .arch x64 ; movzx Rd(hr(d)), BYTE [r10]),
+                (1, true) => dynasm!(a ; .arch x64 ; movsx Rd(hr(d)), BYTE [r10]),
+                (_, false) => dynasm!(a ; .arch x64 ; movzx Rd(hr(d)), WORD [r10]),
+                (_, true) => dynasm!(a ; .arch x64 ; movsx Rd(hr(d)), WORD [r10]),
+            }
+        }
         Op::Load(d, m) => {
-            emit_checked(a, m, false, user, miss, near);
+            emit_checked(a, (m, 4), false, user, miss, near);
             dynasm!(a ; .arch x64 ; mov Rd(hr(d)), DWORD [r10]);
         }
         Op::Store(m, src) => {
-            emit_checked(a, m, true, user, miss, near);
+            emit_checked(a, (m, 4), true, user, miss, near);
             match src {
                 Src::Reg(s) => dynasm!(a ; .arch x64 ; mov DWORD [r10], Rd(hr(s))),
                 Src::Imm(v) => dynasm!(a ; .arch x64 ; mov DWORD [r10], v as i32),
             }
         }
         Op::AluRM(alu, d, m) => {
-            emit_checked(a, m, false, user, miss, near);
+            emit_checked(a, (m, 4), false, user, miss, near);
             emit_alu32(a, alu, Opnd::Reg(hr(d)), Opnd::AtR10, live);
         }
         Op::AluMR(alu, m, src) => {
             let rmw = !matches!(alu, Alu::Cmp | Alu::Test);
             // A written operand needs a write tag (write permission implies
             // read permission on x86 pages).
-            emit_checked(a, m, rmw, user, miss, near);
+            emit_checked(a, (m, 4), rmw, user, miss, near);
             emit_alu32(a, alu, Opnd::AtR10, opnd(src), live);
         }
         Op::Push(r) => {
