@@ -1059,18 +1059,20 @@ mod tests {
     #[test]
     fn a_nearby_operand_beyond_the_checked_page_is_checked_again() {
         // mov esi,0xf000; mov ecx,3; again: mov eax,[esi+0xff8];
-        // add eax,[esi+0xffc]; mov ebx,[esi+0x1000]; dec ecx; jnz again;
-        // hlt. Once the TLB holds the page, the second access reuses the
-        // first's check (the same page); the third is 4 bytes on, in the
-        // next page (beyond RAM: open bus, through the interpreter), and
-        // must not.
+        // add eax,[esi+0xffc]; movzx edx,word [esi+0xfff];
+        // mov ebx,[esi+0x1000]; dec ecx; jnz again; hlt. Once the TLB holds
+        // the page, the second access reuses the first's check (the same
+        // page); the word straddles the next page and the dword is in it
+        // (beyond RAM: open bus, through the interpreter): they must not.
         let code = [
             0xBE, 0x00, 0xF0, 0, 0, 0xB9, 3, 0, 0, 0, 0x8B, 0x86, 0xF8, 0x0F, 0, 0, 0x03, 0x86,
-            0xFC, 0x0F, 0, 0, 0x8B, 0x9E, 0x00, 0x10, 0, 0, 0x49, 0x75, 0xEB, 0xF4,
+            0xFC, 0x0F, 0, 0, 0x0F, 0xB7, 0x96, 0xFF, 0x0F, 0, 0, 0x8B, 0x9E, 0x00, 0x10, 0, 0,
+            0x49, 0x75, 0xE4, 0xF4,
         ];
         let mut jit = JitEngine::default();
         let b = agree(&mut jit, &code, 9, "page end", |_, _| {});
         assert_eq!(b.state.regs[3], u32::MAX, "open bus");
+        assert_eq!(b.state.regs[2] >> 8, 0xFF, "open bus");
         assert!(jit.stats.native_insns >= 6, "{:?}", jit.stats);
     }
 
