@@ -1077,6 +1077,27 @@ mod tests {
     }
 
     #[test]
+    fn a_checked_operand_is_forgotten_when_its_base_changes() {
+        // mov esi,0x3000; mov ecx,3; again: mov eax,[esi]; movzx esi,cl;
+        // mov ebx,[esi+4]; setnz dl; movzx esi,dl; add ebx,[esi+0x3000];
+        // mov esi,0x3000; dec ecx; jnz again; hlt: after each register form
+        // that writes ESI the next access must not reuse the last check.
+        let code = [
+            0xBE, 0x00, 0x30, 0, 0, 0xB9, 3, 0, 0, 0, 0x8B, 0x06, 0x0F, 0xB6, 0xF1, 0x8B, 0x5E,
+            0x04, 0x0F, 0x95, 0xC2, 0x0F, 0xB6, 0xF2, 0x03, 0x9E, 0x00, 0x30, 0, 0, 0xBE, 0x00,
+            0x30, 0, 0, 0x49, 0x75, 0xE4, 0xF4,
+        ];
+        let mut jit = JitEngine::default();
+        agree(&mut jit, &code, 11, "base changes", |_, ram| {
+            for k in 0..0x4000 {
+                ram.bytes_mut()[k + 0x3000] = (k * 7 + 1) as u8;
+                ram.bytes_mut()[k % 0x800] ^= (k * 13) as u8;
+            }
+        });
+        assert!(jit.stats.native_insns >= 20, "{:?}", jit.stats);
+    }
+
+    #[test]
     fn a_chained_block_checks_its_segment_needs() {
         use morph86_cpu::SegReg;
         // mov ecx,3; jmp short +0; mov eax,gs:[0x2000]; dec ecx; hlt. The

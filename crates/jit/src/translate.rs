@@ -1373,6 +1373,20 @@ impl Checked {
                     | Op::ShiftCl(_, d) => !uses(c.m, d),
                     Op::Alu(Alu::Cmp | Alu::Test, ..) => true,
                     Op::Alu(_, d, _) => !uses(c.m, d),
+                    // Register forms (no memory operand), by the register
+                    // they may write.
+                    Op::Movx(d, Loc8::Reg(..), ..)
+                    | Op::Setcc(_, Loc8::Reg(d, _))
+                    | Op::Cmov(_, d, Rm::Reg(_))
+                    | Op::Imul(d, Rm::Reg(_), _)
+                    | Op::Unary(_, Rm::Reg(d))
+                    | Op::Bt(_, Rm::Reg(d), _)
+                    | Op::Shift16(_, d, _)
+                    | Op::Byte(_, Loc8::Reg(d, _), Src8::Imm(_) | Src8::Loc(Loc8::Reg(..)))
+                    | Op::Word(Loc8::Reg(d, _), Src8::Imm(_) | Src8::Loc(Loc8::Reg(..)))
+                    | Op::Alu16(_, Loc8::Reg(d, _), Src8::Imm(_) | Src8::Loc(Loc8::Reg(..))) => {
+                        !uses(c.m, d)
+                    }
                     _ => false,
                 };
                 kept.then_some(c)
