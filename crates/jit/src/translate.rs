@@ -959,8 +959,8 @@ fn host_has_lahf() -> bool {
 /// or the block is left. The slot holds OF (SETO) in its first byte and
 /// SF ZF AF PF CF (LAHF, the low byte of EFLAGS) in its second: about a
 /// third of the cost of PUSHFQ, measured on this host. Without LAHF in
-/// 64-bit mode the slot holds the PUSHFQ image instead. Keeps every
-/// register but r11.
+/// 64-bit mode the slot holds the PUSHFQ image instead. Clobbers rax (see
+/// [`merge_flags_keeping_rax`]).
 fn merge_flags(a: &mut Assembler, _mask: u32, _clear: u32, live: bool) {
     if !live {
         return;
@@ -968,12 +968,25 @@ fn merge_flags(a: &mut Assembler, _mask: u32, _clear: u32, live: bool) {
     if host_has_lahf() {
         dynasm!(a
             ; .arch x64
-            ; mov r11, rax
             ; lahf
             ; seto al
             ; mov WORD [rsp + 8], ax
-            ; mov rax, r11
         );
+    } else {
+        dynasm!(a ; .arch x64 ; pushfq ; pop QWORD [rsp + 8]);
+    }
+}
+
+/// [`merge_flags`] for an operation whose result is still in rax
+/// (clobbers r11 instead).
+fn merge_flags_keeping_rax(a: &mut Assembler, mask: u32, clear: u32, live: bool) {
+    if !live {
+        return;
+    }
+    if host_has_lahf() {
+        dynasm!(a ; .arch x64 ; mov r11, rax);
+        merge_flags(a, mask, clear, live);
+        dynasm!(a ; .arch x64 ; mov rax, r11);
     } else {
         dynasm!(a ; .arch x64 ; pushfq ; pop QWORD [rsp + 8]);
     }
@@ -1425,9 +1438,9 @@ fn emit_alu_sized(a: &mut Assembler, alu: Alu, size: u8, live: bool) {
         by_alu!(a, alu, [ax], [si]);
     }
     if matches!(alu, Alu::And | Alu::Or | Alu::Xor | Alu::Test) {
-        merge_flags(a, LOGIC_FLAGS, AF, live);
+        merge_flags_keeping_rax(a, LOGIC_FLAGS, AF, live);
     } else {
-        merge_flags(a, ARITH_FLAGS, 0, live);
+        merge_flags_keeping_rax(a, ARITH_FLAGS, 0, live);
     }
 }
 
