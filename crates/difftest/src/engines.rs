@@ -251,7 +251,8 @@ fn x87(rng: &mut Rng, p: &mut Vec<u8>) {
     }
     for _ in 0..1 + rng.below(6) {
         match rng.below(10) {
-            // op [esi + disp32]
+            // op [esi + disp32], sometimes ES-relative (FDS then records
+            // ES's selector, which a segment-load group may have changed)
             0..=3 => loop {
                 let op = 0xD8 + rng.below(8) as u8;
                 let modrm = 0x86 | (rng.below(8) as u8) << 3;
@@ -259,6 +260,9 @@ fn x87(rng: &mut Rng, p: &mut Vec<u8>) {
                     host_form(op, modrm),
                     Some(HostForm::Read(_) | HostForm::Write(_))
                 ) {
+                    if rng.below(3) == 0 {
+                        p.push(0x26);
+                    }
                     p.extend([op, modrm]);
                     p.extend(disp(rng).to_le_bytes());
                     break;
@@ -495,7 +499,14 @@ fn group(g: &mut Gen, kind: Kind, seed: u64) {
     let rng = &mut Rng(seed | 1);
     match kind {
         Kind::Simple => g.guarded(|g| simple(rng, &mut g.p, false)),
-        Kind::X87 => g.guarded(|g| x87(rng, &mut g.p)),
+        Kind::X87 => {
+            // push es; push 0x23; pop es: a flat data selector that differs
+            // from DS in ring 0, for the ES-relative forms' FDS. The old ES
+            // comes back where a fault resumes too.
+            g.bytes(&[0x06, 0x6A, sel::DATA3 as u8, 0x07]);
+            g.guarded(|g| x87(rng, &mut g.p));
+            g.bytes(&[0x07]);
+        }
         Kind::String => {
             // push esi; push edi; mov esi, a; mov edi, b; mov ecx, n; [std];
             // [rep] op; then, where a fault resumes: cld; pop edi; pop esi.

@@ -2788,6 +2788,7 @@ pub fn translate(
     // Whether the guest's x87 state is in the host FPU (see `x87.rs`): at
     // the block's entry that depends on where it came from.
     let mut x87_in_host = None;
+    let mut x87_pointers = x87::Pointers::default();
     // The operand whose host address r10 holds (see `emit_checked`).
     let mut checked: Option<Checked> = None;
     for (k, &(op, len)) in ops.iter().enumerate() {
@@ -2822,6 +2823,7 @@ pub fn translate(
                 x87::emit_leave(a, x87_in_host.is_none());
             }
             x87_in_host = Some(false);
+            x87_pointers = x87::Pointers::default();
         }
         match op {
             Op::X87(x) => {
@@ -2835,7 +2837,7 @@ pub fn translate(
                 if let Some(miss) = miss {
                     exits.push((miss, here, k as u32, before));
                 }
-                x87::emit(a, x, here, user, miss, live);
+                x87::emit(a, (x, here), user, miss, live, &mut x87_pointers);
             }
             Op::Jcc(cc, target) => {
                 emit_jcc(a, cc, (target, next), n, &mut sites, first_id);

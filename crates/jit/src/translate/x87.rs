@@ -226,13 +226,24 @@ fn selector_off(seg: SegReg) -> i32 {
 
 /// Emits `x` (at guest `here`) while the guest's state is in the host FPU.
 /// A memory operand is checked in the TLB first (a refusal goes to `miss`).
+/// The pointers are stored after it, the selectors only where `stored`
+/// says the block has not stored the same already.
+/// Which selectors the block's code has stored as FCS and FDS already
+/// (the segment registers cannot change while translated code runs; a
+/// helper, which may run an x87 control instruction, forgets them).
+#[derive(Clone, Copy, Debug, Default)]
+pub(super) struct Pointers {
+    fcs: bool,
+    fds: Option<SegReg>,
+}
+
 pub(super) fn emit(
     a: &mut Assembler,
-    x: X87,
-    here: u32,
+    (x, here): (X87, u32),
     user: bool,
     miss: Option<DynamicLabel>,
     live: bool,
+    stored: &mut Pointers,
 ) {
     let (op, modrm) = (x.op, x.modrm);
     if let Some((m, size, write, _)) = x.mem {
@@ -277,22 +288,31 @@ pub(super) fn emit(
     }
     // The guest's pointers, as the interpreter keeps them.
     let fop = (u16::from(op & 7) << 8 | u16::from(modrm)) as i16;
-    let cs_sel = selector_off(SegReg::Cs);
     dynasm!(a
         ; .arch x64
         ; mov DWORD [rdi + context_offsets::FPU_FIP as i32], here as i32
         ; mov WORD [rdi + context_offsets::FPU_FOP as i32], fop
-        ; movzx eax, WORD [rdi + cs_sel]
-        ; mov WORD [rdi + context_offsets::FPU_FCS as i32], ax
     );
-    if let Some((_, _, _, seg)) = x.mem {
-        let sel = selector_off(seg);
+    if !stored.fcs {
+        let cs_sel = selector_off(SegReg::Cs);
         dynasm!(a
             ; .arch x64
-            ; mov DWORD [rdi + context_offsets::FPU_FDP as i32], r8d
-            ; movzx eax, WORD [rdi + sel]
-            ; mov WORD [rdi + context_offsets::FPU_FDS as i32], ax
+            ; movzx eax, WORD [rdi + cs_sel]
+            ; mov WORD [rdi + context_offsets::FPU_FCS as i32], ax
         );
+        stored.fcs = true;
+    }
+    if let Some((_, _, _, seg)) = x.mem {
+        dynasm!(a ; .arch x64 ; mov DWORD [rdi + context_offsets::FPU_FDP as i32], r8d);
+        if stored.fds != Some(seg) {
+            let sel = selector_off(seg);
+            dynasm!(a
+                ; .arch x64
+                ; movzx eax, WORD [rdi + sel]
+                ; mov WORD [rdi + context_offsets::FPU_FDS as i32], ax
+            );
+            stored.fds = Some(seg);
+        }
     }
 }
 
