@@ -1345,6 +1345,10 @@ impl Checked {
     fn near(self, op: Op) -> Option<i32> {
         let (m, write) = match op {
             Op::Load(_, m) | Op::AluRM(_, _, m) | Op::Movx(_, Loc8::Mem(m), ..) => (m, false),
+            Op::Byte(ByteOp::Mov, Loc8::Reg(..), Src8::Loc(Loc8::Mem(m)))
+            | Op::Word(Loc8::Reg(..), Src8::Loc(Loc8::Mem(m))) => (m, false),
+            Op::Byte(ByteOp::Mov, Loc8::Mem(m), Src8::Imm(_) | Src8::Loc(Loc8::Reg(..)))
+            | Op::Word(Loc8::Mem(m), Src8::Imm(_) | Src8::Loc(Loc8::Reg(..))) => (m, true),
             Op::Store(m, _) => (m, true),
             Op::AluMR(alu, m, _) => (m, !matches!(alu, Alu::Cmp | Alu::Test)),
             _ => return None,
@@ -1367,7 +1371,15 @@ impl Checked {
                 m,
             ) => (!uses(m, d)).then_some(Checked { m, write: false }),
             Op::AluRM(_, _, m) => Some(Checked { m, write: false }),
-            Op::Movx(d, Loc8::Mem(m), ..) => (!uses(m, d)).then_some(Checked { m, write: false }),
+            Op::Movx(d, Loc8::Mem(m), ..)
+            | Op::Byte(ByteOp::Mov, Loc8::Reg(d, _), Src8::Loc(Loc8::Mem(m)))
+            | Op::Word(Loc8::Reg(d, _), Src8::Loc(Loc8::Mem(m))) => {
+                (!uses(m, d)).then_some(Checked { m, write: false })
+            }
+            Op::Byte(ByteOp::Mov, Loc8::Mem(m), Src8::Imm(_) | Src8::Loc(Loc8::Reg(..)))
+            | Op::Word(Loc8::Mem(m), Src8::Imm(_) | Src8::Loc(Loc8::Reg(..))) => {
+                Some(Checked { m, write: true })
+            }
             Op::Store(m, _) => Some(Checked { m, write: true }),
             Op::AluMR(alu, m, _) => Some(Checked {
                 m,
@@ -1497,6 +1509,30 @@ fn emit_mem(
 ) {
     let sp = hr(4);
     match op {
+        // Byte and word moves to and from memory (the value through eax).
+        Op::Byte(ByteOp::Mov, Loc8::Mem(m), src @ (Src8::Imm(_) | Src8::Loc(Loc8::Reg(..))))
+        | Op::Word(Loc8::Mem(m), src @ (Src8::Imm(_) | Src8::Loc(Loc8::Reg(..)))) => {
+            let size = if matches!(op, Op::Word(..)) { 2 } else { 1 };
+            match src {
+                Src8::Imm(v) => dynasm!(a ; .arch x64 ; mov eax, i32::from(v)),
+                Src8::Loc(l) => load8(a, l, size, false, false, user, None),
+            }
+            emit_checked(a, (m, size), true, user, miss, near);
+            if size == 2 {
+                dynasm!(a ; .arch x64 ; mov WORD [r10], ax);
+            } else {
+                dynasm!(a ; .arch x64 ; mov BYTE [r10], al);
+            }
+        }
+        Op::Byte(ByteOp::Mov, dst @ Loc8::Reg(..), Src8::Loc(Loc8::Mem(m))) => {
+            emit_checked(a, (m, 1), false, user, miss, near);
+            dynasm!(a ; .arch x64 ; movzx eax, BYTE [r10]);
+            store8(a, dst);
+        }
+        Op::Word(Loc8::Reg(r, _), Src8::Loc(Loc8::Mem(m))) => {
+            emit_checked(a, (m, 2), false, user, miss, near);
+            dynasm!(a ; .arch x64 ; mov Rw(hr(r)), WORD [r10]);
+        }
         Op::Movx(d, Loc8::Mem(m), signed, bytes) => {
             emit_checked(a, (m, bytes), false, user, miss, near);
             match (bytes, signed) {
