@@ -1193,6 +1193,45 @@ fn link_exit(a: &mut Assembler, target: u32, n: u32, sites: &mut Vec<LinkSite>, 
     );
 }
 
+/// A conditional branch on the host's flags, which the op just before it
+/// set and saved as `pending` (which holds every flag `cc` reads): the
+/// host's own Jcc picks the way at once, and each way merges the pending
+/// flags into EFLAGS before it leaves the block. (Through EFLAGS, the
+/// branch would wait for the merge's store.)
+fn emit_jcc_host(
+    a: &mut Assembler,
+    (cc, pending): (Cond, (u32, u32)),
+    (target, fallthrough): (u32, u32),
+    n: u32,
+    sites: &mut Vec<LinkSite>,
+    first_id: u32,
+) {
+    use Cond::*;
+    match cc {
+        O => dynasm!(a ; .arch x64 ; jo >taken),
+        No => dynasm!(a ; .arch x64 ; jno >taken),
+        B => dynasm!(a ; .arch x64 ; jb >taken),
+        Ae => dynasm!(a ; .arch x64 ; jae >taken),
+        E => dynasm!(a ; .arch x64 ; je >taken),
+        Ne => dynasm!(a ; .arch x64 ; jne >taken),
+        Be => dynasm!(a ; .arch x64 ; jbe >taken),
+        A => dynasm!(a ; .arch x64 ; ja >taken),
+        S => dynasm!(a ; .arch x64 ; js >taken),
+        Ns => dynasm!(a ; .arch x64 ; jns >taken),
+        P => dynasm!(a ; .arch x64 ; jp >taken),
+        Np => dynasm!(a ; .arch x64 ; jnp >taken),
+        L => dynasm!(a ; .arch x64 ; jl >taken),
+        Ge => dynasm!(a ; .arch x64 ; jge >taken),
+        Le => dynasm!(a ; .arch x64 ; jle >taken),
+        G => dynasm!(a ; .arch x64 ; jg >taken),
+    }
+    materialize(a, pending);
+    link_exit(a, fallthrough, n, sites, first_id);
+    dynasm!(a ; .arch x64 ; taken:);
+    materialize(a, pending);
+    link_exit(a, target, n, sites, first_id);
+}
+
 /// A conditional branch at the end of a block of `n` instructions: the
 /// guest's arithmetic flags go into the host's, and the host's Jcc picks
 /// the next EIP.
@@ -2821,6 +2860,8 @@ pub fn translate(
     let mut ended = false;
     // Host flags saved by an earlier op that EFLAGS has not taken yet.
     let mut pending: Option<(u32, u32)> = None;
+    // The host's flags are the pending ones: the op just before set them.
+    let mut host_flags_fresh = false;
     // Whether the guest's x87 state is in the host FPU (see `x87.rs`): at
     // the block's entry that depends on where it came from.
     let mut x87_in_host = None;
@@ -2840,8 +2881,13 @@ pub fn translate(
             {
                 FlagSrc::Pending
             }
+            // The op just before left the pending flags in the host's too.
+            (Op::Jcc(cc, _), Some((mask, _))) if host_flags_fresh && cond_bits(cc) & !mask == 0 => {
+                FlagSrc::Pending
+            }
             _ => FlagSrc::Eflags,
         };
+        host_flags_fresh = live && saves_flags(op).is_some();
         if needs_eflags(op, live) && flags == FlagSrc::Eflags {
             if let Some(p) = pending.take() {
                 materialize(a, p);
@@ -2876,7 +2922,12 @@ pub fn translate(
                 x87::emit(a, (x, here), user, miss, live, &mut x87_pointers);
             }
             Op::Jcc(cc, target) => {
-                emit_jcc(a, cc, (target, next), n, &mut sites, first_id);
+                match (flags, pending.take()) {
+                    (FlagSrc::Pending, Some(p)) => {
+                        emit_jcc_host(a, (cc, p), (target, next), n, &mut sites, first_id)
+                    }
+                    _ => emit_jcc(a, cc, (target, next), n, &mut sites, first_id),
+                }
                 ended = true;
             }
             Op::Jmp(target) => {
