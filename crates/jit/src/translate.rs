@@ -8,9 +8,12 @@
 //! them on the way out, and helper calls store and reload them); EIP,
 //! EFLAGS and the instruction count stay in the context. Arithmetic runs as the
 //! same host instruction on the guest's values, and the host's arithmetic
-//! flags become the guest's (`pushfq`), masked to the flags the instruction
-//! defines; flags the SDM leaves undefined get the interpreter's values,
-//! never the host's, so results cannot depend on the host CPU's model.
+//! flags become the guest's (saved with LAHF/SETO where someone may read
+//! them, see [`merge_flags`]), masked to the flags the instruction defines;
+//! flags the SDM leaves undefined get the interpreter's values, never the
+//! host's, so results cannot depend on the host CPU's model. A memory
+//! operand near the one just checked, through the same registers, reuses
+//! that check when both lie in one page ([`emit_checked`]).
 //!
 //! # The allow-list
 //!
@@ -1293,7 +1296,7 @@ fn emit_tlb(a: &mut Assembler, write: bool, user: bool, miss: DynamicLabel) {
     emit_tlb_sized(a, 4, write, user, miss);
 }
 
-/// The inline TLB check for an access of `size` bytes (1, 2 or 4) at the
+/// The inline TLB check for an access of `size` bytes (1 to 10) at the
 /// linear address in r8d; see [`emit_tlb`]. Clobbers ecx and r11.
 fn emit_tlb_sized(a: &mut Assembler, size_bytes: u8, write: bool, user: bool, miss: DynamicLabel) {
     let entries = context_offsets::TLB_ENTRIES as i32;
