@@ -38,6 +38,7 @@
 //! | `MOVZX`, `MOVSX r32, r/m8 / r/m16` | the same |
 //! | `IMUL r32, r/m32 [, imm]`, `SETcc r/m8`, `CMOVcc r32, r/m32`, `NOT NEG r/m32`, `INC DEC m32`, `ROL ROR r32, imm`, `SHL SHR SAR r32, CL`, 16-bit `MOV` and shifts by immediates, `PAUSE`, FS/GS-relative operands | `tests::later_forms_agree_with_the_interpreter`, `translate::tests::the_allow_list_stops_at_memory_and_control` |
 //! | `RDTSC` (a call to `Cpu::native_rdtsc`, the virtual counter; CR4.TSD faults go to the interpreter) | `tests::rdtsc_reads_the_virtual_counter` |
+//! | `SAHF`, `LAHF` (on EFLAGS in the context) | `tests::helper_instructions_agree_with_the_interpreter` (after FNSTSW AX), `tests::random_blocks_agree_with_the_interpreter` |
 //! | `BT BTS BTR BTC r32, r32 / imm8` and `m32, imm8` (CF only, as the interpreter), `PUSH m32`, `LEAVE`, `JMP` / `CALL r/m32` (near; the target through the return cache), `DIV r/m32` (a zero divisor or an overflow leaves the block first, for the interpreter's #DE), `LODS STOS MOVS SCAS` without REP (DF set leaves the block) | `tests::later_forms_agree_with_the_interpreter`, `difftest engines`, the Linux boot's event log |
 //! | x87 computing instructions (`morph86_cpu::fpu::host::host_form`: arithmetic, loads and stores of every size, compares, FCOMI, FCMOVcc, transcendentals) and `FNSTSW AX`, on the host's x87 unit while every guest exception is masked (see `x87.rs`) | `tests::x87_runs_agree_with_the_interpreter`, `difftest engines` (the `X87` kind) |
 //!
@@ -196,6 +197,10 @@ enum Op {
     Str(StrKind, u8),
     /// A computing x87 instruction on the host's x87 unit (see `x87.rs`).
     X87(x87::X87),
+    /// `SAHF`: SF ZF AF PF CF from AH.
+    Sahf,
+    /// `LAHF`: AH from SF ZF AF PF CF (and bit 1, always set).
+    Lahf,
 }
 
 /// Which bit test.
@@ -394,9 +399,7 @@ fn runs_in_helper(d: &Decoded) -> bool {
     }
     matches!(
         d.insn.mnemonic(),
-        M::Sahf
-            | M::Lahf
-            | M::Cld
+        M::Cld
             | M::Std
             | M::Clc
             | M::Stc
@@ -506,8 +509,11 @@ fn classify_native(d: &Decoded, eip: u32) -> Option<Op> {
             m => Cond::of(m).map(|c| Op::Jcc(c, target)),
         };
     }
-    if i.mnemonic() == Mnemonic::Rdtsc {
-        return Some(Op::Rdtsc);
+    match i.mnemonic() {
+        Mnemonic::Rdtsc => return Some(Op::Rdtsc),
+        Mnemonic::Sahf => return Some(Op::Sahf),
+        Mnemonic::Lahf => return Some(Op::Lahf),
+        _ => {}
     }
     if let Some(op) = classify_string(d) {
         return Some(op);
@@ -1066,7 +1072,9 @@ fn needs_eflags(op: Op, live: bool) -> bool {
         | Op::Rdtsc
         | Op::Helper
         | Op::Setcc(..)
-        | Op::Cmov(..) => true,
+        | Op::Cmov(..)
+        | Op::Sahf
+        | Op::Lahf => true,
         Op::X87(x) => matches!(x.kind, x87::Kind::Fcmov(_)),
         Op::Shift(..) | Op::Shift16(..) | Op::ShiftCl(..) | Op::Rotate(..) | Op::Imul(..) => live,
         _ => match saves_flags(op) {
@@ -2630,6 +2638,31 @@ fn emit(a: &mut Assembler, op: Op, live: bool, flags: FlagSrc) {
         | Op::ShiftCl(..)
         | Op::Shift16(..)
         | Op::Word(..) => emit_more(a, op, false, None, live, flags),
+        Op::Sahf => {
+            let fl = offsets::EFLAGS as i32;
+            let ax = hr(0);
+            dynasm!(a
+                ; .arch x64
+                ; mov ecx, Rd(ax)
+                ; shr ecx, 8
+                ; and ecx, 0xD5
+                ; mov eax, DWORD [rdi + fl]
+                ; and eax, !0xD5
+                ; or eax, ecx
+                ; mov DWORD [rdi + fl], eax
+            );
+        }
+        Op::Lahf => {
+            let fl = offsets::EFLAGS as i32;
+            let ax = hr(0);
+            dynasm!(a
+                ; .arch x64
+                ; movzx eax, BYTE [rdi + fl]
+                ; shl eax, 8
+                ; and Rd(ax), !0xFF00
+                ; or Rd(ax), eax
+            );
+        }
         Op::MovRR(d, s) => dynasm!(a ; .arch x64 ; mov Rd(hr(d)), Rd(hr(s))),
         Op::MovRI(d, v) => dynasm!(a ; .arch x64 ; mov Rd(hr(d)), v as i32),
         Op::IncDec(inc, r) => {
@@ -2747,6 +2780,7 @@ fn flags_written(op: Op) -> (u32, u32) {
         | Op::Unary(Unary::Neg, _) => all,
         Op::Bt(..) => 0x1,
         Op::X87(x) if x.kind == x87::Kind::Fcomi => all,
+        Op::Sahf => 0xD5,
         Op::IncDec(..) | Op::Unary(Unary::Inc | Unary::Dec, _) => INC_FLAGS,
         Op::Rotate(..) => 0x801,
         _ => 0,
@@ -2773,6 +2807,7 @@ fn flags_read(op: Op) -> u32 {
         | Op::Byte(ByteOp::Alu(Alu::Adc | Alu::Sbb), ..)
         | Op::Alu16(Alu::Adc | Alu::Sbb, ..) => 0x1,
         Op::Jcc(..) | Op::Setcc(..) | Op::Cmov(..) => ARITH_FLAGS,
+        Op::Lahf => 0xD5,
         _ => 0,
     }
 }
