@@ -90,6 +90,8 @@ pub mod context_offsets {
     pub const FPU_FDS: usize = STATE + offset_of!(CpuState, fpu) + offset_of!(FpuState, fds);
     /// `FpuState::sw`.
     pub const FPU_SW: usize = STATE + offset_of!(CpuState, fpu) + offset_of!(FpuState, sw);
+    /// `FpuState::cw`.
+    pub const FPU_CW: usize = STATE + offset_of!(CpuState, fpu) + offset_of!(FpuState, cw);
 }
 
 /// `fetch_decode`'s answer for an instruction held in `Cpu::uncached`.

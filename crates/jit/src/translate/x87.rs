@@ -58,6 +58,11 @@ pub(super) enum Kind {
     Fcmov(Cond),
     /// FNSTSW AX (no pointer update, as on the chip).
     FnstswAx,
+    /// FLDCW m16 with every exception still masked (otherwise the block
+    /// leaves before it and the interpreter loads it); no pointer update.
+    Fldcw,
+    /// FNSTCW m16: the guest's control word (no pointer update).
+    Fnstcw,
 }
 
 /// A computing x87 instruction (see the module doc).
@@ -102,9 +107,15 @@ pub(super) fn classify(d: &Decoded, bytes: &[u8]) -> Option<X87> {
             kind,
         });
     }
-    let form = host_form(op, modrm)?;
+    let form = match (op, (modrm >> 3) & 7, modrm < 0xC0) {
+        (0xD9, 5, true) => HostForm::Read(2),
+        (0xD9, 7, true) => HostForm::Write(2),
+        _ => host_form(op, modrm)?,
+    };
     let reg = usize::from((modrm >> 3) & 7);
     let kind = match (op, reg, modrm >= 0xC0) {
+        (0xD9, 5, false) => Kind::Fldcw,
+        (0xD9, 7, false) => Kind::Fnstcw,
         (0xDB | 0xDF, 5 | 6, true) => Kind::Fcomi,
         (0xDA, 0..=3, true) => Kind::Fcmov([Cond::B, Cond::E, Cond::Be, Cond::P][reg]),
         (0xDB, 0..=3, true) => Kind::Fcmov([Cond::Ae, Cond::Ne, Cond::A, Cond::Np][reg]),
@@ -246,13 +257,37 @@ pub(super) fn emit(
     stored: &mut Pointers,
 ) {
     let (op, modrm) = (x.op, x.modrm);
+    let cw = context_offsets::FPU_CW as i32;
     if let Some((m, size, write, _)) = x.mem {
         let miss = miss.expect("memory forms have an exit");
         emit_ea(a, m);
         emit_tlb_sized(a, size, write, user, miss);
-        // The same escape and ModRM.reg with the operand at [r10]
-        // (REX.B, mod 00, rm 010).
-        dynasm!(a ; .arch x64 ; .bytes [0x41, op, (modrm & 0x38) | 2]);
+        match x.kind {
+            Kind::Fnstcw => {
+                dynasm!(a ; .arch x64 ; movzx eax, WORD [rdi + cw] ; mov WORD [r10], ax);
+                return;
+            }
+            Kind::Fldcw => {
+                // Kept as the P6 keeps it (`fpu::format::normalize_cw`);
+                // the host's own reserved bits never show.
+                dynasm!(a
+                    ; .arch x64
+                    ; movzx eax, WORD [r10]
+                    ; mov ecx, eax
+                    ; and ecx, 0x3F
+                    ; cmp ecx, 0x3F
+                    ; jne =>miss
+                    ; and eax, 0x1F3F
+                    ; or eax, 0x40
+                    ; mov WORD [rdi + cw], ax
+                    ; fldcw WORD [rdi + cw]
+                );
+                return;
+            }
+            // The same escape and ModRM.reg with the operand at [r10]
+            // (REX.B, mod 00, rm 010).
+            _ => dynasm!(a ; .arch x64 ; .bytes [0x41, op, (modrm & 0x38) | 2]),
+        }
     } else {
         match x.kind {
             Kind::Fcmov(cc) => {
@@ -281,6 +316,7 @@ pub(super) fn emit(
                 return;
             }
             Kind::Plain | Kind::Fcomi => dynasm!(a ; .arch x64 ; .bytes [op, modrm]),
+            Kind::Fldcw | Kind::Fnstcw => unreachable!("memory forms"),
         }
     }
     if x.kind == Kind::Fcomi {
