@@ -40,6 +40,25 @@ impl Xorshift {
     pub fn below(&mut self, n: u64) -> u64 {
         self.next() % n
     }
+
+    /// A random computing x87 encoding (one `fpu::host::host_form` knows):
+    /// a memory form whose ModRM has the mod and r/m bits of `mem_modrm`,
+    /// or with `None` a register form. Returns the escape byte and ModRM.
+    pub fn x87_form(&mut self, mem_modrm: Option<u8>) -> (u8, u8) {
+        use crate::fpu::host::{host_form, HostForm};
+        loop {
+            let op = 0xD8 + self.below(8) as u8;
+            let (modrm, ok): (u8, fn(Option<HostForm>) -> bool) = match mem_modrm {
+                Some(m) => (m & 0xC7 | (self.below(8) as u8) << 3, |f| {
+                    matches!(f, Some(HostForm::Read(_) | HostForm::Write(_)))
+                }),
+                None => (0xC0 | self.below(64) as u8, |f| f.is_some()),
+            };
+            if ok(host_form(op, modrm)) {
+                return (op, modrm);
+            }
+        }
+    }
 }
 
 /// Runs `steps` steps of random bytes on a P6 CPU with 4 MiB of random RAM:

@@ -245,7 +245,6 @@ fn disp(rng: &mut Rng) -> u32 {
 
 /// Appends a few x87 instructions (see [`Kind::X87`]) to `p`.
 fn x87(rng: &mut Rng, p: &mut Vec<u8>) {
-    use morph86_cpu::fpu::host::{host_form, HostForm};
     if rng.below(3) == 0 {
         p.extend([0xDB, 0xE3]); // fninit: every exception masked
     }
@@ -253,30 +252,16 @@ fn x87(rng: &mut Rng, p: &mut Vec<u8>) {
         match rng.below(10) {
             // op [esi + disp32], sometimes ES-relative (FDS then records
             // ES's selector, which a segment-load group may have changed)
-            0..=3 => loop {
-                let op = 0xD8 + rng.below(8) as u8;
-                let modrm = 0x86 | (rng.below(8) as u8) << 3;
-                if matches!(
-                    host_form(op, modrm),
-                    Some(HostForm::Read(_) | HostForm::Write(_))
-                ) {
-                    if rng.below(3) == 0 {
-                        p.push(0x26);
-                    }
-                    p.extend([op, modrm]);
-                    p.extend(disp(rng).to_le_bytes());
-                    break;
+            0..=3 => {
+                let (op, modrm) = rng.x87_form(Some(0x86));
+                if rng.below(3) == 0 {
+                    p.push(0x26);
                 }
-            },
+                p.extend([op, modrm]);
+                p.extend(disp(rng).to_le_bytes());
+            }
             // op st(i)
-            4..=6 => loop {
-                let op = 0xD8 + rng.below(8) as u8;
-                let modrm = 0xC0 | rng.below(64) as u8;
-                if host_form(op, modrm).is_some() {
-                    p.extend([op, modrm]);
-                    break;
-                }
-            },
+            4..=6 => p.extend(<[u8; 2]>::from(rng.x87_form(None))),
             // fcmovcc st0,st(i); fucomip st0,st1; setb al
             7 => {
                 let cc = rng.below(8) as u8;

@@ -1314,7 +1314,6 @@ mod tests {
     /// instructions that end a native run (FLDCW sometimes unmasking
     /// exceptions, FNSTCW, FNCLEX, FNINIT), and integer work between.
     fn x87_program(rng: &mut Rng, len: usize) -> Vec<u8> {
-        use morph86_cpu::fpu::host::{host_form, HostForm};
         // mov esi,0x3000; fninit (or not: the reset control word unmasks
         // every exception, so nothing runs natively until one comes)
         let mut p = vec![0xBE, 0x00, 0x30, 0, 0];
@@ -1330,26 +1329,12 @@ mod tests {
             }
             match rng.below(16) {
                 // A memory form with [esi+d8].
-                0..=5 => loop {
-                    let op = 0xD8 + rng.below(8) as u8;
-                    let modrm = 0x46 | (rng.below(8) as u8) << 3;
-                    if matches!(
-                        host_form(op, modrm),
-                        Some(HostForm::Read(_) | HostForm::Write(_))
-                    ) {
-                        p.extend([op, modrm, d8]);
-                        break;
-                    }
-                },
+                0..=5 => {
+                    let (op, modrm) = rng.x87_form(Some(0x46));
+                    p.extend([op, modrm, d8]);
+                }
                 // A register form.
-                6..=9 => loop {
-                    let op = 0xD8 + rng.below(8) as u8;
-                    let modrm = 0xC0 | rng.below(64) as u8;
-                    if host_form(op, modrm).is_some() {
-                        p.extend([op, modrm]);
-                        break;
-                    }
-                },
+                6..=9 => p.extend(<[u8; 2]>::from(rng.x87_form(None))),
                 // fld qword [esi+d8]; fld st0 — keeps the stack busy.
                 10 => p.extend([0xDD, 0x46, d8, 0xD9, 0xC0]),
                 // cmp r,[esi+d8]; fcmovcc st0,st(i) | fucomip st0,st1; setb al
