@@ -23,8 +23,10 @@
 //! block and the interpreter raises #NM, #MF or FERR#): a masked exception
 //! never traps, so no host SIGFPE can come of a guest's arithmetic. The
 //! guest's instruction and data pointers and opcode are stored by the code
-//! itself after each instruction (the host's pointers are never taken back).
-//! Covered by `tests::x87_runs_agree_with_the_interpreter` (JIT crate),
+//! itself after each instruction (the selectors once per block and segment;
+//! the host's pointers are never taken back). FLDCW and FNSTCW run here too,
+//! on the guest's control word in `Cpu` (kept as the P6 keeps it), as long
+//! as the new one masks every exception. Covered by `tests::x87_runs_agree_with_the_interpreter` (JIT crate),
 //! `difftest engines` (the `X87` kind) and the awk guest job.
 
 use super::*;
