@@ -436,8 +436,6 @@ impl Tlb {
     /// its permissions allow, as QEMU's TLB does once a page is dirty.
     pub fn grant_write(&mut self, linear: u32, host: *mut u8) {
         let s = &mut self.spaces[self.active];
-        let page = s.entries[Self::slot(linear)].phys >> 12;
-        s.note_writer(page);
         let e = &mut s.entries[Self::slot(linear)];
         if e.tag != linear >> 12 {
             return;
@@ -451,6 +449,8 @@ impl Tlb {
         if e.perm & perm::WRITE_USER != 0 {
             e.write_tag[1] = base;
         }
+        let page = e.phys >> 12;
+        s.note_writer(page);
     }
 
     /// The active space's entry for `linear`, if it holds that page.
