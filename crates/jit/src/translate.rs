@@ -1011,8 +1011,11 @@ fn materialize(a: &mut Assembler, (mask, clear): (u32, u32)) {
     if host_has_lahf() {
         dynasm!(a
             ; .arch x64
-            ; movzx ecx, BYTE [rsp + 9]
-            ; movzx r11d, BYTE [rsp + 8]
+            // One load of the word as it was stored takes the store's
+            // data; two byte loads from it waited here for the store.
+            ; movzx ecx, WORD [rsp + 8]
+            ; movzx r11d, cl
+            ; shr ecx, 8
             ; shl r11d, 11
             ; or ecx, r11d
         );
@@ -1084,13 +1087,17 @@ fn needs_eflags(op: Op, live: bool) -> bool {
     }
 }
 
-/// Loads the guest's CF into the host's CF (for ADC and SBB).
-fn load_carry(a: &mut Assembler) {
+/// Loads the guest's CF into the host's CF (for ADC and SBB), from EFLAGS
+/// or from the pending slot when that holds it (see [`merge_flags`]: CF is
+/// bit 8 of the LAHF slot's word, bit 0 of a PUSHFQ image). The slot's
+/// word is read as it was stored, so the load takes the store's data.
+fn load_carry(a: &mut Assembler, src: FlagSrc) {
     let fl = offsets::EFLAGS as i32;
-    dynasm!(a
-        ; .arch x64
-        ; bt DWORD [rdi + fl], 0
-    );
+    match src {
+        FlagSrc::Eflags => dynasm!(a ; .arch x64 ; bt DWORD [rdi + fl], 0),
+        FlagSrc::Pending if host_has_lahf() => dynasm!(a ; .arch x64 ; bt WORD [rsp + 8], 8),
+        FlagSrc::Pending => dynasm!(a ; .arch x64 ; bt DWORD [rsp + 8], 0),
+    }
 }
 
 /// What a block's host function returns when it cannot be chained from
@@ -1204,20 +1211,33 @@ fn link_exit(a: &mut Assembler, target: u32, n: u32, sites: &mut Vec<LinkSite>, 
     );
 }
 
-/// A conditional branch on the host's flags, which the op just before it
-/// set and saved as `pending` (which holds every flag `cc` reads): the
-/// host's own Jcc picks the way at once, and each way merges the pending
-/// flags into EFLAGS before it leaves the block. (Through EFLAGS, the
-/// branch would wait for the merge's store.)
-fn emit_jcc_host(
+/// A conditional branch on the `pending` flags (which hold every flag `cc`
+/// reads): on the host's own flags when the op just before set them
+/// (`fresh`), else on the pending slot; each way merges the pending flags
+/// into EFLAGS before it leaves the block. (Through EFLAGS, the branch
+/// would wait for the merge's store.)
+fn emit_jcc_pending(
     a: &mut Assembler,
-    (cc, pending): (Cond, (u32, u32)),
+    (cc, pending, fresh): (Cond, (u32, u32), bool),
     (target, fallthrough): (u32, u32),
     n: u32,
     sites: &mut Vec<LinkSite>,
     first_id: u32,
 ) {
     use Cond::*;
+    if !fresh {
+        if emit_cond(a, cc, FlagSrc::Pending) {
+            dynasm!(a ; .arch x64 ; jz >taken);
+        } else {
+            dynasm!(a ; .arch x64 ; jnz >taken);
+        }
+        materialize(a, pending);
+        link_exit(a, fallthrough, n, sites, first_id);
+        dynasm!(a ; .arch x64 ; taken:);
+        materialize(a, pending);
+        link_exit(a, target, n, sites, first_id);
+        return;
+    }
     match cc {
         O => dynasm!(a ; .arch x64 ; jo >taken),
         No => dynasm!(a ; .arch x64 ; jno >taken),
@@ -1492,7 +1512,7 @@ macro_rules! by_alu {
 /// flags (see [`emit_alu32`] for 32-bit operands).
 fn emit_alu_sized(a: &mut Assembler, alu: Alu, size: u8, live: bool) {
     if matches!(alu, Alu::Adc | Alu::Sbb) {
-        load_carry(a);
+        load_carry(a, FlagSrc::Eflags);
     }
     if size == 1 {
         by_alu!(a, alu, [al], [sil]);
@@ -1516,10 +1536,11 @@ enum Opnd {
 }
 
 /// The host twin of a 32-bit `alu` on `dst` and `src` (at most one of them
-/// in memory), with the guest's flags merged when `live`.
-fn emit_alu32(a: &mut Assembler, alu: Alu, dst: Opnd, src: Opnd, live: bool) {
+/// in memory), with the guest's flags merged when `live`; ADC and SBB take
+/// CF from `carry`.
+fn emit_alu32(a: &mut Assembler, alu: Alu, (dst, src): (Opnd, Opnd), live: bool, carry: FlagSrc) {
     if matches!(alu, Alu::Adc | Alu::Sbb) {
-        load_carry(a);
+        load_carry(a, carry);
     }
     match (dst, src) {
         (Opnd::Reg(d), Opnd::Reg(s)) => by_alu!(a, alu, [Rd(d)], [Rd(s)]),
@@ -1605,14 +1626,14 @@ fn emit_mem(
         }
         Op::AluRM(alu, d, m) => {
             emit_checked(a, (m, 4), false, user, miss, near);
-            emit_alu32(a, alu, Opnd::Reg(hr(d)), Opnd::AtR10, live);
+            emit_alu32(a, alu, (Opnd::Reg(hr(d)), Opnd::AtR10), live, flags);
         }
         Op::AluMR(alu, m, src) => {
             let rmw = !matches!(alu, Alu::Cmp | Alu::Test);
             // A written operand needs a write tag (write permission implies
             // read permission on x86 pages).
             emit_checked(a, (m, 4), rmw, user, miss, near);
-            emit_alu32(a, alu, Opnd::AtR10, opnd(src), live);
+            emit_alu32(a, alu, (Opnd::AtR10, opnd(src)), live, flags);
         }
         Op::Push(r) => {
             emit_stack_slot(a, user, miss);
@@ -2673,7 +2694,7 @@ fn emit(a: &mut Assembler, op: Op, live: bool, flags: FlagSrc) {
             }
             merge_flags(a, INC_FLAGS, 0, live);
         }
-        Op::Alu(alu, d, src) => emit_alu32(a, alu, Opnd::Reg(hr(d)), opnd(src), live),
+        Op::Alu(alu, d, src) => emit_alu32(a, alu, (Opnd::Reg(hr(d)), opnd(src)), live, flags),
     }
 }
 
@@ -2919,12 +2940,19 @@ pub fn translate(
             {
                 FlagSrc::Pending
             }
-            // The op just before left the pending flags in the host's too.
-            (Op::Jcc(cc, _), Some((mask, _))) if host_flags_fresh && cond_bits(cc) & !mask == 0 => {
-                FlagSrc::Pending
-            }
+            // A branch tests the pending flags (or the host's, when the op
+            // just before set them) and merges them on each way.
+            (Op::Jcc(cc, _), Some((mask, _))) if cond_bits(cc) & !mask == 0 => FlagSrc::Pending,
+            // ADC and SBB take CF from the slot.
+            (
+                Op::Alu(Alu::Adc | Alu::Sbb, ..)
+                | Op::AluRM(Alu::Adc | Alu::Sbb, ..)
+                | Op::AluMR(Alu::Adc | Alu::Sbb, ..),
+                Some((mask, _)),
+            ) if mask & 1 != 0 => FlagSrc::Pending,
             _ => FlagSrc::Eflags,
         };
+        let fresh = host_flags_fresh;
         host_flags_fresh = live && saves_flags(op).is_some();
         if needs_eflags(op, live) && flags == FlagSrc::Eflags {
             if let Some(p) = pending.take() {
@@ -2962,7 +2990,7 @@ pub fn translate(
             Op::Jcc(cc, target) => {
                 match (flags, pending.take()) {
                     (FlagSrc::Pending, Some(p)) => {
-                        emit_jcc_host(a, (cc, p), (target, next), n, &mut sites, first_id)
+                        emit_jcc_pending(a, (cc, p, fresh), (target, next), n, &mut sites, first_id)
                     }
                     _ => emit_jcc(a, cc, (target, next), n, &mut sites, first_id),
                 }
