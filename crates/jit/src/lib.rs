@@ -1000,6 +1000,105 @@ mod tests {
         p
     }
 
+    /// A random program of flag producers (32-bit ALU on registers and
+    /// memory, INC, DEC), then loads, stores, moves and LEA, then a reader
+    /// of the producer's flags (ADC, SBB, CMOVcc, SETcc on registers and
+    /// memory, a Jcc over an instruction): the pending flags on their way
+    /// from the host's flags through rax and the slot. Memory at ESI +
+    /// disp, in RAM, misaligned, beyond RAM or on the code's page, so that
+    /// early exits find them in every place.
+    fn pending_flags_program(rng: &mut Rng, len: usize) -> Vec<u8> {
+        let mut p = Vec::new();
+        let pick = |rng: &mut Rng| [0u8, 1, 2, 3, 5, 7][rng.below(6) as usize];
+        let disp = |rng: &mut Rng| -> u32 {
+            match rng.below(10) {
+                0 => 0xFFFF_0000,
+                1 => 0xFFFF_E800 + rng.below(64) as u32,
+                2 => rng.below(64) as u32 * 4 + 1,
+                _ => rng.below(64) as u32 * 4,
+            }
+        };
+        let with_mem = |p: &mut Vec<u8>, ops: &[u8], reg: u8, d: u32| {
+            p.extend(ops);
+            p.push(0x86 | reg << 3); // [esi + disp32]
+            p.extend(d.to_le_bytes());
+        };
+        for _ in 0..len {
+            let (r, s) = (pick(rng), pick(rng));
+            // The producer.
+            let alu = [0x01u8, 0x29, 0x39, 0x21, 0x31, 0x09, 0x85][rng.below(7) as usize];
+            match rng.below(5) {
+                0 => p.extend([alu, 0xC0 | r << 3 | s]),
+                1 => with_mem(&mut p, &[alu | 2], r, disp(rng)),
+                2 if alu != 0x85 => with_mem(&mut p, &[alu], r, disp(rng)),
+                3 => p.extend([0xFF, 0xC0 | (rng.below(2) as u8) << 3 | r]),
+                _ => p.extend([0x83, 0xC0 | (rng.below(8) as u8) << 3 | r, rng.next() as u8]),
+            }
+            // What keeps them pending.
+            for _ in 0..rng.below(4) {
+                let d = pick(rng);
+                match rng.below(6) {
+                    0 => with_mem(&mut p, &[0x8B], d, disp(rng)),
+                    1 => with_mem(&mut p, &[0x89], d, disp(rng)),
+                    2 => p.extend([0x8D, 0x40 | d << 3 | pick(rng), rng.next() as u8]),
+                    3 => p.extend([0x89, 0xC0 | pick(rng) << 3 | d]),
+                    4 => with_mem(&mut p, &[0x0F, 0xB6], d, disp(rng)),
+                    _ => p.extend([0x50 + d, 0x58 + pick(rng)]),
+                }
+            }
+            // The reader.
+            let cc = rng.below(16) as u8;
+            let (r, s) = (pick(rng), pick(rng));
+            match rng.below(8) {
+                0 => p.extend([[0x11u8, 0x19][rng.below(2) as usize], 0xC0 | r << 3 | s]),
+                1 => with_mem(
+                    &mut p,
+                    &[[0x13u8, 0x1B][rng.below(2) as usize]],
+                    r,
+                    disp(rng),
+                ),
+                2 => with_mem(
+                    &mut p,
+                    &[[0x11u8, 0x19][rng.below(2) as usize]],
+                    r,
+                    disp(rng),
+                ),
+                3 => p.extend([0x0F, 0x40 + cc, 0xC0 | r << 3 | s]),
+                4 => with_mem(&mut p, &[0x0F, 0x40 + cc], r, disp(rng)),
+                5 => p.extend([0x0F, 0x90 + cc, 0xC0 | r]),
+                6 => with_mem(&mut p, &[0x0F, 0x90 + cc], 0, disp(rng)),
+                // jcc over an INC
+                _ => p.extend([0x70 + cc, 1, 0x40 + r]),
+            }
+        }
+        p.push(0xF4);
+        p
+    }
+
+    #[test]
+    fn pending_flags_reach_their_readers() {
+        let mut rng = Rng(0x0F1A_6500_0000_0011);
+        let mut jit = JitEngine::default();
+        for case in 0..400 {
+            let code = pending_flags_program(&mut rng, 12);
+            let seed = rng.next();
+            agree(
+                &mut jit,
+                &code,
+                seed,
+                &format!("case {case}"),
+                |cpu, ram| {
+                    cpu.state.regs[6] = 0x3000 + (seed as u32 & 0x3C);
+                    for k in 0..0x2000 {
+                        ram.bytes_mut()[0x3000 + k] = (seed >> (k % 56)) as u8;
+                    }
+                },
+            );
+        }
+        assert!(jit.stats.early_exits > 100, "{:?}", jit.stats);
+        assert!(jit.stats.native_insns > 5000, "{:?}", jit.stats);
+    }
+
     #[test]
     fn rdtsc_reads_the_virtual_counter() {
         // l: rdtsc; add ebx,eax; add ecx,1; cmp ecx,200; jne l; hlt -- the

@@ -8,8 +8,9 @@
 //! them on the way out, and helper calls store and reload them); EIP,
 //! EFLAGS and the instruction count stay in the context. Arithmetic runs as the
 //! same host instruction on the guest's values, and the host's arithmetic
-//! flags become the guest's (saved with LAHF/SETO where someone may read
-//! them, see [`merge_flags`]), masked to the flags the instruction defines;
+//! flags become the guest's (kept in the host's flags, rax or a stack slot
+//! until a reader, an exit or the block's end takes them: see `flags.rs`
+//! and [`merge_flags`]), masked to the flags the instruction defines;
 //! flags the SDM leaves undefined get the interpreter's values, never the
 //! host's, so results cannot depend on the host CPU's model. A memory
 //! operand near the one just checked, through the same registers, reuses
@@ -23,7 +24,7 @@
 //! | form | covered by |
 //! |---|---|
 //! | `MOV r32, r32` / `MOV r32, imm32` | `tests::mov_and_alu_agree_with_the_interpreter` |
-//! | `ADD SUB ADC SBB CMP r32, r32 / imm` | `tests::mov_and_alu_agree_with_the_interpreter`, `tests::random_blocks_agree_with_the_interpreter` |
+//! | `ADD SUB ADC SBB CMP r32, r32 / imm` | `tests::mov_and_alu_agree_with_the_interpreter`, `tests::random_blocks_agree_with_the_interpreter`, `tests::pending_flags_reach_their_readers` |
 //! | `AND OR XOR TEST r32, r32 / imm` (AF := 0, as the interpreter) | the same |
 //! | `INC DEC r32` (CF kept) | the same |
 //! | `NOP` | `tests::random_blocks_agree_with_the_interpreter` |
@@ -81,6 +82,7 @@ use morph86_cpu::mmu::{entry_offsets, TLB_SIZE};
 use morph86_cpu::state::{offsets, SegReg};
 use morph86_cpu::CpuModel;
 
+mod flags;
 mod x87;
 
 /// The longest block, in guest instructions.
@@ -1097,6 +1099,9 @@ fn load_carry(a: &mut Assembler, src: FlagSrc) {
         FlagSrc::Eflags => dynasm!(a ; .arch x64 ; bt DWORD [rdi + fl], 0),
         FlagSrc::Pending if host_has_lahf() => dynasm!(a ; .arch x64 ; bt WORD [rsp + 8], 8),
         FlagSrc::Pending => dynasm!(a ; .arch x64 ; bt DWORD [rsp + 8], 0),
+        FlagSrc::Host => {}
+        // CF is AH's bit 0.
+        FlagSrc::Rax => dynasm!(a ; .arch x64 ; bt eax, 8),
     }
 }
 
@@ -1211,33 +1216,41 @@ fn link_exit(a: &mut Assembler, target: u32, n: u32, sites: &mut Vec<LinkSite>, 
     );
 }
 
-/// A conditional branch on the `pending` flags (which hold every flag `cc`
-/// reads): on the host's own flags when the op just before set them
-/// (`fresh`), else on the pending slot; each way merges the pending flags
-/// into EFLAGS before it leaves the block. (Through EFLAGS, the branch
-/// would wait for the merge's store.)
+/// A conditional branch on the pending flags `st` (which hold every flag
+/// `cc` reads): the host's own Jcc on the host's flags, as they are or made
+/// again from rax, else a test of the pending slot; each way merges the
+/// pending flags into EFLAGS before it leaves the block. (Through EFLAGS,
+/// the branch would wait for the merge's store.)
 fn emit_jcc_pending(
     a: &mut Assembler,
-    (cc, pending, fresh): (Cond, (u32, u32), bool),
+    (cc, mut st): (Cond, flags::Pending),
     (target, fallthrough): (u32, u32),
     n: u32,
     sites: &mut Vec<LinkSite>,
     first_id: u32,
 ) {
     use Cond::*;
-    if !fresh {
+    let src = FlagSrc::of(st.source(true));
+    if !src.native() {
         if emit_cond(a, cc, FlagSrc::Pending) {
             dynasm!(a ; .arch x64 ; jz >taken);
         } else {
             dynasm!(a ; .arch x64 ; jnz >taken);
         }
-        materialize(a, pending);
+        let mut other = st;
+        st.merge(a);
         link_exit(a, fallthrough, n, sites, first_id);
         dynasm!(a ; .arch x64 ; taken:);
-        materialize(a, pending);
+        other.merge(a);
         link_exit(a, target, n, sites, first_id);
         return;
     }
+    if host_has_lahf() {
+        // Each way merges from rax (or the slot): LAHF and SETO leave the
+        // host's flags as they are.
+        st.keep_off_host(a);
+    }
+    emit_native_cond(a, cc, src);
     match cc {
         O => dynasm!(a ; .arch x64 ; jo >taken),
         No => dynasm!(a ; .arch x64 ; jno >taken),
@@ -1256,10 +1269,11 @@ fn emit_jcc_pending(
         Le => dynasm!(a ; .arch x64 ; jle >taken),
         G => dynasm!(a ; .arch x64 ; jg >taken),
     }
-    materialize(a, pending);
+    let mut other = st;
+    st.merge(a);
     link_exit(a, fallthrough, n, sites, first_id);
     dynasm!(a ; .arch x64 ; taken:);
-    materialize(a, pending);
+    other.merge(a);
     link_exit(a, target, n, sites, first_id);
 }
 
@@ -2136,6 +2150,26 @@ enum FlagSrc {
     /// The pending slot (see [`merge_flags`]), which holds every flag the
     /// condition reads.
     Pending,
+    /// The host's flags, which hold every flag it reads (see `flags.rs`).
+    Host,
+    /// rax's LAHF/SETO image, which holds every flag it reads.
+    Rax,
+}
+
+impl FlagSrc {
+    /// The source for the pending flags found at `s`.
+    fn of(s: flags::Source) -> FlagSrc {
+        match s {
+            flags::Source::Host => FlagSrc::Host,
+            flags::Source::Rax => FlagSrc::Rax,
+            flags::Source::Slot => FlagSrc::Pending,
+        }
+    }
+
+    /// Whether a condition on it runs as the host's own SETcc, CMOVcc or Jcc.
+    fn native(self) -> bool {
+        matches!(self, FlagSrc::Host | FlagSrc::Rax)
+    }
 }
 
 /// The EFLAGS bits condition `cc` reads.
@@ -2181,6 +2215,9 @@ fn emit_cond(a: &mut Assembler, cc: Cond, src: FlagSrc) -> bool {
                 match src {
                     FlagSrc::Eflags => dynasm!(a ; .arch x64 ; mov eax, DWORD [rdi + fl]),
                     FlagSrc::Pending => dynasm!(a ; .arch x64 ; mov eax, DWORD [rsp + 8]),
+                    FlagSrc::Host | FlagSrc::Rax => {
+                        unreachable!("a native condition: see emit_native_cond")
+                    }
                 }
                 dynasm!(a
                     ; .arch x64
@@ -2206,13 +2243,27 @@ fn emit_cond(a: &mut Assembler, cc: Cond, src: FlagSrc) -> bool {
             dynasm!(a ; .arch x64 ; test WORD [rsp + 8], word);
         }
         (_, FlagSrc::Pending) => dynasm!(a ; .arch x64 ; test DWORD [rsp + 8], bits as i32),
+        (_, FlagSrc::Host | FlagSrc::Rax) => {
+            unreachable!("a native condition: see emit_native_cond")
+        }
     }
     negated
 }
 
+/// Makes the host's flags hold condition `cc`'s flags from `src` (a
+/// native source: the host's flags already, or rax).
+fn emit_native_cond(a: &mut Assembler, cc: Cond, src: FlagSrc) {
+    if src == FlagSrc::Rax {
+        flags::restore_from_rax(a, cond_bits(cc) & 0x800 != 0);
+    }
+}
+
 /// al := condition `cc` on the guest's flags (0 or 1).
 fn emit_setcc(a: &mut Assembler, cc: Cond, src: FlagSrc) {
-    if emit_cond(a, cc, src) {
+    if src.native() {
+        emit_native_cond(a, cc, src);
+        flags::setcc_al(a, cc);
+    } else if emit_cond(a, cc, src) {
         dynasm!(a ; .arch x64 ; setz al);
     } else {
         dynasm!(a ; .arch x64 ; setnz al);
@@ -2329,7 +2380,10 @@ fn emit_more(
             load_rm_esi(a, src, false, user, miss);
             // The condition holds with the host's ZF set when it is a
             // negated form, clear otherwise (see `emit_cond`).
-            if emit_cond(a, cc, flags) {
+            if flags.native() {
+                emit_native_cond(a, cc, flags);
+                flags::cmov_from_esi(a, cc, hr(d));
+            } else if emit_cond(a, cc, flags) {
                 dynasm!(a ; .arch x64 ; cmovz Rd(hr(d)), esi);
             } else {
                 dynasm!(a ; .arch x64 ; cmovnz Rd(hr(d)), esi);
@@ -2833,6 +2887,75 @@ fn flags_read(op: Op) -> u32 {
     }
 }
 
+/// Whether `op` leaves its flags in the host's flags only (see `flags.rs`):
+/// the 32-bit ALU operations, whose code ends with the host's twin.
+fn defers(op: Op) -> bool {
+    host_has_lahf()
+        && matches!(
+            op,
+            Op::Alu(..) | Op::AluRM(..) | Op::AluMR(..) | Op::IncDec(..)
+        )
+}
+
+/// The flags `op` reads that it may take from the pending flags (see
+/// `flags.rs`): the condition of a 32-bit form's Jcc, SETcc or CMOVcc, and
+/// CF for a 32-bit ADC or SBB.
+fn reads_pending(op: Op) -> Option<u32> {
+    match op {
+        Op::Jcc(cc, _) | Op::Setcc(cc, _) | Op::Cmov(cc, ..) => Some(cond_bits(cc)),
+        Op::Alu(Alu::Adc | Alu::Sbb, ..)
+        | Op::AluRM(Alu::Adc | Alu::Sbb, ..)
+        | Op::AluMR(Alu::Adc | Alu::Sbb, ..) => Some(0x1),
+        _ => None,
+    }
+}
+
+/// Whether `op`'s code leaves the host's flags as they are.
+fn keeps_host_flags(op: Op) -> bool {
+    matches!(op, Op::Nop | Op::MovRR(..) | Op::MovRI(..))
+        || matches!(op, Op::Lea(_, m) if m.seg.is_none())
+}
+
+/// Whether `op`'s code leaves rax as it is (a CMOVcc only when its
+/// condition runs natively; see the translator's loop).
+fn keeps_rax(op: Op) -> bool {
+    matches!(
+        op,
+        Op::Nop
+            | Op::MovRR(..)
+            | Op::MovRI(..)
+            | Op::Lea(..)
+            | Op::Load(..)
+            | Op::Store(..)
+            | Op::Push(_)
+            | Op::Pop(_)
+            | Op::Alu(..)
+            | Op::AluRM(..)
+            | Op::AluMR(..)
+            | Op::IncDec(..)
+            | Op::Cmov(..)
+            | Op::Movx(_, Loc8::Mem(_), ..)
+            | Op::Word(Loc8::Reg(..), Src8::Loc(Loc8::Mem(_)))
+    )
+}
+
+/// Whether `op` may leave the block before it completes (or ends it).
+fn may_exit(op: Op) -> bool {
+    touches_memory(op)
+        || matches!(
+            op,
+            Op::Rdtsc
+                | Op::Helper
+                | Op::X87(_)
+                | Op::Jcc(..)
+                | Op::Jmp(_)
+                | Op::Call(_)
+                | Op::Ret(_)
+                | Op::JmpInd(_)
+                | Op::CallInd(_)
+        )
+}
+
 /// For each op of a block, whether any flag it writes is still needed
 /// (read later in the block, or live at its end, where every flag is): an
 /// op whose flags all die before anyone reads them skips computing them.
@@ -2917,10 +3040,9 @@ pub fn translate(
     let mut exits = Vec::new();
     let as_is = a.new_dynamic_label();
     let mut ended = false;
-    // Host flags saved by an earlier op that EFLAGS has not taken yet.
-    let mut pending: Option<(u32, u32)> = None;
-    // The host's flags are the pending ones: the op just before set them.
-    let mut host_flags_fresh = false;
+    // Flags an earlier op set that EFLAGS has not taken yet, and where
+    // they are (see `flags.rs`).
+    let mut st = flags::Pending::default();
     // Whether the guest's x87 state is in the host FPU (see `x87.rs`): at
     // the block's entry that depends on where it came from.
     let mut x87_in_host = None;
@@ -2932,39 +3054,34 @@ pub fn translate(
         let here = eip.wrapping_add(bytes);
         bytes += u32::from(len);
         let next = eip.wrapping_add(bytes);
-        // SETcc and CMOVcc test the pending flags themselves when those
-        // hold every flag their condition reads; the pending flags stay so.
-        let flags = match (op, pending) {
-            (Op::Setcc(cc, _) | Op::Cmov(cc, ..), Some((mask, _)))
-                if cond_bits(cc) & !mask == 0 =>
-            {
-                FlagSrc::Pending
+        // A reader of flags the pending ones hold takes them from there.
+        let reads = reads_pending(op).filter(|&bits| st.holds(bits));
+        if needs_eflags(op, live) && reads.is_none() {
+            st.merge(a);
+        }
+        // Unless the op sets them all again before anything can see them,
+        // the pending flags move out of the host's flags and rax before it
+        // changes those.
+        let superseded = st.p.is_some_and(|(mask, clear)| {
+            flags_written(op).0 & (mask | clear) == mask | clear && !may_exit(op)
+        });
+        // A CMOVcc on a register reads the host's flags as they are and
+        // leaves them so; a branch takes them where they are.
+        let native_cmov = matches!(op, Op::Cmov(_, _, Rm::Reg(_))) && reads.is_some() && st.host;
+        if !superseded && !matches!(op, Op::Jcc(..)) {
+            if !keeps_host_flags(op) && !native_cmov {
+                st.keep_off_host(a);
             }
-            // A branch tests the pending flags (or the host's, when the op
-            // just before set them) and merges them on each way.
-            (Op::Jcc(cc, _), Some((mask, _))) if cond_bits(cc) & !mask == 0 => FlagSrc::Pending,
-            // ADC and SBB take CF from the slot.
-            (
-                Op::Alu(Alu::Adc | Alu::Sbb, ..)
-                | Op::AluRM(Alu::Adc | Alu::Sbb, ..)
-                | Op::AluMR(Alu::Adc | Alu::Sbb, ..),
-                Some((mask, _)),
-            ) if mask & 1 != 0 => FlagSrc::Pending,
-            _ => FlagSrc::Eflags,
+            if !keeps_rax(op) {
+                st.keep_off_rax(a);
+            }
+        }
+        let flags = match reads {
+            Some(_) => FlagSrc::of(st.source(!touches_memory(op))),
+            None => FlagSrc::Eflags,
         };
-        let fresh = host_flags_fresh;
-        host_flags_fresh = live && saves_flags(op).is_some();
-        if needs_eflags(op, live) && flags == FlagSrc::Eflags {
-            if let Some(p) = pending.take() {
-                materialize(a, p);
-            }
-        }
-        let before = pending;
-        if live {
-            if let Some(p) = saves_flags(op) {
-                pending = Some(p);
-            }
-        }
+        // What an early exit at this op finds.
+        let before = st;
         if x87::calls_out(op) {
             // The helpers run Rust code: the host FPU must be the host's.
             if x87_in_host != Some(false) {
@@ -2988,12 +3105,12 @@ pub fn translate(
                 x87::emit(a, (x, here), user, miss, live, &mut x87_pointers);
             }
             Op::Jcc(cc, target) => {
-                match (flags, pending.take()) {
-                    (FlagSrc::Pending, Some(p)) => {
-                        emit_jcc_pending(a, (cc, p, fresh), (target, next), n, &mut sites, first_id)
-                    }
-                    _ => emit_jcc(a, cc, (target, next), n, &mut sites, first_id),
+                if reads.is_some() {
+                    emit_jcc_pending(a, (cc, st), (target, next), n, &mut sites, first_id);
+                } else {
+                    emit_jcc(a, cc, (target, next), n, &mut sites, first_id);
                 }
+                st = flags::Pending::default();
                 ended = true;
             }
             Op::Jmp(target) => {
@@ -3020,26 +3137,44 @@ pub fn translate(
                 let miss = a.new_dynamic_label();
                 exits.push((miss, here, k as u32, before));
                 let near = checked.and_then(|c| c.near(op));
-                emit_mem(a, op, user, miss, live, (near, flags));
+                emit_mem(a, op, user, miss, live && !defers(op), (near, flags));
             }
-            _ => emit(a, op, live, flags),
+            _ => emit(a, op, live && !defers(op), flags),
         }
         checked = Checked::after(checked, op);
+        // Where the pending flags are now.
+        match saves_flags(op) {
+            Some(p) if live && defers(op) => st = flags::Pending::in_host(p),
+            Some(p) if live => st = flags::Pending::saved(p),
+            Some(_) if superseded => st = flags::Pending::default(),
+            _ => {
+                // A native CMOVcc leaves the host's flags the pending ones
+                // (made again from rax if need be); one through emit_cond
+                // changes rax.
+                let cmov = matches!(op, Op::Cmov(..));
+                st.host &= keeps_host_flags(op) || cmov && flags.native();
+                st.rax &= keeps_rax(op) && (!cmov || flags.native());
+                if st.p.is_some() && !(st.host || st.rax || st.slot) {
+                    // Dead: set again before anything reads them.
+                    st = flags::Pending::default();
+                }
+            }
+        }
     }
     if !ended {
-        if let Some(p) = pending.take() {
-            materialize(a, p);
-        }
+        st.merge(a);
         link_exit(a, eip.wrapping_add(bytes), n, &mut sites, first_id);
     }
     // Early exits: EIP on the instruction whose access missed, the count of
     // those before it, and the flags they left. (The trampoline takes the
     // x87 state back.)
-    for (label, at, k, pending) in exits {
+    for (label, at, k, mut pending) in exits {
         dynasm!(a ; .arch x64 ; =>label);
-        if let Some(p) = pending {
-            materialize(a, p);
-        }
+        debug_assert!(
+            pending.p.is_none() || pending.rax || pending.slot,
+            "an exit after an op that changed the host's flags"
+        );
+        pending.merge(a);
         exit(a, at, k);
     }
     dynasm!(a
