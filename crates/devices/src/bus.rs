@@ -36,6 +36,13 @@ pub trait Device: Send {
     /// A short name for logs and errors.
     fn name(&self) -> &str;
 
+    /// Whether its accesses only ever change its own state (no interrupt
+    /// line, no deadline, no other device, no guest memory), so that the
+    /// machine need not look again after one (a POST code latch).
+    fn isolated(&self) -> bool {
+        false
+    }
+
     /// Reads `size` bytes of the port window at `base`.
     fn pio_read(&mut self, base: u16, offset: u16, size: u8) -> u32 {
         let _ = (base, offset);
@@ -360,6 +367,17 @@ impl IoBus {
         (u32::from(off) + u32::from(size) <= w.len).then_some(w)
     }
 
+    /// Whether the `size`-byte access at `port` may change something the
+    /// machine must look at again (an interrupt line, a deadline, another
+    /// device): false for a port nobody claims and for an
+    /// [`Device::isolated`] device's.
+    pub fn pio_reaches_machine(&self, port: u16, size: u8) -> bool {
+        match self.route(port, size) {
+            Some(w) => !self.devices[w.dev].isolated(),
+            None => self.straddles(port, size),
+        }
+    }
+
     /// True when some byte of a multi-byte access is claimed (and `route`
     /// found that the access does not fit one window).
     fn straddles(&self, port: u16, size: u8) -> bool {
@@ -516,6 +534,21 @@ mod tests {
         assert_eq!(bus.pio_read(0x1234, 2), 0xFFFF);
         assert_eq!(bus.pio_read(0xFFFF, 4), 0xFFFF_FFFF);
         bus.pio_write(0xFFFF, 4, 0); // dropped, no wrap panic
+    }
+
+    #[test]
+    fn only_ports_that_may_change_the_machine_reach_it() {
+        let mut bus = IoBus::new();
+        bus.register(0x3F8, 8, Probe::default()).unwrap();
+        bus.register(crate::post::POST_PORT, 1, crate::post::PostPort::new())
+            .unwrap();
+        assert!(bus.pio_reaches_machine(0x3F8, 1));
+        assert!(!bus.pio_reaches_machine(0x80, 1), "the POST latch");
+        assert!(!bus.pio_reaches_machine(0x1234, 4), "nobody's port");
+        assert!(
+            bus.pio_reaches_machine(0x3F6, 4),
+            "a word straddling into the probe"
+        );
     }
 
     #[test]

@@ -45,6 +45,9 @@ impl crate::bus::Device for PostPort {
     fn name(&self) -> &str {
         "post"
     }
+    fn isolated(&self) -> bool {
+        true
+    }
 }
 
 #[cfg(test)]

@@ -310,8 +310,12 @@ impl Bus for Board {
         Bus::write_u32(&mut self.ram, addr, value)
     }
     fn io_read(&mut self, port: u16, size: u8) -> u32 {
-        // Reads change interrupt lines too (IIR, RBR, RTC register C...).
-        self.reach_device();
+        // Reads change interrupt lines too (IIR, RBR, RTC register C...);
+        // a port nobody claims, or the POST latch (port 0x80, the kernel's
+        // I/O delay), changes nothing the machine must look at again.
+        if self.io.pio_reaches_machine(port, size) {
+            self.reach_device();
+        }
         let mut mem = RamDma {
             ram: &mut self.ram,
             upper: &self.upper,
@@ -321,7 +325,9 @@ impl Bus for Board {
         v
     }
     fn io_write(&mut self, port: u16, size: u8, value: u32) {
-        self.reach_device();
+        if self.io.pio_reaches_machine(port, size) {
+            self.reach_device();
+        }
         self.log_access(Access::Out, u32::from(port), size, u64::from(value));
         let mut mem = RamDma {
             ram: &mut self.ram,
