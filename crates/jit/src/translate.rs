@@ -57,13 +57,16 @@
 //! Instructions on the helper list (`runs_in_helper`: the x87 control
 //! instructions and FWAIT, the flag and
 //! width conversions, XCHG/CMPXCHG/XADD, MUL/IDIV, BSF/BSR, SHLD/SHRD,
-//! PUSHF, CPUID, the REP string forms) run in the interpreter from inside
-//! the block, through a helper call: registers spilled, flags merged, the
-//! count the interpreter sees exact; the block goes on only when the
-//! instruction completed normally and did not write the block's page.
+//! PUSHF, CPUID, the REP string forms, IN and OUT) run in the interpreter
+//! from inside the block, through a helper call: registers spilled, flags
+//! merged, the count the interpreter sees exact; the block goes on only
+//! when the instruction completed normally, did not write the block's page
+//! and reached no device the machine must look at again (an IN or OUT
+//! that does leaves the block with the interpreter's device exit; I/O
+//! permission faults are the interpreter's too).
 //!
 //! Everything else ends the block and runs in the reference interpreter,
-//! which is how the sensitive and privileged instructions, I/O, memory
+//! which is how the sensitive and privileged instructions, string I/O, memory
 //! operands, control transfers and the forms without a 64-bit encoding are
 //! handled today: none of them ever runs natively.
 
@@ -441,6 +444,8 @@ fn runs_in_helper(d: &Decoded) -> bool {
             | M::Cmpsb
             | M::Cmpsw
             | M::Cmpsd
+            | M::In
+            | M::Out
     )
 }
 
