@@ -36,11 +36,15 @@ pub trait Device: Send {
     /// A short name for logs and errors.
     fn name(&self) -> &str;
 
-    /// Whether its accesses only ever change its own state (no interrupt
-    /// line, no deadline, no other device, no guest memory), so that the
-    /// machine need not look again after one (a POST code latch).
-    fn isolated(&self) -> bool {
-        false
+    /// Whether the access about to be made (a `write` or a read of `size`
+    /// bytes at `offset` in the window at `base`, at the time the device
+    /// now sees) may change something the machine must look at again: an
+    /// interrupt line, a deadline, another device, guest memory. True
+    /// unless the device knows better (a POST code latch; a status port
+    /// computed from the time).
+    fn access_reaches_machine(&self, base: u16, offset: u16, size: u8, write: bool) -> bool {
+        let _ = (base, offset, size, write);
+        true
     }
 
     /// Reads `size` bytes of the port window at `base`.
@@ -367,13 +371,14 @@ impl IoBus {
         (u32::from(off) + u32::from(size) <= w.len).then_some(w)
     }
 
-    /// Whether the `size`-byte access at `port` may change something the
-    /// machine must look at again (an interrupt line, a deadline, another
-    /// device): false for a port nobody claims and for an
-    /// [`Device::isolated`] device's.
-    pub fn pio_reaches_machine(&self, port: u16, size: u8) -> bool {
+    /// Whether the `size`-byte access (a `write` or a read) at `port` may
+    /// change something the machine must look at again (see
+    /// [`Device::access_reaches_machine`]): false for a port nobody claims.
+    pub fn pio_reaches_machine(&self, port: u16, size: u8, write: bool) -> bool {
         match self.route(port, size) {
-            Some(w) => !self.devices[w.dev].isolated(),
+            Some(w) => {
+                self.devices[w.dev].access_reaches_machine(w.base, port - w.base, size, write)
+            }
             None => self.straddles(port, size),
         }
     }
@@ -542,11 +547,12 @@ mod tests {
         bus.register(0x3F8, 8, Probe::default()).unwrap();
         bus.register(crate::post::POST_PORT, 1, crate::post::PostPort::new())
             .unwrap();
-        assert!(bus.pio_reaches_machine(0x3F8, 1));
-        assert!(!bus.pio_reaches_machine(0x80, 1), "the POST latch");
-        assert!(!bus.pio_reaches_machine(0x1234, 4), "nobody's port");
+        assert!(bus.pio_reaches_machine(0x3F8, 1, false));
+        assert!(bus.pio_reaches_machine(0x3F8, 1, true));
+        assert!(!bus.pio_reaches_machine(0x80, 1, true), "the POST latch");
+        assert!(!bus.pio_reaches_machine(0x1234, 4, true), "nobody's port");
         assert!(
-            bus.pio_reaches_machine(0x3F6, 4),
+            bus.pio_reaches_machine(0x3F6, 4, false),
             "a word straddling into the probe"
         );
     }

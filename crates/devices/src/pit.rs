@@ -729,6 +729,16 @@ impl Timed for Pit8254 {
 }
 
 impl crate::bus::Device for Pit8254 {
+    fn access_reaches_machine(&self, base: u16, _off: u16, _size: u8, write: bool) -> bool {
+        // A read of port 0x61 computes its bits from the time and changes
+        // nothing, unless OUT0 has rising edges to deliver by now (the read
+        // would pulse IRQ0).
+        let s = &self.state;
+        write
+            || base != SYSTEM_CONTROL_B_PORT
+            || s.irq0_edges > 0
+            || s.channels[0].rising_edges(s.last_tick, self.now_tick()) > 0
+    }
     fn pio_read(&mut self, base: u16, off: u16, size: u8) -> u32 {
         let v = if base == SYSTEM_CONTROL_B_PORT {
             // Only one port: the other bytes of a wide access are unclaimed.
@@ -1032,6 +1042,27 @@ mod tests {
         assert_eq!(p.read_port(0x61) & 0x21, 0x21);
         // Channel 2's edges do not count as IRQ0.
         assert_eq!(p.take_irq0_edges(), 0);
+    }
+
+    #[test]
+    fn a_port61_read_reaches_the_machine_only_with_edges_to_deliver() {
+        use crate::bus::Device;
+        let (mut p, time) = pit();
+        // Mode 0, OUT0 rises 1001 ticks after the count is written.
+        at(&mut p, &time, ns(100));
+        p.write_port(0x43, 0x30);
+        p.write_port(0x40, 0xE8);
+        p.write_port(0x40, 0x03);
+        let base = SYSTEM_CONTROL_B_PORT;
+        time.set(ns(100 + 1000));
+        assert!(!p.access_reaches_machine(base, 0, 1, false), "no edge yet");
+        assert!(p.access_reaches_machine(base, 0, 1, true), "a write");
+        assert!(p.access_reaches_machine(PIT_PORT, 0, 1, false), "a counter");
+        time.set(ns(100 + 1001));
+        assert!(
+            p.access_reaches_machine(base, 0, 1, false),
+            "the read would pulse IRQ0"
+        );
     }
 
     #[test]

@@ -45,8 +45,8 @@ impl crate::bus::Device for PostPort {
     fn name(&self) -> &str {
         "post"
     }
-    fn isolated(&self) -> bool {
-        true
+    fn access_reaches_machine(&self, _base: u16, _off: u16, _size: u8, _write: bool) -> bool {
+        false
     }
 }
 

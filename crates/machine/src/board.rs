@@ -311,10 +311,12 @@ impl Bus for Board {
     }
     fn io_read(&mut self, port: u16, size: u8) -> u32 {
         // Reads change interrupt lines too (IIR, RBR, RTC register C...);
-        // a port nobody claims, or the POST latch (port 0x80, the kernel's
-        // I/O delay), changes nothing the machine must look at again.
-        if self.io.pio_reaches_machine(port, size) {
-            self.reach_device();
+        // a port nobody claims, the POST latch (port 0x80, the kernel's I/O
+        // delay) or a status read from the time (port 0x61) changes nothing
+        // the machine must look at again.
+        self.time.set(self.clock.now());
+        if self.io.pio_reaches_machine(port, size, false) {
+            self.device_access = true;
         }
         let mut mem = RamDma {
             ram: &mut self.ram,
@@ -325,8 +327,9 @@ impl Bus for Board {
         v
     }
     fn io_write(&mut self, port: u16, size: u8, value: u32) {
-        if self.io.pio_reaches_machine(port, size) {
-            self.reach_device();
+        self.time.set(self.clock.now());
+        if self.io.pio_reaches_machine(port, size, true) {
+            self.device_access = true;
         }
         self.log_access(Access::Out, u32::from(port), size, u64::from(value));
         let mut mem = RamDma {
