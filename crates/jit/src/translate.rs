@@ -2917,8 +2917,10 @@ fn reads_pending(op: Op) -> Option<u32> {
 
 /// Whether `op`'s code leaves the host's flags as they are.
 fn keeps_host_flags(op: Op) -> bool {
-    matches!(op, Op::Nop | Op::MovRR(..) | Op::MovRI(..))
-        || matches!(op, Op::Lea(_, m) if m.seg.is_none())
+    matches!(
+        op,
+        Op::Nop | Op::MovRR(..) | Op::MovRI(..) | Op::Unary(Unary::Not, Rm::Reg(_))
+    ) || matches!(op, Op::Lea(_, m) if m.seg.is_none())
 }
 
 /// Whether `op`'s code leaves rax as it is (a CMOVcc only when its
@@ -2939,6 +2941,7 @@ fn keeps_rax(op: Op) -> bool {
             | Op::AluMR(..)
             | Op::IncDec(..)
             | Op::Cmov(..)
+            | Op::Unary(Unary::Not, _)
             | Op::Movx(_, Loc8::Mem(_), ..)
             | Op::Word(Loc8::Reg(..), Src8::Loc(Loc8::Mem(_)))
     )
