@@ -734,6 +734,14 @@ mod tests {
         panic!("no HLT");
     }
 
+    /// Fills the data pages the random programs use (0x3000-0x4FFF) with
+    /// bytes drawn from `seed`.
+    fn fill_data(ram: &mut FlatRam, seed: u64) {
+        for k in 0..0x2000 {
+            ram.bytes_mut()[0x3000 + k] = (seed >> (k % 56)) as u8;
+        }
+    }
+
     /// Runs `code` from the same start under the interpreter and under
     /// `jit`, after `setup` on both machines, and checks that the CPU
     /// state, the instruction count and RAM agree; returns the JIT's CPU.
@@ -919,9 +927,7 @@ mod tests {
                 |cpu, ram| {
                     cpu.state.regs[6] = 0x3000 + (seed as u32 & 0x3C);
                     cpu.state.regs[7] = (seed >> 8) as u32 & 3;
-                    for k in 0..0x2000 {
-                        ram.bytes_mut()[0x3000 + k] = (seed >> (k % 56)) as u8;
-                    }
+                    fill_data(ram, seed);
                 },
             );
         }
@@ -1046,29 +1052,32 @@ mod tests {
                     _ => p.extend([0x50 + d, 0x58 + pick(rng)]),
                 }
             }
-            // The reader.
-            let cc = rng.below(16) as u8;
-            let (r, s) = (pick(rng), pick(rng));
-            match rng.below(8) {
-                0 => p.extend([[0x11u8, 0x19][rng.below(2) as usize], 0xC0 | r << 3 | s]),
-                1 => with_mem(
-                    &mut p,
-                    &[[0x13u8, 0x1B][rng.below(2) as usize]],
-                    r,
-                    disp(rng),
-                ),
-                2 => with_mem(
-                    &mut p,
-                    &[[0x11u8, 0x19][rng.below(2) as usize]],
-                    r,
-                    disp(rng),
-                ),
-                3 => p.extend([0x0F, 0x40 + cc, 0xC0 | r << 3 | s]),
-                4 => with_mem(&mut p, &[0x0F, 0x40 + cc], r, disp(rng)),
-                5 => p.extend([0x0F, 0x90 + cc, 0xC0 | r]),
-                6 => with_mem(&mut p, &[0x0F, 0x90 + cc], 0, disp(rng)),
-                // jcc over an INC
-                _ => p.extend([0x70 + cc, 1, 0x40 + r]),
+            // The readers: one, sometimes two (the second finds the flags
+            // where the first left them).
+            for _ in 0..1 + rng.below(2) {
+                let cc = rng.below(16) as u8;
+                let (r, s) = (pick(rng), pick(rng));
+                match rng.below(8) {
+                    0 => p.extend([[0x11u8, 0x19][rng.below(2) as usize], 0xC0 | r << 3 | s]),
+                    1 => with_mem(
+                        &mut p,
+                        &[[0x13u8, 0x1B][rng.below(2) as usize]],
+                        r,
+                        disp(rng),
+                    ),
+                    2 => with_mem(
+                        &mut p,
+                        &[[0x11u8, 0x19][rng.below(2) as usize]],
+                        r,
+                        disp(rng),
+                    ),
+                    3 => p.extend([0x0F, 0x40 + cc, 0xC0 | r << 3 | s]),
+                    4 => with_mem(&mut p, &[0x0F, 0x40 + cc], r, disp(rng)),
+                    5 => p.extend([0x0F, 0x90 + cc, 0xC0 | r]),
+                    6 => with_mem(&mut p, &[0x0F, 0x90 + cc], 0, disp(rng)),
+                    // jcc over an INC
+                    _ => p.extend([0x70 + cc, 1, 0x40 + r]),
+                }
             }
         }
         p.push(0xF4);
@@ -1089,9 +1098,7 @@ mod tests {
                 &format!("case {case}"),
                 |cpu, ram| {
                     cpu.state.regs[6] = 0x3000 + (seed as u32 & 0x3C);
-                    for k in 0..0x2000 {
-                        ram.bytes_mut()[0x3000 + k] = (seed >> (k % 56)) as u8;
-                    }
+                    fill_data(ram, seed);
                 },
             );
         }
@@ -1146,9 +1153,7 @@ mod tests {
                     if seed & 1 == 0 {
                         cpu.state.segs[SegReg::Gs as usize].limit = 0xFFFF;
                     }
-                    for k in 0..0x2000 {
-                        ram.bytes_mut()[0x3000 + k] = (seed >> (k % 56)) as u8;
-                    }
+                    fill_data(ram, seed);
                 },
             );
         }
@@ -1322,9 +1327,7 @@ mod tests {
             let code = late_program(&mut rng, 25);
             let seed = rng.next();
             agree(&mut jit, &code, seed, &format!("case {case}"), |_, ram| {
-                for k in 0..0x2000 {
-                    ram.bytes_mut()[0x3000 + k] = (seed >> (k % 56)) as u8;
-                }
+                fill_data(ram, seed);
             });
         }
         assert!(jit.stats.native_insns > 10_000, "{:?}", jit.stats);
@@ -1398,9 +1401,7 @@ mod tests {
             let code = helper_program(&mut rng, 20);
             let seed = rng.next();
             let b = agree(&mut jit, &code, seed, &format!("case {case}"), |_, ram| {
-                for k in 0..0x2000 {
-                    ram.bytes_mut()[0x3000 + k] = (seed >> (k % 56)) as u8;
-                }
+                fill_data(ram, seed);
             });
             if b.state.eip == 0x1000 + code.len() as u32 {
                 // It reached the end (a #DE or an x87 fault may stop it).

@@ -1234,7 +1234,6 @@ fn emit_jcc_pending(
     sites: &mut Vec<LinkSite>,
     first_id: u32,
 ) {
-    use Cond::*;
     let src = FlagSrc::of(st.source(true));
     if !src.native() {
         if emit_cond(a, cc, FlagSrc::Pending) {
@@ -1242,20 +1241,27 @@ fn emit_jcc_pending(
         } else {
             dynasm!(a ; .arch x64 ; jnz >taken);
         }
-        let mut other = st;
-        st.merge(a);
-        link_exit(a, fallthrough, n, sites, first_id);
-        dynasm!(a ; .arch x64 ; taken:);
-        other.merge(a);
-        link_exit(a, target, n, sites, first_id);
-        return;
+    } else {
+        emit_native_jcc(a, cc, src, &mut st);
     }
+    let mut other = st;
+    st.merge(a);
+    link_exit(a, fallthrough, n, sites, first_id);
+    dynasm!(a ; .arch x64 ; taken:);
+    other.merge(a);
+    link_exit(a, target, n, sites, first_id);
+}
+
+/// The host's Jcc to a local `taken` label on the pending flags `st` found
+/// at the native source `src` (kept in rax too, for the merges after).
+fn emit_native_jcc(a: &mut Assembler, cc: Cond, src: FlagSrc, st: &mut flags::Pending) {
+    use Cond::*;
     if host_has_lahf() {
         // Each way merges from rax (or the slot): LAHF and SETO leave the
         // host's flags as they are.
         st.keep_off_host(a);
     }
-    emit_native_cond(a, cc, src);
+    emit_native_cond(a, src);
     match cc {
         O => dynasm!(a ; .arch x64 ; jo >taken),
         No => dynasm!(a ; .arch x64 ; jno >taken),
@@ -1274,12 +1280,6 @@ fn emit_jcc_pending(
         Le => dynasm!(a ; .arch x64 ; jle >taken),
         G => dynasm!(a ; .arch x64 ; jg >taken),
     }
-    let mut other = st;
-    st.merge(a);
-    link_exit(a, fallthrough, n, sites, first_id);
-    dynasm!(a ; .arch x64 ; taken:);
-    other.merge(a);
-    link_exit(a, target, n, sites, first_id);
 }
 
 /// A conditional branch at the end of a block of `n` instructions: the
@@ -2255,18 +2255,19 @@ fn emit_cond(a: &mut Assembler, cc: Cond, src: FlagSrc) -> bool {
     negated
 }
 
-/// Makes the host's flags hold condition `cc`'s flags from `src` (a
-/// native source: the host's flags already, or rax).
-fn emit_native_cond(a: &mut Assembler, cc: Cond, src: FlagSrc) {
+/// Makes the host's flags the pending ones for a condition on `src` (a
+/// native source: the host's flags already, or rax, from which all six
+/// come back: a later reader may trust the host's flags).
+fn emit_native_cond(a: &mut Assembler, src: FlagSrc) {
     if src == FlagSrc::Rax {
-        flags::restore_from_rax(a, cond_bits(cc) & 0x800 != 0);
+        flags::restore_from_rax(a);
     }
 }
 
 /// al := condition `cc` on the guest's flags (0 or 1).
 fn emit_setcc(a: &mut Assembler, cc: Cond, src: FlagSrc) {
     if src.native() {
-        emit_native_cond(a, cc, src);
+        emit_native_cond(a, src);
         flags::setcc_al(a, cc);
     } else if emit_cond(a, cc, src) {
         dynasm!(a ; .arch x64 ; setz al);
@@ -2386,7 +2387,7 @@ fn emit_more(
             // The condition holds with the host's ZF set when it is a
             // negated form, clear otherwise (see `emit_cond`).
             if flags.native() {
-                emit_native_cond(a, cc, flags);
+                emit_native_cond(a, flags);
                 flags::cmov_from_esi(a, cc, hr(d));
             } else if emit_cond(a, cc, flags) {
                 dynasm!(a ; .arch x64 ; cmovz Rd(hr(d)), esi);

@@ -140,16 +140,17 @@ fn materialize_rax(a: &mut Assembler, (mask, clear): (u32, u32)) {
     );
 }
 
-/// Makes the host's flags the pending ones again from rax (SAHF, and for
-/// a condition that reads OF a compare that sets OF exactly when AL is 1).
-/// rax stays.
-pub(super) fn restore_from_rax(a: &mut Assembler, with_of: bool) {
+/// Makes the host's flags the pending ones again from rax: all six, as the
+/// host's flags are taken to hold them afterwards (SAHF, and for OF a
+/// compare that sets it exactly when AL is 1). rax stays.
+pub(super) fn restore_from_rax(a: &mut Assembler) {
     debug_assert!(host_has_lahf());
-    if with_of {
-        // 1 - (-127) overflows a signed byte; 0 - (-127) does not.
-        dynasm!(a ; .arch x64 ; cmp al, -127i8);
-    }
-    dynasm!(a ; .arch x64 ; sahf);
+    // 1 - (-127) overflows a signed byte; 0 - (-127) does not.
+    dynasm!(a
+        ; .arch x64
+        ; cmp al, -127i8
+        ; sahf
+    );
 }
 
 /// SETcc al on the host's flags.
