@@ -1067,18 +1067,15 @@ fn saves_flags(op: Op) -> Option<(u32, u32)> {
 /// flags are wanted): it reads flags, computes its own from EFLAGS, keeps
 /// some of the earlier ones, calls a helper, or ends the block.
 fn needs_eflags(op: Op, live: bool) -> bool {
+    if ends_block(op) {
+        return true;
+    }
     match op {
         Op::Alu(Alu::Adc | Alu::Sbb, ..)
         | Op::AluRM(Alu::Adc | Alu::Sbb, ..)
         | Op::AluMR(Alu::Adc | Alu::Sbb, ..)
         | Op::Byte(ByteOp::Alu(Alu::Adc | Alu::Sbb), ..)
         | Op::Alu16(Alu::Adc | Alu::Sbb, ..)
-        | Op::Jcc(..)
-        | Op::Jmp(_)
-        | Op::Call(_)
-        | Op::Ret(_)
-        | Op::JmpInd(_)
-        | Op::CallInd(_)
         | Op::Rdtsc
         | Op::Helper
         | Op::Setcc(..)
@@ -2950,19 +2947,15 @@ fn keeps_rax(op: Op) -> bool {
 
 /// Whether `op` may leave the block before it completes (or ends it).
 fn may_exit(op: Op) -> bool {
-    touches_memory(op)
-        || matches!(
-            op,
-            Op::Rdtsc
-                | Op::Helper
-                | Op::X87(_)
-                | Op::Jcc(..)
-                | Op::Jmp(_)
-                | Op::Call(_)
-                | Op::Ret(_)
-                | Op::JmpInd(_)
-                | Op::CallInd(_)
-        )
+    touches_memory(op) || ends_block(op) || matches!(op, Op::Rdtsc | Op::Helper | Op::X87(_))
+}
+
+/// Whether `op` is a control transfer, which ends its block.
+fn ends_block(op: Op) -> bool {
+    matches!(
+        op,
+        Op::Jcc(..) | Op::Jmp(_) | Op::Call(_) | Op::Ret(_) | Op::JmpInd(_) | Op::CallInd(_)
+    )
 }
 
 /// For each op of a block, whether any flag it writes is still needed
