@@ -1011,10 +1011,7 @@ fn merge_flags_keeping_rax(a: &mut Assembler, mask: u32, clear: u32, live: bool)
 /// Merges the pending host flags (see [`merge_flags`]) into the guest's
 /// EFLAGS: the `mask` flags from the host, the `clear` ones zeroed.
 /// Clobbers ecx and r11.
-fn materialize(a: &mut Assembler, (mask, clear): (u32, u32)) {
-    let fl = offsets::EFLAGS as i32;
-    let keep = !(mask | clear) as i32;
-    let mask = mask as i32;
+fn materialize(a: &mut Assembler, pending: (u32, u32)) {
     if host_has_lahf() {
         dynasm!(a
             ; .arch x64
@@ -1029,9 +1026,17 @@ fn materialize(a: &mut Assembler, (mask, clear): (u32, u32)) {
     } else {
         dynasm!(a ; .arch x64 ; mov ecx, DWORD [rsp + 8]);
     }
+    merge_ecx(a, pending);
+}
+
+/// Merges the flags in ecx (at their EFLAGS places) into EFLAGS: the
+/// `mask` ones from ecx, the `clear` ones zeroed. Clobbers r11.
+fn merge_ecx(a: &mut Assembler, (mask, clear): (u32, u32)) {
+    let fl = offsets::EFLAGS as i32;
+    let keep = !(mask | clear) as i32;
     dynasm!(a
         ; .arch x64
-        ; and ecx, mask
+        ; and ecx, mask as i32
         ; mov r11d, DWORD [rdi + fl]
         ; and r11d, keep
         ; or r11d, ecx
@@ -1231,7 +1236,7 @@ fn emit_jcc_pending(
     sites: &mut Vec<LinkSite>,
     first_id: u32,
 ) {
-    let src = FlagSrc::of(st.source(true));
+    let src = st.source(true);
     if !src.native() {
         if emit_cond(a, cc, FlagSrc::Pending) {
             dynasm!(a ; .arch x64 ; jz >taken);
@@ -2159,15 +2164,6 @@ enum FlagSrc {
 }
 
 impl FlagSrc {
-    /// The source for the pending flags found at `s`.
-    fn of(s: flags::Source) -> FlagSrc {
-        match s {
-            flags::Source::Host => FlagSrc::Host,
-            flags::Source::Rax => FlagSrc::Rax,
-            flags::Source::Slot => FlagSrc::Pending,
-        }
-    }
-
     /// Whether a condition on it runs as the host's own SETcc, CMOVcc or Jcc.
     fn native(self) -> bool {
         matches!(self, FlagSrc::Host | FlagSrc::Rax)
@@ -3079,7 +3075,7 @@ pub fn translate(
             }
         }
         let flags = match reads {
-            Some(_) => FlagSrc::of(st.source(!touches_memory(op))),
+            Some(_) => st.source(!touches_memory(op)),
             None => FlagSrc::Eflags,
         };
         // What an early exit at this op finds.

@@ -17,7 +17,7 @@
 //! Without LAHF in 64-bit mode every operation saves its flags in the slot
 //! at once (a PUSHFQ image), as before.
 
-use super::{host_has_lahf, materialize, offsets, Assembler, Cond};
+use super::{host_has_lahf, materialize, merge_ecx, Assembler, Cond, FlagSrc};
 use dynasmrt::{dynasm, DynasmApi};
 
 /// The pending flags: those a flag-setting op left that EFLAGS has not
@@ -98,46 +98,29 @@ impl Pending {
 
     /// The place a reader that runs before anything changes the host's
     /// flags (`first`), or after an inline TLB check, takes them from.
-    pub fn source(&self, first: bool) -> Source {
+    pub fn source(&self, first: bool) -> FlagSrc {
         if self.host && first {
-            Source::Host
+            FlagSrc::Host
         } else if self.rax {
-            Source::Rax
+            FlagSrc::Rax
         } else {
             debug_assert!(self.slot, "pending flags in no place");
-            Source::Slot
+            FlagSrc::Pending
         }
     }
 }
 
-/// Where a reader of the pending flags finds them.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(super) enum Source {
-    /// The host's flags.
-    Host,
-    /// rax (LAHF/SETO).
-    Rax,
-    /// The pending slot.
-    Slot,
-}
-
 /// Merges the pending flags `(mask, clear)` in rax's LAHF/SETO image into
 /// EFLAGS. Clobbers ecx, r11 and the host's flags.
-fn materialize_rax(a: &mut Assembler, (mask, clear): (u32, u32)) {
-    let fl = offsets::EFLAGS as i32;
-    let keep = !(mask | clear) as i32;
+fn materialize_rax(a: &mut Assembler, pending: (u32, u32)) {
     dynasm!(a
         ; .arch x64
         ; movzx ecx, ah
         ; movzx r11d, al
         ; shl r11d, 11
         ; or ecx, r11d
-        ; and ecx, mask as i32
-        ; mov r11d, DWORD [rdi + fl]
-        ; and r11d, keep
-        ; or r11d, ecx
-        ; mov DWORD [rdi + fl], r11d
     );
+    merge_ecx(a, pending);
 }
 
 /// Makes the host's flags the pending ones again from rax: all six, as the
