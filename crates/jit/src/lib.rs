@@ -185,6 +185,10 @@ struct HelperFrame<B> {
     end: u64,
     exit: Option<EngineExit>,
     calls: u64,
+    /// The helper's instruction (an STI) left an interrupt shadow and the
+    /// block left after it: the shadow covers the next instruction, which
+    /// has not run yet.
+    keep_shadow: bool,
 }
 
 /// The address of [`step_helper`] for bus type `B`.
@@ -196,7 +200,8 @@ fn helper_addr<B: Bus>() -> usize {
 
 /// The helper behind `translate::Op::Helper` (see `translate::HelperCall`):
 /// the interpreter runs the instruction at EIP from inside a block, under
-/// the same stop rules as any interpreter step.
+/// the same stop rules as any interpreter step; the block goes on only
+/// where translated code could have started (see [`block_goes_on`]).
 extern "sysv64" fn step_helper<B: Bus>(
     cpu: *mut Cpu,
     frame: *mut HelperFrame<B>,
@@ -217,14 +222,33 @@ extern "sysv64" fn step_helper<B: Bus>(
     let gen = bus.code_generation(page);
     cpu.icount += k;
     let exit = morph86_cpu::engine::interpret_one(cpu, bus, frame.req, frame.end);
-    if exit.is_none() && cpu.state.eip == next as u32 && bus.code_generation(page) == gen {
+    if exit.is_none()
+        && cpu.state.eip == next as u32
+        && bus.code_generation(page) == gen
+        && block_goes_on(cpu, frame.req)
+    {
         // The block goes on: it counts its instructions when it leaves.
         cpu.icount -= k + 1;
         cpu.sync_memory(bus);
         return 1;
     }
     frame.exit = exit;
+    frame.keep_shadow = cpu.interrupt_shadow();
     0
+}
+
+/// Whether a block may go on after its helper ran an instruction that
+/// completed normally, left EIP on the next one and kept the block's page:
+/// the engine's rules for entering translated code still hold (POPF may
+/// set TF; STI or POPF may set IF, and a pending interrupt would then be
+/// taken at the next boundary with no shadow, which translated code cannot
+/// do). An STI shadow needs no rule here: without a pending interrupt it
+/// matters only when the run ends right after the STI, which the
+/// interpreter's stop rules see (the helper then leaves, and the engine
+/// keeps the shadow).
+fn block_goes_on(cpu: &Cpu, req: RunRequest) -> bool {
+    cpu.native_allowed()
+        && !(req.interrupt_pending && cpu.state.eflags & morph86_cpu::flags::IF != 0)
 }
 
 /// A direct exit of a block in the cache, and what linking it needs.
@@ -448,11 +472,12 @@ impl<B: Bus> Engine<B> for JitEngine {
         let mut segs = 0;
         loop {
             if fresh {
-                // Translated code cannot change IF, so while IF = 0 a
-                // pending interrupt cannot become deliverable inside a
-                // block; with IF = 1 it is pending only under an interrupt
-                // shadow, which ends after one instruction: that one runs in
-                // the interpreter.
+                // Translated code changes IF only through a helper (STI,
+                // POPF), which leaves the block when a pending interrupt
+                // may then be taken (`block_goes_on`); so while IF = 0 no
+                // window opens inside a block, and with IF = 1 an interrupt
+                // is pending only under an interrupt shadow, which ends
+                // after one instruction: that one runs in the interpreter.
                 let window_may_open =
                     req.interrupt_pending && cpu.state.eflags & morph86_cpu::flags::IF != 0;
                 let mode = (!window_may_open && cpu.native_allowed() && cpu.code32())
@@ -563,6 +588,7 @@ impl JitEngine {
             end,
             exit: None,
             calls: 0,
+            keep_shadow: false,
         };
         unsafe {
             let tramp = self.cache.as_ref()?.entry(0);
@@ -585,7 +611,9 @@ impl JitEngine {
             // runs the instruction.
             return None;
         }
-        cpu.retired_native();
+        if !frame.keep_shadow {
+            cpu.retired_native();
+        }
         Some(ran)
     }
 
@@ -1344,7 +1372,7 @@ mod tests {
             let r = [0u8, 1, 2, 3][rng.below(4) as usize];
             let s = [0u8, 1, 2, 3][rng.below(4) as usize];
             let d8 = rng.below(32) as u8 * 8;
-            match rng.below(13) {
+            match rng.below(16) {
                 // fld qword [esi+d]; fadd qword [esi+d']; fstp qword [esi+d'']
                 0 => p.extend([
                     0xDD,
@@ -1379,6 +1407,30 @@ mod tests {
                 // in al,0x80; out 0x80,al; in eax,dx; out dx,ax (ports the
                 // test bus leaves open: no device exit)
                 11 => p.extend([0xE4, 0x80, 0xE6, 0x80, 0xED, 0x66, 0xEF]),
+                // cli | sti | pushfd; popfd | pushfd; xor dword [esp],IF; popfd
+                12 => match rng.below(4) {
+                    0 => p.push(0xFA),
+                    1 => p.push(0xFB),
+                    2 => p.extend([0x9C, 0x9D]),
+                    _ => p.extend([0x9C, 0x81, 0x34, 0x24, 0x00, 0x02, 0, 0, 0x9D]),
+                },
+                // mov ecx,bit; bt/bts/btr/btc [esi+d],ecx
+                13 => {
+                    p.extend([0xB9, rng.next() as u8, 0, 0, 0, 0x0F]);
+                    p.extend([[0xA3, 0xAB, 0xB3, 0xBB][rng.below(4) as usize], 0x4E, d8]);
+                }
+                // Forms the translator leaves to the helper: push ds; pop r |
+                // mov r,ss | 16-bit add | rcl r,1 | shr byte [esi+d],3 |
+                // tzcnt r,r' | push dword [esi+d]; pop dword [edi+d]
+                14 => match rng.below(7) {
+                    0 => p.extend([0x1E, 0x58 | r]),
+                    1 => p.extend([0x8C, 0xD0 | r]),
+                    2 => p.extend([0x66, 0x01, 0xC0 | s << 3 | r]),
+                    3 => p.extend([0xD1, 0xD0 | r]),
+                    4 => p.extend([0xC0, 0x6E, d8, 3]),
+                    5 => p.extend([0xF3, 0x0F, 0xBC, 0xC0 | s << 3 | r]),
+                    _ => p.extend([0xFF, 0x76, d8, 0x8F, 0x47, d8]),
+                },
                 _ => p.extend([0x9C, 0x58 | r, 0x01, 0xC0 | s << 3 | r]),
             }
         }
@@ -1409,6 +1461,56 @@ mod tests {
             }
         }
         assert!(jit.stats.helper_insns > 1000, "{:?}", jit.stats);
+    }
+
+    /// STI, CLI and POPF run through the helper: a block must leave where a
+    /// pending interrupt becomes deliverable (after the instruction an STI
+    /// shadow covers), and the shadow must stay when the STI is the last
+    /// instruction a run retired (a budget may end there). Each program runs
+    /// under every budget for its first run, then with an interrupt
+    /// pending; both engines must stop alike.
+    #[test]
+    fn interrupt_windows_after_helpers_match_the_interpreter() {
+        // cli; inc eax; sti; hlt -- the STI ends its block.
+        let last = [0xFA, 0x40, 0xFB, 0xF4];
+        // cli; inc eax; sti; inc ebx; inc ecx; cli; pushfd;
+        // or dword [esp],IF; popfd; inc edx; hlt
+        let within = [
+            0xFA, 0x40, 0xFB, 0x43, 0x41, 0xFA, 0x9C, 0x81, 0x0C, 0x24, 0x00, 0x02, 0, 0, 0x9D,
+            0x42, 0xF4,
+        ];
+        // cli; inc eax; pushfd; or dword [esp],IF; popfd; inc edx; hlt
+        let popf = [
+            0xFA, 0x40, 0x9C, 0x81, 0x0C, 0x24, 0x00, 0x02, 0, 0, 0x9D, 0x42, 0xF4,
+        ];
+        let mut jit = JitEngine::default();
+        for code in [&last[..], &within[..], &popf[..]] {
+            for first in 1..12 {
+                let mut trace = Vec::new();
+                for e in [&mut Interpreter as &mut dyn Engine<FlatRam>, &mut jit] {
+                    let (mut cpu, mut ram) = machine(code, 5);
+                    let mut stops = Vec::new();
+                    let mut req = RunRequest {
+                        budget: first,
+                        interrupt_pending: false,
+                    };
+                    for _ in 0..8 {
+                        let exit = e.run(&mut cpu, &mut ram, req);
+                        stops.push((exit, cpu.state.eip, cpu.icount, cpu.interrupt_shadow()));
+                        if exit != EngineExit::Budget {
+                            break;
+                        }
+                        req = RunRequest {
+                            budget: 37,
+                            interrupt_pending: true,
+                        };
+                    }
+                    trace.push((stops, cpu.state));
+                }
+                assert_eq!(trace[0], trace[1], "{code:02x?}, first budget {first}");
+            }
+        }
+        assert!(jit.stats.helper_insns > 10, "{:?}", jit.stats);
     }
 
     /// Random x87 work: loads, stores and arithmetic on memory (all sizes,

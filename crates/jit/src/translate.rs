@@ -57,13 +57,17 @@
 //! Instructions on the helper list (`runs_in_helper`: the x87 control
 //! instructions and FWAIT, the flag and
 //! width conversions, XCHG/CMPXCHG/XADD, MUL/IDIV, BSF/BSR, SHLD/SHRD,
-//! PUSHF, CPUID, the REP string forms, IN and OUT) run in the interpreter
-//! from inside the block, through a helper call: registers spilled, flags
-//! merged, the count the interpreter sees exact; the block goes on only
-//! when the instruction completed normally, did not write the block's page
-//! and reached no device the machine must look at again (an IN or OUT
-//! that does leaves the block with the interpreter's device exit; I/O
-//! permission faults are the interpreter's too).
+//! PUSHF/POPF, CLI/STI, CPUID, the REP string forms, IN and OUT, the
+//! sensitive instructions that only read system state, and the forms of
+//! plain data instructions the allow-list leaves out) run in the
+//! interpreter from inside the block, through a helper call: registers
+//! spilled, flags merged, the count the interpreter sees exact; the block
+//! goes on only when the instruction completed normally, did not write the
+//! block's page, reached no device the machine must look at again (an IN or
+//! OUT that does leaves the block with the interpreter's device exit; I/O
+//! permission faults are the interpreter's too) and left the CPU where
+//! translated code may run (no TF; no pending interrupt that an IF set by
+//! STI or POPF would let in).
 //!
 //! Everything else ends the block and runs in the reference interpreter,
 //! which is how the sensitive and privileged instructions, string I/O, memory
@@ -391,62 +395,126 @@ fn gpr32(r: Register) -> Option<usize> {
 
 /// The helper list: instructions the interpreter runs from inside a block
 /// (VMware-style: they never run natively, and no block boundary is paid
-/// for them). None of them changes CS, CPL, IF, TF, a segment, a control or
-/// debug register or the address space, so a block's assumptions hold
-/// after them; whatever else they do (faults, device accesses, self-
-/// modifying stores, REP yields) ends the block where the interpreter
-/// left it. Covered by `tests::helper_instructions_agree_with_the_interpreter`,
-/// the test kernels and the Linux boot's event log.
+/// for them). None of them changes CS, CPL, a segment, a control or debug
+/// register or the address space, so a block's assumptions hold after
+/// them; whatever else they do (faults, device accesses, self-modifying
+/// stores, REP yields, an IF or TF that CLI, STI or POPF set, see
+/// `block_goes_on` in the engine) ends the block where the interpreter
+/// left it. Beside the forms the translator does not re-encode, the list
+/// holds the sensitive and IOPL-sensitive instructions that only read
+/// system state or change IF (CLI, STI, POPF, PUSH of a segment register,
+/// MOV from one, VERR/VERW, LAR/LSL, SLDT/STR/SMSW) and the other forms of
+/// plain data instructions (memory BT*, 16-bit and byte forms, shifts and
+/// rotates through memory or CF, PUSH/POP of memory). Covered by
+/// `tests::helper_instructions_agree_with_the_interpreter`,
+/// `tests::interrupt_windows_after_helpers_match_the_interpreter`, the
+/// test kernels and the Linux boot's event log.
 fn runs_in_helper(d: &Decoded) -> bool {
     use Mnemonic as M;
     if matches!(d.opcode, 0xD8..=0xDF | 0x9B) {
         return true; // x87: the escapes and FWAIT
     }
-    matches!(
-        d.insn.mnemonic(),
-        M::Cld
-            | M::Std
-            | M::Clc
-            | M::Stc
-            | M::Cmc
-            | M::Bswap
-            | M::Xchg
-            | M::Cmpxchg
-            | M::Cmpxchg8b
-            | M::Xadd
-            | M::Mul
-            | M::Imul
-            | M::Idiv
-            | M::Div
-            | M::Shld
-            | M::Shrd
-            | M::Cdq
-            | M::Cwde
-            | M::Cbw
-            | M::Cwd
-            | M::Bsf
-            | M::Bsr
-            | M::Pushfd
-            | M::Pushf
-            | M::Cpuid
-            | M::Movsb
-            | M::Movsw
-            | M::Movsd
-            | M::Stosb
-            | M::Stosw
-            | M::Stosd
-            | M::Lodsb
-            | M::Lodsw
-            | M::Lodsd
-            | M::Scasb
-            | M::Scasw
-            | M::Scasd
-            | M::Cmpsb
-            | M::Cmpsw
-            | M::Cmpsd
-            | M::In
-            | M::Out
-    )
+    let i = &d.insn;
+    let within =
+        |r: Register, lo: Register, hi: Register| (lo as u32..=hi as u32).contains(&(r as u32));
+    let system = |r: Register| {
+        within(r, Register::CR0, Register::CR15)
+            || within(r, Register::DR0, Register::DR15)
+            || within(r, Register::TR0, Register::TR7)
+    };
+    let segment = |r: Register| within(r, Register::ES, Register::GS);
+    match i.mnemonic() {
+        // Not into a segment, control, debug or test register.
+        M::Mov => {
+            !segment(i.op0_register()) && !(0..i.op_count()).any(|k| system(i.op_register(k)))
+        }
+        M::Pop => !segment(i.op0_register()),
+        _ => matches!(
+            i.mnemonic(),
+            M::Cli
+                | M::Sti
+                | M::Popfd
+                | M::Popf
+                | M::Push
+                | M::Verr
+                | M::Verw
+                | M::Lar
+                | M::Lsl
+                | M::Sldt
+                | M::Str
+                | M::Smsw
+                | M::Bt
+                | M::Bts
+                | M::Btr
+                | M::Btc
+                | M::Tzcnt
+                | M::Add
+                | M::Or
+                | M::Adc
+                | M::Sbb
+                | M::And
+                | M::Sub
+                | M::Xor
+                | M::Cmp
+                | M::Test
+                | M::Inc
+                | M::Dec
+                | M::Neg
+                | M::Not
+                | M::Shl
+                | M::Shr
+                | M::Sar
+                | M::Rol
+                | M::Ror
+                | M::Rcl
+                | M::Rcr
+                | M::Lea
+                | M::Movzx
+                | M::Movsx
+                | M::Cld
+                | M::Std
+                | M::Clc
+                | M::Stc
+                | M::Cmc
+                | M::Bswap
+                | M::Xchg
+                | M::Cmpxchg
+                | M::Cmpxchg8b
+                | M::Xadd
+                | M::Mul
+                | M::Imul
+                | M::Idiv
+                | M::Div
+                | M::Shld
+                | M::Shrd
+                | M::Cdq
+                | M::Cwde
+                | M::Cbw
+                | M::Cwd
+                | M::Bsf
+                | M::Bsr
+                | M::Pushfd
+                | M::Pushf
+                | M::Cpuid
+                | M::Movsb
+                | M::Movsw
+                | M::Movsd
+                | M::Stosb
+                | M::Stosw
+                | M::Stosd
+                | M::Lodsb
+                | M::Lodsw
+                | M::Lodsd
+                | M::Scasb
+                | M::Scasw
+                | M::Scasd
+                | M::Cmpsb
+                | M::Cmpsw
+                | M::Cmpsd
+                | M::In
+                | M::Out
+        ),
+    }
 }
 
 /// The op for `d` (whose bytes start `bytes`) at guest `eip`: a translated
@@ -3229,17 +3297,31 @@ mod tests {
 
     #[test]
     fn the_allow_list_stops_at_memory_and_control() {
-        // add eax,ebx; inc ecx; mov edx,5; mov cs:[eax],ecx; ...
-        let code = [0x01, 0xD8, 0x41, 0xBA, 5, 0, 0, 0, 0x2E, 0x89, 0x08, 0x90];
+        // add eax,ebx; inc ecx; mov edx,5; mov cs:[eax],ecx (through the
+        // helper: CS is not flat for the translator); mov ds,eax; nop
+        let code = [
+            0x01, 0xD8, 0x41, 0xBA, 5, 0, 0, 0, 0x2E, 0x89, 0x08, 0x8E, 0xD8, 0x90,
+        ];
         let ops = scan(&code, 0x1000).0;
         assert_eq!(
             ops.iter().map(|o| o.0).collect::<Vec<_>>(),
             vec![
                 Op::Alu(Alu::Add, 0, Src::Reg(3)),
                 Op::IncDec(true, 1),
-                Op::MovRI(2, 5)
+                Op::MovRI(2, 5),
+                Op::Helper
             ]
         );
+        // Neither does a load of a segment, control or debug register, or
+        // a POP into a segment register.
+        for code in [
+            &[0x0F, 0x22, 0xD8][..],
+            &[0x0F, 0x23, 0xF8],
+            &[0x8E, 0x18],
+            &[0x1F],
+        ] {
+            assert!(scan(code, 0x1000).0.is_empty(), "{code:02x?}");
+        }
         // FS and GS overrides are, with the segment.
         let ops = scan(&[0x64, 0x89, 0x08, 0x65, 0xFF, 0x00], 0x1000).0;
         let fs = Mem {
