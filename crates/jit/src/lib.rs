@@ -251,6 +251,22 @@ fn block_goes_on(cpu: &Cpu, req: RunRequest) -> bool {
         && !(req.interrupt_pending && cpu.state.eflags & morph86_cpu::flags::IF != 0)
 }
 
+/// The first bytes of the linear page after `eip`'s, which the last
+/// instruction of a block may cross into (the block checks them again each
+/// time it runs: see `translate::emit_code_guard`), when the TLB holds
+/// that page readable from RAM at this privilege; none otherwise (no page
+/// walk here: it could set accessed bits the interpreter would not, if the
+/// instruction never runs).
+fn next_page_bytes<B: Bus>(cpu: &Cpu, bus: &mut B, eip: u32, user: bool) -> Vec<u8> {
+    let lin = (eip & !0xFFF).wrapping_add(0x1000);
+    match cpu.tlb.entry(lin) {
+        Some(e) if lin != 0 && e.host(lin, false, user).is_some() => {
+            (0..14).map(|k| bus.read_u8(e.phys + k)).collect()
+        }
+        _ => Vec::new(),
+    }
+}
+
 /// A direct exit of a block in the cache, and what linking it needs.
 #[derive(Clone, Copy, Debug)]
 struct ExitSite {
@@ -330,10 +346,11 @@ impl JitEngine {
     }
 
     /// The block at physical `phys` (generation `gen`), translating it from
-    /// the bytes to the end of its page on a miss.
+    /// the bytes to the end of its page on a miss (and those of the next
+    /// page that `cpu`'s TLB shows, see [`next_page_bytes`]).
     fn block<B: Bus>(
         &mut self,
-        bus: &mut B,
+        (cpu, bus): (&Cpu, &mut B),
         phys: u32,
         gen: u32,
         eip: u32,
@@ -359,7 +376,10 @@ impl JitEngine {
         // instructions of at most 15 bytes.
         let page_end = (phys | 0xFFF) + 1;
         let end = page_end.min(phys + (translate::MAX_BLOCK * 15) as u32);
-        let code: Vec<u8> = (phys..end).map(|a| bus.read_u8(a)).collect();
+        let mut code: Vec<u8> = (phys..end).map(|a| bus.read_u8(a)).collect();
+        if end == page_end {
+            code.extend(next_page_bytes(cpu, bus, eip, user));
+        }
         let mut info = None;
         // Twice at most: when the code does not fit, the cache is emptied
         // (with every exit, so the ids start again) and it is assembled anew.
@@ -532,7 +552,7 @@ impl JitEngine {
         let eip = cpu.state.eip;
         let user = cpu.state.cpl() == 3;
         let before = self.stats.blocks;
-        let info = self.block(bus, phys, gen, eip, user)?;
+        let info = self.block((cpu, bus), phys, gen, eip, user)?;
         if self.stats.blocks != before {
             // Translating marked the page as code: its write pointers go
             // before the block runs, so that a store into it is seen.
@@ -1461,6 +1481,35 @@ mod tests {
             }
         }
         assert!(jit.stats.helper_insns > 1000, "{:?}", jit.stats);
+    }
+
+    /// An instruction that crosses into the next page ends its block, which
+    /// checks the instruction's bytes there each time it runs: a loop whose
+    /// ADD's immediate lies half in the next page, which the loop changes
+    /// there once, in its tenth turn from the end (a page the block's own
+    /// generation does not cover).
+    #[test]
+    fn an_instruction_crossing_a_page_checks_its_bytes_there() {
+        let mut code = vec![0xF4; 0x1015];
+        // mov eax,[0x2000] (the next page into the TLB); mov ecx,40;
+        // jmp 0x1FF8
+        code[..15].copy_from_slice(&[
+            0xA1, 0x00, 0x20, 0, 0, 0xB9, 40, 0, 0, 0, 0xE9, 0xE9, 0x0F, 0, 0,
+        ]);
+        // 0x1FF8: inc edx; nop x3; add ebx,0x01020304 (0x1FFC-0x2001);
+        // 0x2002: cmp ecx,10; jne 0x200D; inc byte [0x2000];
+        // 0x200D: dec ecx; jnz 0x1FF8; hlt
+        code[0xFF8..].copy_from_slice(&[
+            0x42, 0x90, 0x90, 0x90, 0x81, 0xC3, 0x04, 0x03, 0x02, 0x01, 0x83, 0xF9, 0x0A, 0x75,
+            0x06, 0xFE, 0x05, 0x00, 0x20, 0, 0, 0x49, 0x0F, 0x85, 0xE4, 0xFF, 0xFF, 0xFF, 0xF4,
+        ]);
+        let mut jit = JitEngine::default();
+        let b = agree(&mut jit, &code, 3, "crossing", |_, _| {});
+        assert_eq!(b.state.eip, 0x2015);
+        // The ADD ran in its block in the 30 turns before the change, and
+        // in the interpreter in the 10 after (27 instructions in all ran
+        // there; 50 when the ADD never runs in a block).
+        assert!(jit.stats.interp_insns < 35, "{:?}", jit.stats);
     }
 
     /// STI, CLI and POPF run through the helper: a block must leave where a

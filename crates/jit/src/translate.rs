@@ -52,7 +52,10 @@
 //! tables, an access that crosses a page) leaves the block *before* that instruction,
 //! with every earlier one committed and EIP on it, so the interpreter runs
 //! it — which is where faults, device accesses and code-page writes are
-//! handled. Faults are therefore precise by construction.
+//! handled. Faults are therefore precise by construction. A block stays
+//! within its page, but for its last instruction, which may cross into the
+//! next one: its bytes there are compared before it each time the block
+//! runs ([`emit_code_guard`]).
 //!
 //! Instructions on the helper list (`runs_in_helper`: the x87 control
 //! instructions and FWAIT, the flag and
@@ -909,9 +912,10 @@ fn scan(code: &[u8], eip: u32) -> (Vec<(Op, u8)>, Option<Mnemonic>) {
     let mut ops = Vec::new();
     let mut stop = None;
     let mut at = 0usize;
-    while ops.len() < MAX_BLOCK && at < code.len() {
+    let page_left = page_left(eip);
+    while ops.len() < MAX_BLOCK && at < code.len().min(page_left) {
         let Ok(d) = decode(CpuModel::P6, true, &code[at..]) else {
-            break; // runs past the page: the interpreter fetches it
+            break; // runs past the bytes given: the interpreter fetches it
         };
         let here = eip.wrapping_add(at as u32);
         match classify(&d, here, &code[at..]) {
@@ -922,6 +926,9 @@ fn scan(code: &[u8], eip: u32) -> (Vec<(Op, u8)>, Option<Mnemonic>) {
             }
         }
         at += usize::from(d.len);
+        if at > page_left {
+            break; // it crossed into the next page (see `emit_code_guard`)
+        }
         if matches!(
             ops.last(),
             Some((
@@ -938,6 +945,43 @@ fn scan(code: &[u8], eip: u32) -> (Vec<(Op, u8)>, Option<Mnemonic>) {
         }
     }
     (ops, stop)
+}
+
+/// The bytes from `eip` to the end of its page: a block's code. Its last
+/// instruction may go on into the next page (see [`emit_code_guard`]).
+fn page_left(eip: u32) -> usize {
+    0x1000 - (eip & 0xFFF) as usize
+}
+
+/// Before a block's last instruction, when it crosses into the next page:
+/// checks that its bytes there (`tail`, at most 14, from linear `lin`, that
+/// page's start) are still the ones it was translated from, or leaves
+/// through `miss` before it. Writes to the block's own page retire the
+/// block; the next page is not tracked (it may be mapped elsewhere by the
+/// time the block runs), so its bytes are compared each time, through
+/// the TLB like any read: a page no longer mapped, or not readable at this
+/// privilege, leaves too, and the interpreter fetches the instruction (and
+/// takes its fault). Clobbers the host's flags, rcx, r8, r10 and r11.
+fn emit_code_guard(a: &mut Assembler, lin: u32, tail: &[u8], user: bool, miss: DynamicLabel) {
+    dynasm!(a ; .arch x64 ; mov r8d, lin as i32);
+    emit_tlb_sized(a, 1, false, user, miss);
+    // At most 16 bytes from the page's start: within the page.
+    for (k, chunk) in tail.chunks(8).enumerate() {
+        let mut want = [0u8; 8];
+        want[..chunk.len()].copy_from_slice(chunk);
+        let off = 8 * k as i32;
+        dynasm!(a ; .arch x64 ; mov rcx, QWORD [r10 + off]);
+        if chunk.len() < 8 {
+            let mask = (1u64 << (8 * chunk.len())) - 1;
+            dynasm!(a ; .arch x64 ; mov r11, QWORD mask as i64 ; and rcx, r11);
+        }
+        dynasm!(a
+            ; .arch x64
+            ; mov r11, QWORD u64::from_le_bytes(want) as i64
+            ; cmp rcx, r11
+            ; jne =>miss
+        );
+    }
 }
 
 /// Register `r`'s byte offset in the context.
@@ -3037,7 +3081,8 @@ fn flag_liveness(ops: &[(Op, u8)]) -> Vec<bool> {
 }
 
 /// Translates the block whose code starts `code` (its bytes to the end of
-/// the page) at guest EIP `eip`, for code running at user level (`user`:
+/// the page, then those of the next linear page an instruction may cross
+/// into, if they can be had) at guest EIP `eip`, for code running at user level (`user`:
 /// the TLB tags its accesses check), into `a`. A block of 0 instructions
 /// emits nothing: its first instruction is not on the allow-list.
 ///
@@ -3091,6 +3136,9 @@ pub fn translate(
     }
     let mut bytes = 0u32;
     let n = ops.len() as u32;
+    // The bytes the last instruction has in the next page, if any.
+    let span = ops.iter().map(|o| usize::from(o.1)).sum::<usize>();
+    let tail = &code[page_left(eip).min(span)..span];
     let bail = a.new_dynamic_label();
     let icount = context_offsets::ICOUNT as i32;
     let budget_end = context_offsets::BUDGET_END as i32;
@@ -3141,6 +3189,15 @@ pub fn translate(
             if !keeps_rax(op) {
                 st.keep_off_rax(a);
             }
+        }
+        if k + 1 == ops.len() && !tail.is_empty() {
+            st.keep_off_host(a);
+            st.host = false;
+            let miss = a.new_dynamic_label();
+            exits.push((miss, here, k as u32, st));
+            let lin = (eip & !0xFFF).wrapping_add(0x1000);
+            emit_code_guard(a, lin, tail, user, miss);
+            checked = None;
         }
         let flags = match reads {
             Some(_) => st.source(!touches_memory(op)),
