@@ -258,9 +258,11 @@ fn block_goes_on(cpu: &Cpu, req: RunRequest) -> bool {
 /// walk here: it could set accessed bits the interpreter would not, if the
 /// instruction never runs).
 fn next_page_bytes<B: Bus>(cpu: &Cpu, bus: &mut B, eip: u32, user: bool) -> Vec<u8> {
-    let lin = (eip & !0xFFF).wrapping_add(0x1000);
+    let Some(lin) = translate::next_page(eip) else {
+        return Vec::new();
+    };
     match cpu.tlb.entry(lin) {
-        Some(e) if lin != 0 && e.host(lin, false, user).is_some() => {
+        Some(e) if e.host(lin, false, user).is_some() => {
             (0..14).map(|k| bus.read_u8(e.phys + k)).collect()
         }
         _ => Vec::new(),

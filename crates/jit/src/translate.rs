@@ -929,18 +929,7 @@ fn scan(code: &[u8], eip: u32) -> (Vec<(Op, u8)>, Option<Mnemonic>) {
         if at > page_left {
             break; // it crossed into the next page (see `emit_code_guard`)
         }
-        if matches!(
-            ops.last(),
-            Some((
-                Op::Jcc(..)
-                    | Op::Jmp(_)
-                    | Op::Call(_)
-                    | Op::Ret(_)
-                    | Op::JmpInd(_)
-                    | Op::CallInd(_),
-                _
-            ))
-        ) {
+        if ops.last().is_some_and(|&(op, _)| ends_block(op)) {
             break;
         }
     }
@@ -951,6 +940,13 @@ fn scan(code: &[u8], eip: u32) -> (Vec<(Op, u8)>, Option<Mnemonic>) {
 /// instruction may go on into the next page (see [`emit_code_guard`]).
 fn page_left(eip: u32) -> usize {
     0x1000 - (eip & 0xFFF) as usize
+}
+
+/// The start of the linear page after `eip`'s (CS is flat), which a
+/// block's last instruction may cross into; none at 4 GiB, where EIP
+/// would wrap.
+pub fn next_page(eip: u32) -> Option<u32> {
+    (eip & !0xFFF).checked_add(0x1000)
 }
 
 /// Before a block's last instruction, when it crosses into the next page:
@@ -3190,12 +3186,11 @@ pub fn translate(
                 st.keep_off_rax(a);
             }
         }
-        if k + 1 == ops.len() && !tail.is_empty() {
+        if let Some(lin) = next_page(eip).filter(|_| k + 1 == ops.len() && !tail.is_empty()) {
             st.keep_off_host(a);
             st.host = false;
             let miss = a.new_dynamic_label();
             exits.push((miss, here, k as u32, st));
-            let lin = (eip & !0xFFF).wrapping_add(0x1000);
             emit_code_guard(a, lin, tail, user, miss);
             checked = None;
         }
