@@ -989,7 +989,7 @@ mod tests {
 
     /// A random program of the later forms: IMUL, SETcc, CMOVcc, NOT, NEG,
     /// INC/DEC of memory, rotates, shifts by CL, 16-bit moves and shifts,
-    /// and FS/GS-relative accesses; registers and memory at ESI + disp (in
+    /// BSWAP and FS/GS-relative accesses; registers and memory at ESI + disp (in
     /// RAM, misaligned, on the code page, or beyond RAM), flags read by
     /// the conditions from earlier random ALU work.
     fn later_program(rng: &mut Rng, len: usize) -> Vec<u8> {
@@ -1012,7 +1012,7 @@ mod tests {
                 p.push(rm);
                 p.extend(disp.to_le_bytes());
             };
-            match rng.below(17) {
+            match rng.below(18) {
                 0 => p.extend([0x0F, 0xAF, reg_rm]),
                 1 => with_mem(&mut p, &[0x0F, 0xAF], mem_rm),
                 2 => p.extend([0x6B, reg_rm, rng.next() as u8]),
@@ -1045,6 +1045,7 @@ mod tests {
                     let rm = if op == 0xFF { 0x86 } else { mem_rm };
                     with_mem(&mut p, &[seg, op], rm);
                 }
+                16 => p.extend([0x0F, 0xC8 | r]), // bswap r
                 _ => {
                     // flags from random ALU work
                     let op = [0x01, 0x29, 0x21, 0x39][rng.below(4) as usize];

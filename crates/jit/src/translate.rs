@@ -37,7 +37,7 @@
 //! | `CALL rel32`, `RET`, `RET imm16` (they end the block) | the same |
 //! | `MOV` and `ADD ... TEST` on bytes (registers incl. AH..BH, memory, immediates) | `tests::byte_ops_agree_with_the_interpreter` |
 //! | `MOVZX`, `MOVSX r32, r/m8 / r/m16` | the same |
-//! | `IMUL r32, r/m32 [, imm]`, `SETcc r/m8`, `CMOVcc r32, r/m32`, `NOT NEG r/m32`, `INC DEC m32`, `ROL ROR r32, imm`, `SHL SHR SAR r32, CL`, 16-bit `MOV` and shifts by immediates, `PAUSE`, FS/GS-relative operands | `tests::later_forms_agree_with_the_interpreter`, `translate::tests::the_allow_list_stops_at_memory_and_control` |
+//! | `IMUL r32, r/m32 [, imm]`, `SETcc r/m8`, `CMOVcc r32, r/m32`, `NOT NEG r/m32`, `INC DEC m32`, `BSWAP r32`, `ROL ROR r32, imm`, `SHL SHR SAR r32, CL`, 16-bit `MOV` and shifts by immediates, `PAUSE`, FS/GS-relative operands | `tests::later_forms_agree_with_the_interpreter`, `translate::tests::the_allow_list_stops_at_memory_and_control` |
 //! | `RDTSC` (a call to `Cpu::native_rdtsc`, the virtual counter; CR4.TSD faults go to the interpreter) | `tests::rdtsc_reads_the_virtual_counter` |
 //! | `SAHF`, `LAHF` (on EFLAGS in the context) | `tests::helper_instructions_agree_with_the_interpreter` (after FNSTSW AX), `tests::random_blocks_agree_with_the_interpreter` |
 //! | `BT BTS BTR BTC r32, r32 / imm8` and `m32, imm8` (CF only, as the interpreter), `PUSH m32`, `LEAVE`, `JMP` / `CALL r/m32` (near; the target through the return cache), `DIV r/m32` (a zero divisor or an overflow leaves the block first, for the interpreter's #DE), `LODS STOS MOVS SCAS` without REP (DF set leaves the block) | `tests::later_forms_agree_with_the_interpreter`, `difftest engines`, the Linux boot's event log |
@@ -169,7 +169,7 @@ enum Op {
     /// `CMOVcc r32, r/m32`.
     Cmov(Cond, usize, Rm),
     /// `NOT`, `NEG`, `INC`, `DEC` of a 32-bit operand (INC/DEC of a
-    /// register: [`Op::IncDec`]).
+    /// register: [`Op::IncDec`]), `BSWAP r32`.
     Unary(Unary, Rm),
     /// `ROL` (`true`) / `ROR r32, imm` by 1 to 31.
     Rotate(bool, usize, u8),
@@ -296,6 +296,8 @@ enum Unary {
     Neg,
     Inc,
     Dec,
+    /// `BSWAP r32` (register only; no flags).
+    Bswap,
 }
 
 /// A branch condition (the mnemonic's, as the host's Jcc tests it).
@@ -762,6 +764,7 @@ fn classify_native(d: &Decoded, eip: u32) -> Option<Op> {
         Mnemonic::Dec if i.op_count() == 1 => Some(Op::Unary(Unary::Dec, Rm::Mem(mem(0)?))),
         Mnemonic::Not if i.op_count() == 1 => Some(Op::Unary(Unary::Not, rm(0)?)),
         Mnemonic::Neg if i.op_count() == 1 => Some(Op::Unary(Unary::Neg, rm(0)?)),
+        Mnemonic::Bswap if i.op_count() == 1 => Some(Op::Unary(Unary::Bswap, Rm::Reg(reg(0)?))),
         Mnemonic::Imul if i.op_count() == 2 => Some(Op::Imul(reg(0)?, rm(1)?, None)),
         Mnemonic::Imul if i.op_count() == 3 => {
             Some(Op::Imul(reg(0)?, rm(1)?, Some(i.immediate(2) as u32)))
@@ -2433,7 +2436,7 @@ fn store_rm_esi(a: &mut Assembler, rm: Rm) {
 }
 
 /// Emits the forms added after the first stage: IMUL, SETcc, CMOVcc,
-/// NOT/NEG/INC/DEC of any operand, rotates, shifts by CL, 16-bit moves and
+/// NOT/NEG/INC/DEC of any operand, BSWAP, rotates, shifts by CL, 16-bit moves and
 /// shifts.
 fn emit_more(
     a: &mut Assembler,
@@ -2503,10 +2506,12 @@ fn emit_more(
                 Unary::Neg => dynasm!(a ; .arch x64 ; neg esi),
                 Unary::Inc => dynasm!(a ; .arch x64 ; inc esi),
                 Unary::Dec => dynasm!(a ; .arch x64 ; dec esi),
+                Unary::Bswap => dynasm!(a ; .arch x64 ; bswap esi),
             }
-            // NOT changes no flag; NEG defines all six; INC/DEC keep CF.
+            // NOT and BSWAP change no flag; NEG defines all six; INC/DEC
+            // keep CF.
             match u {
-                Unary::Not => {}
+                Unary::Not | Unary::Bswap => {}
                 Unary::Neg => merge_flags(a, ARITH_FLAGS, 0, live),
                 Unary::Inc | Unary::Dec => merge_flags(a, INC_FLAGS, 0, live),
             }
@@ -3021,7 +3026,7 @@ fn reads_pending(op: Op) -> Option<u32> {
 fn keeps_host_flags(op: Op) -> bool {
     matches!(
         op,
-        Op::Nop | Op::MovRR(..) | Op::MovRI(..) | Op::Unary(Unary::Not, Rm::Reg(_))
+        Op::Nop | Op::MovRR(..) | Op::MovRI(..) | Op::Unary(Unary::Not | Unary::Bswap, Rm::Reg(_))
     ) || matches!(op, Op::Lea(_, m) if m.seg.is_none())
 }
 
@@ -3043,7 +3048,7 @@ fn keeps_rax(op: Op) -> bool {
             | Op::AluMR(..)
             | Op::IncDec(..)
             | Op::Cmov(..)
-            | Op::Unary(Unary::Not, _)
+            | Op::Unary(Unary::Not | Unary::Bswap, _)
             | Op::Movx(_, Loc8::Mem(_), ..)
             | Op::Word(Loc8::Reg(..), Src8::Loc(Loc8::Mem(_)))
     )
@@ -3391,10 +3396,12 @@ mod tests {
         assert_eq!(ops[1].0, Op::Unary(Unary::Inc, Rm::Mem(gs)));
         assert_eq!(needs_of(ops[0].0) | needs_of(ops[1].0), NEEDS_FS | NEEDS_GS);
         // imul eax,ebx; imul ecx,edx,7; setb al; cmovae esi,edi; neg ebx;
-        // rol eax,3; shl edx,cl; pause; mov [eax],bx; shr cx,4
+        // rol eax,3; shl edx,cl; pause; mov [eax],bx; shr cx,4; bswap ebx;
+        // bswap bx (undefined: through the helper)
         let code = [
             0x0F, 0xAF, 0xC3, 0x6B, 0xCA, 0x07, 0x0F, 0x92, 0xC0, 0x0F, 0x43, 0xF7, 0xF7, 0xDB,
             0xC1, 0xC0, 0x03, 0xD3, 0xE2, 0xF3, 0x90, 0x66, 0x89, 0x18, 0x66, 0xC1, 0xE9, 0x04,
+            0x0F, 0xCB, 0x66, 0x0F, 0xCB,
         ];
         let ops: Vec<Op> = scan(&code, 0x1000).0.iter().map(|o| o.0).collect();
         assert_eq!(
@@ -3413,6 +3420,8 @@ mod tests {
                     Src8::Loc(Loc8::Reg(3, false))
                 ),
                 Op::Shift16(ShiftKind::Shr, 1, 4),
+                Op::Unary(Unary::Bswap, Rm::Reg(3)),
+                Op::Helper,
             ]
         );
         // 16-bit ALU operations are (add ax,bx), LOCK, JECXZ, a far jump
