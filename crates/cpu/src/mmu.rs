@@ -72,15 +72,17 @@ pub struct TlbEntry {
     pub write_tag: [u32; 2],
     /// Host address of the page minus its linear address (wrapping).
     pub addend: usize,
-    /// Linear page number, or `u32::MAX` when empty.
-    pub tag: u32,
+    /// The linear page number (bits 0-19), the granted permissions
+    /// ([`perm`], bits 20-23) and PGE's global bit (bit 24), packed so that
+    /// an entry is 32 bytes and generated code finds slot `n` at `n << 5`.
+    /// An entry that grants nothing is empty.
+    key: u32,
     /// Physical address of the page.
     pub phys: u32,
-    /// Granted permissions ([`perm`]).
-    pub perm: u8,
-    /// The translation survives CR3 writes (PGE).
-    pub global: bool,
 }
+
+/// [`TlbEntry::key`]'s global bit.
+const KEY_GLOBAL: u32 = 1 << 24;
 
 /// Byte offsets of [`TlbEntry`]'s fields, for generated code.
 pub mod entry_offsets {
@@ -96,6 +98,7 @@ pub mod entry_offsets {
     pub const PHYS: usize = offset_of!(TlbEntry, phys);
     /// The entry's size: slot `n` is at `n * SIZE`.
     pub const SIZE: usize = core::mem::size_of::<TlbEntry>();
+    const _: () = assert!(SIZE == 32, "slots are found by a shift");
 }
 
 impl TlbEntry {
@@ -103,10 +106,8 @@ impl TlbEntry {
         read_tag: [TAG_SLOW; 2],
         write_tag: [TAG_SLOW; 2],
         addend: 0,
-        tag: u32::MAX,
+        key: 0,
         phys: 0,
-        perm: 0,
-        global: false,
     };
 
     /// An entry for linear page `lin_page` (an address) mapped to `phys`
@@ -139,11 +140,39 @@ impl TlbEntry {
                 tag(perm & perm::WRITE_USER != 0, host_write),
             ],
             addend: host.map_or(0, |p| (p as usize).wrapping_sub(base as usize)),
-            tag: lin_page >> 12,
+            key: lin_page >> 12 | u32::from(perm & 0xF) << 20 | if global { KEY_GLOBAL } else { 0 },
             phys,
-            perm,
-            global,
         }
+    }
+
+    /// The granted permissions ([`perm`]); none when the entry is empty.
+    #[inline]
+    pub fn perm(&self) -> u8 {
+        (self.key >> 20) as u8 & 0xF
+    }
+
+    /// Whether the translation survives CR3 writes (PGE).
+    #[inline]
+    pub fn global(&self) -> bool {
+        self.key & KEY_GLOBAL != 0
+    }
+
+    /// Whether the entry holds a translation of `linear`'s page.
+    #[inline]
+    pub fn holds(&self, linear: u32) -> bool {
+        self.key & 0xF_FFFF == linear >> 12 && self.perm() != 0
+    }
+
+    /// Whether the entry holds no translation.
+    #[inline]
+    fn is_empty(&self) -> bool {
+        self.perm() == 0
+    }
+
+    /// The linear address of the page the entry holds.
+    #[inline]
+    fn linear_page(&self) -> u32 {
+        self.key << 12
     }
 
     /// The host address of `lin` for a `write` (or read) at privilege
@@ -204,7 +233,7 @@ impl Space {
 
     fn clear(&mut self, keep_global: bool) {
         for e in self.entries.iter_mut() {
-            if !(keep_global && e.global) {
+            if !(keep_global && e.global()) {
                 *e = TlbEntry::EMPTY;
             }
         }
@@ -296,12 +325,12 @@ impl Tlb {
     #[inline]
     pub fn lookup(&mut self, linear: u32, need: u8) -> Option<TlbEntry> {
         let e = self.spaces[self.active].entries[Self::slot(linear)];
-        if e.tag == linear >> 12 && e.perm & need != 0 {
+        if e.holds(linear) && e.perm() & need != 0 {
             self.hits += 1;
             Some(e)
         } else {
             self.misses += 1;
-            if e.tag == u32::MAX {
+            if e.is_empty() {
                 self.cold_misses += 1;
             }
             None
@@ -315,7 +344,7 @@ impl Tlb {
         if e.write_tag != [TAG_SLOW; 2] {
             s.note_writer(e.phys >> 12);
         }
-        s.entries[Self::slot(e.tag << 12)] = e;
+        s.entries[Self::slot(e.linear_page())] = e;
         for &t in tables {
             s.tables.insert(t);
         }
@@ -396,7 +425,7 @@ impl Tlb {
     pub fn revoke_write(&mut self, page: u32) {
         for s in self.spaces.iter_mut().filter(|s| s.may_write(page)) {
             for e in s.entries.iter_mut() {
-                if e.phys >> 12 == page && e.tag != u32::MAX {
+                if e.phys >> 12 == page && !e.is_empty() {
                     e.write_tag = [TAG_SLOW; 2];
                 }
             }
@@ -417,7 +446,7 @@ impl Tlb {
                         continue;
                     }
                     for e in s.entries.iter_mut() {
-                        if e.tag != u32::MAX
+                        if !e.is_empty()
                             && e.write_tag != [TAG_SLOW; 2]
                             && pages.binary_search(&(e.phys >> 12)).is_ok()
                         {
@@ -437,16 +466,16 @@ impl Tlb {
     pub fn grant_write(&mut self, linear: u32, host: *mut u8) {
         let s = &mut self.spaces[self.active];
         let e = &mut s.entries[Self::slot(linear)];
-        if e.tag != linear >> 12 {
+        if !e.holds(linear) {
             return;
         }
         let base = linear & !0xFFF;
         // The read pointer, if any, is the same page: one addend serves both.
         e.addend = (host as usize).wrapping_sub(base as usize);
-        if e.perm & perm::WRITE_SUP != 0 {
+        if e.perm() & perm::WRITE_SUP != 0 {
             e.write_tag[0] = base;
         }
-        if e.perm & perm::WRITE_USER != 0 {
+        if e.perm() & perm::WRITE_USER != 0 {
             e.write_tag[1] = base;
         }
         let page = e.phys >> 12;
@@ -457,14 +486,14 @@ impl Tlb {
     #[inline]
     pub fn entry(&self, linear: u32) -> Option<TlbEntry> {
         let e = self.spaces[self.active].entries[Self::slot(linear)];
-        (e.tag == linear >> 12).then_some(e)
+        e.holds(linear).then_some(e)
     }
 
     /// Drops the entry for one linear page in every space (INVLPG).
     pub fn flush_page(&mut self, linear: u32) {
         for s in &mut self.spaces {
             let e = &mut s.entries[Self::slot(linear)];
-            if e.tag == linear >> 12 {
+            if e.holds(linear) {
                 *e = TlbEntry::EMPTY;
             }
         }
@@ -557,6 +586,30 @@ mod tests {
             }
         }
         assert_eq!(entry_offsets::WRITE_TAG - entry_offsets::READ_TAG, 8);
+    }
+
+    #[test]
+    fn an_entry_packs_its_page_permissions_and_global_bit() {
+        assert_eq!(core::mem::size_of::<TlbEntry>(), 32);
+        let e = TlbEntry::new(0xFFFF_F000, 0x1000, perm::READ_SUP, true, None, None);
+        assert!(e.holds(0xFFFF_FABC) && !e.holds(0xFFFF_E000) && !e.holds(0x000F_F000));
+        assert_eq!(
+            (e.perm(), e.global(), e.phys),
+            (perm::READ_SUP, true, 0x1000)
+        );
+        let f = TlbEntry::new(0, 0x2000, 0xF, false, None, None);
+        assert!(f.holds(0xFFF) && !f.global() && f.perm() == 0xF);
+        // The empty entry holds no page, not even page 0.
+        assert!(!TlbEntry::EMPTY.holds(0) && TlbEntry::EMPTY.is_empty());
+        let mut tlb = Tlb::new();
+        tlb.insert(e, &[]);
+        assert!(tlb.lookup(0xFFFF_F000, perm::READ_SUP).is_some());
+        assert!(tlb.lookup(0xFFFF_F000, perm::WRITE_SUP).is_none());
+        assert!(tlb.lookup(0x0000_0000, perm::READ_SUP).is_none());
+        tlb.flush(true);
+        assert!(tlb.entry(0xFFFF_F000).is_some(), "global entries survive");
+        tlb.flush(false);
+        assert!(tlb.entry(0xFFFF_F000).is_none());
     }
 
     #[test]

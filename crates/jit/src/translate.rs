@@ -1466,24 +1466,24 @@ fn emit_tlb_sized(a: &mut Assembler, size_bytes: u8, write: bool, user: bool, mi
         entry_offsets::READ_TAG
     } + 4 * usize::from(user)) as i32;
     let addend = entry_offsets::ADDEND as i32;
-    let mask = (TLB_SIZE - 1) as i32;
+    // The slot's offset, index * 32 (a shift: entries are 32 bytes), is
+    // the page number shifted 7 left of where it is, masked.
+    let mask = ((TLB_SIZE - 1) << 5) as i32;
     let last = i32::from(size_bytes) - 1;
     dynasm!(a
         ; .arch x64
         ; mov r11d, r8d
-        ; shr r11d, 12
+        ; shr r11d, 12 - 5
         ; and r11d, mask
-        // The slot is at index * 40: (index * 5) * 8 in the addressing.
-        ; lea r11d, [r11 + r11 * 4]
         ; mov r10, QWORD [rdi + entries]
         // The page of the access's last byte: an access that crosses into
         // the next page (or wraps at 4 GiB) misses; a misaligned one within
         // the page goes on, as the interpreter reads it the same.
         ; lea ecx, [r8 + last]
         ; and ecx, !0xFFF_i32
-        ; cmp ecx, DWORD [r10 + r11 * 8 + tag]
+        ; cmp ecx, DWORD [r10 + r11 + tag]
         ; jne =>miss
-        ; mov r10, QWORD [r10 + r11 * 8 + addend]
+        ; mov r10, QWORD [r10 + r11 + addend]
         ; add r10, r8
     );
 }
@@ -2585,8 +2585,8 @@ fn emit_more(
 /// The guest's EDX is the host's (DIV uses both implicitly).
 const _: () = assert!(HOST_REG[2] == 2);
 
-/// The inline TLB check scales the slot index by 5 * 8.
-const _: () = assert!(entry_offsets::SIZE == 40);
+/// The inline TLB check finds a slot by a shift: entries are 32 bytes.
+const _: () = assert!(entry_offsets::SIZE == 1 << 5);
 
 /// Emits BT*, PUSH m32, LEAVE, DIV and the string instructions.
 fn emit_late(a: &mut Assembler, op: Op, user: bool, miss: Option<DynamicLabel>, live: bool) {
