@@ -378,7 +378,15 @@ impl JitEngine {
         // instructions of at most 15 bytes.
         let page_end = (phys | 0xFFF) + 1;
         let end = page_end.min(phys + (translate::MAX_BLOCK * 15) as u32);
-        let mut code: Vec<u8> = (phys..end).map(|a| bus.read_u8(a)).collect();
+        let mut code: Vec<u8> = match bus.page_ptr(phys >> 12, false) {
+            // SAFETY: a page pointer from the bus reaches the whole 4 KiB
+            // page (its contract); phys..end lies inside that page.
+            Some(p) => unsafe {
+                std::slice::from_raw_parts(p.add((phys & 0xFFF) as usize), (end - phys) as usize)
+            }
+            .to_vec(),
+            None => (phys..end).map(|a| bus.read_u8(a)).collect(),
+        };
         if end == page_end {
             code.extend(next_page_bytes(cpu, bus, eip, user));
         }
