@@ -175,6 +175,8 @@ pub struct JitEngine {
     /// A helper ran inside the last block: the mode and the TLB are
     /// worked out again, as after any interpreter step.
     helper_ran: bool,
+    /// The block at EIP did not fit in what was left of the budget.
+    short: bool,
 }
 
 /// What the helper inside translated code needs ([`step_helper`]): the
@@ -325,6 +327,7 @@ impl JitEngine {
             helper_fn: 0,
             helper_exit: None,
             helper_ran: false,
+            short: false,
             ret_cache: vec![translate::RetEntry::EMPTY; translate::RET_CACHE_SLOTS]
                 .into_boxed_slice(),
         }
@@ -531,9 +534,19 @@ impl<B: Bus> Engine<B> for JitEngine {
             }
             fresh = true;
             self.pending_link = None;
-            self.stats.interp_insns += 1;
-            if let Some(exit) = morph86_cpu::engine::interpret_one(cpu, bus, req, end) {
-                return exit;
+            // When the block here does not fit in the budget, what is left
+            // of it is shorter than a block: the interpreter finishes it,
+            // rather than trying a block (and translating one that starts
+            // one instruction later) at each instruction.
+            let finish = std::mem::take(&mut self.short);
+            loop {
+                self.stats.interp_insns += 1;
+                if let Some(exit) = morph86_cpu::engine::interpret_one(cpu, bus, req, end) {
+                    return exit;
+                }
+                if !finish {
+                    break;
+                }
             }
         }
     }
@@ -593,6 +606,10 @@ impl JitEngine {
                 gen_at: gen_at as usize,
                 code: entry as usize,
             };
+        }
+        if cpu.icount + u64::from(info.insns) > end {
+            self.short = true;
+            return None;
         }
         let start = cpu.icount;
         let exit;
@@ -1571,6 +1588,35 @@ mod tests {
             }
         }
         assert!(jit.stats.helper_insns > 10, "{:?}", jit.stats);
+    }
+
+    #[test]
+    fn the_interpreter_finishes_a_budget_too_short_for_the_block() {
+        // 40 times add eax,ebx; then inc ecx; jmp back to the start: a
+        // 42-instruction block, run once, with 1 to 41 instructions of
+        // the budget left after it.
+        let mut code = [0x01, 0xD8].repeat(40);
+        code.extend([0x41, 0xEB, 0xAD]);
+        for budget in 43..84 {
+            let mut states = Vec::new();
+            let mut jit = JitEngine::default();
+            for e in [&mut Interpreter as &mut dyn Engine<FlatRam>, &mut jit] {
+                let (mut cpu, mut ram) = machine(&code, 5);
+                cpu.state.regs[3] = 3;
+                let req = RunRequest {
+                    budget,
+                    interrupt_pending: false,
+                };
+                assert_eq!(e.run(&mut cpu, &mut ram, req), EngineExit::Budget);
+                states.push((cpu.state, cpu.icount));
+            }
+            assert_eq!(states[0], states[1], "budget {budget}");
+            // The rest ran in the interpreter: no block that starts inside
+            // this one was translated for it, or tried.
+            let s = &jit.stats;
+            assert_eq!((s.blocks, s.block_runs), (1, 1), "budget {budget}: {s:?}");
+            assert_eq!(s.interp_insns, budget - 42, "budget {budget}: {s:?}");
+        }
     }
 
     /// Random x87 work: loads, stores and arithmetic on memory (all sizes,
