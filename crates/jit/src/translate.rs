@@ -2500,13 +2500,20 @@ fn emit_more(
             }
         }
         Op::Unary(u, rm) => {
-            load_rm_esi(a, rm, true, user, miss);
+            // A register is worked on in place, memory through esi.
+            let r = match rm {
+                Rm::Reg(r) => hr(r),
+                Rm::Mem(_) => {
+                    load_rm_esi(a, rm, true, user, miss);
+                    6 // esi
+                }
+            };
             match u {
-                Unary::Not => dynasm!(a ; .arch x64 ; not esi),
-                Unary::Neg => dynasm!(a ; .arch x64 ; neg esi),
-                Unary::Inc => dynasm!(a ; .arch x64 ; inc esi),
-                Unary::Dec => dynasm!(a ; .arch x64 ; dec esi),
-                Unary::Bswap => dynasm!(a ; .arch x64 ; bswap esi),
+                Unary::Not => dynasm!(a ; .arch x64 ; not Rd(r)),
+                Unary::Neg => dynasm!(a ; .arch x64 ; neg Rd(r)),
+                Unary::Inc => dynasm!(a ; .arch x64 ; inc Rd(r)),
+                Unary::Dec => dynasm!(a ; .arch x64 ; dec Rd(r)),
+                Unary::Bswap => dynasm!(a ; .arch x64 ; bswap Rd(r)),
             }
             // NOT and BSWAP change no flag; NEG defines all six; INC/DEC
             // keep CF.
@@ -2515,7 +2522,9 @@ fn emit_more(
                 Unary::Neg => merge_flags(a, ARITH_FLAGS, 0, live),
                 Unary::Inc | Unary::Dec => merge_flags(a, INC_FLAGS, 0, live),
             }
-            store_rm_esi(a, rm);
+            if matches!(rm, Rm::Mem(_)) {
+                store_rm_esi(a, rm);
+            }
         }
         Op::Rotate(left, r, c) => {
             // CF and OF come from the result, as the interpreter's bit-by-bit
