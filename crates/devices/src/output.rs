@@ -19,6 +19,14 @@ impl SharedBuffer {
     pub fn contents(&self) -> Vec<u8> {
         self.0.lock().map(|v| v.clone()).unwrap_or_default()
     }
+    /// How many bytes were written so far.
+    pub fn len(&self) -> usize {
+        self.0.lock().map(|v| v.len()).unwrap_or_default()
+    }
+    /// Whether nothing was written yet.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
     /// Everything written so far, as (lossy) UTF-8.
     pub fn text(&self) -> String {
         String::from_utf8_lossy(&self.contents()).into_owned()

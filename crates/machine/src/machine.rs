@@ -810,8 +810,9 @@ impl Machine {
             self.stale = true;
         }
         if let Some((buf, re, seen)) = &mut self.serial_watch {
-            let text = buf.contents();
-            if text.len() != *seen {
+            // The log is copied and searched only when it grew.
+            if buf.len() != *seen {
+                let text = buf.contents();
                 *seen = text.len();
                 if re.is_match(&String::from_utf8_lossy(&text)) {
                     return Some(RunExit::SerialMatch);
