@@ -294,8 +294,9 @@ struct ExitSite {
 
 /// Times an exit may be chained into another page anew when its target
 /// maps elsewhere (ping-pong between mappings is then likely), and when
-/// only the target page's code changed (the kernel patches its text at
-/// boot, a few times per page; every change costs a translation anyway).
+/// only the target page's code changed (the kernel patches its own text
+/// while it boots, some pages dozens of times; every change costs a
+/// translation anyway, and the stub is small).
 const RELINKS_ELSEWHERE: u8 = 4;
 const RELINKS_SAME_PAGE: u8 = 64;
 
