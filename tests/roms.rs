@@ -15,7 +15,8 @@ use morph86_machine::{
     Drives, EngineKind, EventLog, Machine, MachineConfig, Module, RunExit, RunLimits, EXIT_PORT,
 };
 
-/// Instructions each kernel may run (they need well under a million).
+/// Instructions each kernel may run (they need well under a million;
+/// `compute` with its two rounds of work 17 million).
 const BUDGET: u64 = 50_000_000;
 
 use morph86_tests::{build_roms, roms_dir};
@@ -45,6 +46,14 @@ const ATA_BOOT: Boot = Boot {
     append: "",
     modules: None,
     disks: true,
+};
+
+/// Two rounds of `compute`'s benchmark work (see roms/src/compute.c),
+/// whose count of primes it checks; the engines must agree on its digest.
+const COMPUTE_BOOT: Boot = Boot {
+    append: "rounds=2",
+    modules: None,
+    disks: false,
 };
 
 /// Sectors of the `ata` disk image, and of its CD image (2048 bytes each).
@@ -178,6 +187,7 @@ fn load(name: &str) -> Kernel {
     let boot = match name {
         "modules" => MODULES_BOOT,
         "ata" => ATA_BOOT,
+        "compute" => COMPUTE_BOOT,
         _ => Boot::default(),
     };
     build_roms();
@@ -334,4 +344,5 @@ kernel_tests! {
     sensitive,
     vga,
     ata,
+    compute,
 }
