@@ -169,7 +169,8 @@ impl TlbEntry {
         self.perm() == 0
     }
 
-    /// The linear address of the page the entry holds.
+    /// The linear address of the page the entry holds (the permission and
+    /// global bits shift out).
     #[inline]
     fn linear_page(&self) -> u32 {
         self.key << 12

@@ -1466,8 +1466,9 @@ fn emit_tlb_sized(a: &mut Assembler, size_bytes: u8, write: bool, user: bool, mi
         entry_offsets::READ_TAG
     } + 4 * usize::from(user)) as i32;
     let addend = entry_offsets::ADDEND as i32;
-    // The slot's offset, index * 32 (a shift: entries are 32 bytes), is
-    // the page number shifted 7 left of where it is, masked.
+    // The slot's offset is its index times 32 (entries are 32 bytes): the
+    // address shifted right by 12 - 5 and masked to the index's bits,
+    // moved 5 up.
     let mask = ((TLB_SIZE - 1) << 5) as i32;
     let last = i32::from(size_bytes) - 1;
     dynasm!(a
