@@ -21,8 +21,6 @@ cargo build --release -q -p morph86
 [ -f "$kernel" ] && [ "$kernel" -nt roms/src/compute.c ] || sh roms/build.sh >/dev/null
 command -v qemu-system-i386 >/dev/null || { echo "qemu-system-i386 not found (apt-get install qemu-system-x86)" >&2; exit 2; }
 
-now() { date +%s.%N; }
-
 # Instructions morph86 counts for the whole run with `rounds=$1` (the
 # kernel's exit status is 33: it passed).
 count() {
@@ -31,36 +29,18 @@ count() {
 }
 work=$(( $(count "$rounds") - $(count 0) ))
 
-digests=$(mktemp)
-# Seconds between the markers in the serial log the command (with @LOG@
-# replaced by the file's name) writes; the digest goes to $digests.
-time_work() {
-  local log pid start="" end=""
-  log=$(mktemp)
-  local args=()
-  for a in "$@"; do args+=("${a//@LOG@/$log}"); done
-  "${args[@]}" >/dev/null 2>&1 &
-  pid=$!
-  while kill -0 "$pid" 2>/dev/null; do
-    if [ -z "$start" ] && grep -q "COMPUTE-START" "$log" 2>/dev/null; then start=$(now); fi
-    if [ -n "$start" ] && grep -q "COMPUTE-END" "$log" 2>/dev/null; then end=$(now); break; fi
-    sleep 0.005
-  done
-  if [ -n "$start" ] && [ -z "$end" ] && grep -q "COMPUTE-END" "$log" 2>/dev/null; then end=$(now); fi
-  wait "$pid" 2>/dev/null || true
-  grep -o 'COMPUTE-END.*' "$log" | tr -d '\r' >>"$digests" || true
-  rm -f "$log"
-  [ -n "$start" ] && [ -n "$end" ] || { echo "NaN"; return; }
-  echo "$end - $start" | bc
-}
+# Every run's COMPUTE-END line (with the digest) goes here.
+END_LINES=$(mktemp)
+# shellcheck source=benches/markers.sh
+. benches/markers.sh
 
 run_one() {
   case $1 in
   jit|interp)
-    time_work ./target/release/morph86 run --engine "$1" --kernel "$kernel" --append "rounds=$rounds" \
+    time_markers COMPUTE-START COMPUTE-END wait ./target/release/morph86 run --engine "$1" --kernel "$kernel" --append "rounds=$rounds" \
       --exit-port --no-reboot --display none --serial file:@LOG@ ;;
   tcg)
-    time_work qemu-system-i386 -accel tcg -cpu pentium3 -m 128 -kernel "$kernel" -append "rounds=$rounds" \
+    time_markers COMPUTE-START COMPUTE-END wait qemu-system-i386 -accel tcg -cpu pentium3 -m 128 -kernel "$kernel" -append "rounds=$rounds" \
       -display none -no-reboot -monitor none -serial file:@LOG@ \
       -device isa-debug-exit,iobase=0xf4,iosize=0x04 ;;
   esac
@@ -77,14 +57,14 @@ for i in $(seq "$runs"); do
   done
 done
 echo "load after: $(cut -d' ' -f1-3 /proc/loadavg)"
-if [ "$(sort -u "$digests" | wc -l)" -ne 1 ]; then
+if [ "$(sort -u "$END_LINES" | wc -l)" -ne 1 ]; then
   echo "the engines disagree:" >&2
-  sort "$digests" | uniq -c >&2
-  rm -f "$digests"
+  sort "$END_LINES" | uniq -c >&2
+  rm -f "$END_LINES"
   exit 1
 fi
-echo "every run: $(head -1 "$digests")"
-rm -f "$digests"
+echo "every run: $(head -1 "$END_LINES")"
+rm -f "$END_LINES"
 declare -A med
 for e in $engines; do
   # shellcheck disable=SC2086

@@ -20,30 +20,8 @@ cargo build --release -q -p morph86
 command -v qemu-system-i386 >/dev/null || { echo "qemu-system-i386 not found (apt-get install qemu-system-x86)" >&2; exit 2; }
 
 now() { date +%s.%N; }
-
-# Seconds between the job's start and end markers in the serial log that the
-# command (with @LOG@ replaced by the file's name) writes.
-time_job() {
-  local job=$1; shift
-  local log pid start="" end=""
-  log=$(mktemp)
-  local args=()
-  for a in "$@"; do args+=("${a//@LOG@/$log}"); done
-  "${args[@]}" >/dev/null 2>&1 &
-  pid=$!
-  while kill -0 "$pid" 2>/dev/null; do
-    if [ -z "$start" ] && grep -q "MORPH86-JOB-START" "$log" 2>/dev/null; then start=$(now); fi
-    if [ -n "$start" ] && grep -q "MORPH86-JOB-END" "$log" 2>/dev/null; then end=$(now); break; fi
-    sleep 0.02
-  done
-  # A fast guest may power off between two polls.
-  if [ -n "$start" ] && [ -z "$end" ] && grep -q "MORPH86-JOB-END" "$log" 2>/dev/null; then end=$(now); fi
-  kill "$pid" 2>/dev/null || true
-  wait "$pid" 2>/dev/null || true
-  rm -f "$log"
-  [ -n "$start" ] && [ -n "$end" ] || { echo "NaN"; return; }
-  echo "$end - $start" | bc
-}
+# shellcheck source=benches/markers.sh
+. benches/markers.sh
 
 native_job() {
   local s e
@@ -61,10 +39,10 @@ run_one() {
   local append="console=ttyS0 morph86.job=$job"
   case $engine in
   jit|interp)
-    time_job "$job" ./target/release/morph86 run --engine "$engine" --kernel "$kernel" --initrd "$initrd" \
+    time_markers MORPH86-JOB-START MORPH86-JOB-END kill ./target/release/morph86 run --engine "$engine" --kernel "$kernel" --initrd "$initrd" \
       --append "$append" --serial file:@LOG@ --no-reboot --display none ;;
   tcg)
-    time_job "$job" qemu-system-i386 -accel tcg -m 128 -kernel "$kernel" -initrd "$initrd" \
+    time_markers MORPH86-JOB-START MORPH86-JOB-END kill qemu-system-i386 -accel tcg -m 128 -kernel "$kernel" -initrd "$initrd" \
       -append "$append" -display none -no-reboot -monitor none -serial file:@LOG@ ;;
   native) native_job "$job" ;;
   esac
