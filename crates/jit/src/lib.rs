@@ -175,8 +175,6 @@ pub struct JitEngine {
     /// A helper ran inside the last block: the mode and the TLB are
     /// worked out again, as after any interpreter step.
     helper_ran: bool,
-    /// The block at EIP did not fit in what was left of the budget.
-    short: bool,
 }
 
 /// What the helper inside translated code needs ([`step_helper`]): the
@@ -338,7 +336,6 @@ impl JitEngine {
             helper_fn: 0,
             helper_exit: None,
             helper_ran: false,
-            short: false,
             ret_cache: vec![translate::RetEntry::EMPTY; translate::RET_CACHE_SLOTS]
                 .into_boxed_slice(),
         }
@@ -531,8 +528,11 @@ impl<B: Bus> Engine<B> for JitEngine {
                 native_ok = mode.is_some();
                 segs = mode.unwrap_or(0);
             }
+            let mut finish = false;
             if native_ok {
-                if let Some(n) = self.try_native(cpu, bus, fresh, segs, req, end) {
+                let ran = self.try_native(cpu, bus, fresh, segs, req, end);
+                finish = ran == Err(Fallback::Slice);
+                if let Ok(n) = ran {
                     fresh = std::mem::take(&mut self.helper_ran);
                     self.stats.native_insns += n;
                     if let Some(exit) = self.helper_exit.take() {
@@ -550,7 +550,6 @@ impl<B: Bus> Engine<B> for JitEngine {
             // of it is shorter than a block: the interpreter finishes it,
             // rather than trying a block (and translating one that starts
             // one instruction later) at each instruction.
-            let finish = std::mem::take(&mut self.short);
             loop {
                 self.stats.interp_insns += 1;
                 if let Some(exit) = morph86_cpu::engine::interpret_one(cpu, bus, req, end) {
@@ -564,9 +563,20 @@ impl<B: Bus> Engine<B> for JitEngine {
     }
 }
 
+/// Why no translated code ran at CS:EIP.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Fallback {
+    /// The interpreter runs the instruction there.
+    Step,
+    /// The block there does not fit in what is left of the budget: the
+    /// interpreter runs out the slice.
+    Slice,
+}
+
 impl JitEngine {
     /// Runs the translated block at CS:EIP (and whatever it chains to), if
-    /// there is one that fits the budget; returns the instructions retired.
+    /// there is one that fits the budget; returns the instructions retired,
+    /// or why it ran none.
     /// `sync`: the TLB must catch up with the bus first; `segs`: the
     /// usable segments beyond the flat ones (see [`flat`]).
     fn try_native<B: Bus>(
@@ -577,17 +587,19 @@ impl JitEngine {
         segs: u8,
         req: RunRequest,
         end: u64,
-    ) -> Option<u64> {
+    ) -> Result<u64, Fallback> {
         let phys = if sync {
-            cpu.code_address(bus)?
+            cpu.code_address(bus).ok_or(Fallback::Step)?
         } else {
-            cpu.code_address_synced(bus)?
+            cpu.code_address_synced(bus).ok_or(Fallback::Step)?
         };
         let gen = bus.code_generation(phys >> 12);
         let eip = cpu.state.eip;
         let user = cpu.state.cpl() == 3;
         let before = self.stats.blocks;
-        let info = self.block((cpu, bus), phys, gen, eip, user)?;
+        let info = self
+            .block((cpu, bus), phys, gen, eip, user)
+            .ok_or(Fallback::Step)?;
         if self.stats.blocks != before {
             // Translating marked the page as code: its write pointers go
             // before the block runs, so that a store into it is seen.
@@ -597,17 +609,21 @@ impl JitEngine {
             if let Some(slot) = info.stop.and_then(|m| self.fallbacks.get_mut(m as usize)) {
                 *slot += 1;
             }
-            return None;
+            return Err(Fallback::Step);
         }
         if info.needs & !segs != 0 {
             self.pending_link = None;
-            return None;
+            return Err(Fallback::Step);
         }
         let gen_at = bus.code_generation_ptr(phys >> 12);
         if let Some(id) = self.pending_link.take() {
             self.link(id, info, (phys, gen, gen_at), user, eip);
         }
-        let entry = self.cache.as_ref()?.entry(info.entry.0);
+        let entry = self
+            .cache
+            .as_ref()
+            .ok_or(Fallback::Step)?
+            .entry(info.entry.0);
         if let Some(gen_at) = gen_at {
             // Returns to this EIP may come straight here.
             self.ret_cache[translate::RetEntry::slot(eip)] = translate::RetEntry {
@@ -620,8 +636,7 @@ impl JitEngine {
             };
         }
         if cpu.icount + u64::from(info.insns) > end {
-            self.short = true;
-            return None;
+            return Err(Fallback::Slice);
         }
         let start = cpu.icount;
         let exit;
@@ -650,7 +665,7 @@ impl JitEngine {
             keep_shadow: false,
         };
         unsafe {
-            let tramp = self.cache.as_ref()?.entry(0);
+            let tramp = self.cache.as_ref().ok_or(Fallback::Step)?.entry(0);
             let f: extern "sysv64" fn(*mut Cpu, *const u8, *mut HelperFrame<B>) -> u32 =
                 std::mem::transmute(tramp);
             exit = f(cpu, entry, &mut frame);
@@ -668,12 +683,12 @@ impl JitEngine {
         if ran == 0 {
             // The budget or the first access stopped it: the interpreter
             // runs the instruction.
-            return None;
+            return Err(Fallback::Step);
         }
         if !frame.keep_shadow {
             cpu.retired_native();
         }
-        Some(ran)
+        Ok(ran)
     }
 
     /// Links exit `id` (the one the last block left through) to the block
