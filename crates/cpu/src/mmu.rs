@@ -160,7 +160,14 @@ impl TlbEntry {
     /// Whether the entry holds a translation of `linear`'s page.
     #[inline]
     pub fn holds(&self, linear: u32) -> bool {
-        self.key & 0xF_FFFF == linear >> 12 && self.perm() != 0
+        self.is_page(linear) && self.perm() != 0
+    }
+
+    /// Whether the entry's page number is `linear`'s (an empty entry's is
+    /// page 0: see [`TlbEntry::holds`]).
+    #[inline]
+    fn is_page(&self, linear: u32) -> bool {
+        self.key & 0xF_FFFF == linear >> 12
     }
 
     /// Whether the entry holds no translation.
@@ -326,7 +333,8 @@ impl Tlb {
     #[inline]
     pub fn lookup(&mut self, linear: u32, need: u8) -> Option<TlbEntry> {
         let e = self.spaces[self.active].entries[Self::slot(linear)];
-        if e.holds(linear) && e.perm() & need != 0 {
+        // A granted `need` (never 0) also tells that the entry is not empty.
+        if e.is_page(linear) && e.perm() & need != 0 {
             self.hits += 1;
             Some(e)
         } else {
